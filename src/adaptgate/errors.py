@@ -57,6 +57,10 @@ class PickleRefused(AdaptgateError, PermissionError):
     """Pickle weights were found and --allow-pickle was not given."""
 
 
+class RunDirError(AdaptgateError, ValueError):
+    """A run directory that holds no run, a corrupt run.json, or a run of other settings."""
+
+
 class InternalError(AdaptgateError, RuntimeError):
     """A bug in adaptgate: exit code 3."""
 

@@ -34,9 +34,7 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             valid = ", ".join(sorted(self._items)) or "(none registered)"
-            raise UnknownKind(
-                f"unknown {self.what} {name!r}", fix=f"use one of: {valid}"
-            ) from None
+            raise UnknownKind(f"unknown {self.what} {name!r}", fix=f"use one of: {valid}") from None
 
     def names(self) -> list[str]:
         return list(self._items)

@@ -45,7 +45,7 @@ def package_version(name: str) -> str | None:
 
 def _mem_total_bytes() -> int | None:
     try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
+        with Path("/proc/meminfo").open(encoding="ascii") as fh:
             for line in fh:
                 if line.startswith("MemTotal:"):
                     return int(line.split()[1]) * 1024
@@ -123,7 +123,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -8,7 +8,10 @@ import click
 
 # name -> (module, short help). Modules are imported only when their command runs or shows help.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "inspect": ("adaptgate.cli.inspect", "Architecture, parameters, quantization, memory plan, support."),
+    "inspect": (
+        "adaptgate.cli.inspect",
+        "Architecture, parameters, quantization, memory, support.",
+    ),
     "demo-model": ("adaptgate.cli.demo_model", "Write a tiny checkpoint in a real on-disk format."),
     "run": ("adaptgate.cli.run", "Run the gates in order into a run directory."),
     "report": ("adaptgate.cli.report", "Render the adaptation report of a run directory."),

@@ -1,0 +1,74 @@
+"""``adaptgate run``: the gates in order into one run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from adaptgate.cli._common import emit_json, handle_errors, output_options
+from adaptgate.console import Output
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  adaptgate run ./Qwen3-8B-FP8 --target ascend-a2 --device 910b4
+  adaptgate run ./model --target cpu --only inspect,report
+Rerunning into the same --run-dir resumes from the first gate not passed."""
+)
+@click.argument("model")
+@click.option("--target", required=True, help="ascend-a2, ascend-a3, ascend-a5, cuda or cpu.")
+@click.option("--device", help="Device profile id (see `adaptgate inspect --list-devices`).")
+@click.option("--devices", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-model-len", type=click.IntRange(min=1), help="Context length to plan for.")
+@click.option("--gpu-memory-utilization", type=click.FloatRange(0.05, 1.0))
+@click.option("--run-dir", type=click.Path(path_type=Path), help="Default: runs/<model>-<target>.")
+@click.option("--only", multiple=True, help="Run only these gates (comma-separated).")
+@click.option("--skip", multiple=True, help="Skip these gates (comma-separated).")
+@click.option("--fresh", is_flag=True, help="Start the run directory over instead of resuming.")
+@click.option("--allow-pickle", is_flag=True, help="Accept pickle (.bin/.pt) weights.")
+@output_options
+@handle_errors
+def command(
+    model: str,
+    target: str,
+    device: str | None,
+    devices: int,
+    max_model_len: int | None,
+    gpu_memory_utilization: float | None,
+    run_dir: Path | None,
+    only: tuple[str, ...],
+    skip: tuple[str, ...],
+    fresh: bool,
+    allow_pickle: bool,
+    out: Output,
+) -> int:
+    """Run every gate on MODEL for a target and write run.json and the report."""
+    from adaptgate.pipeline.record import RunSettings
+    from adaptgate.pipeline.runner import RunOptions, exit_code_of, run_pipeline
+
+    settings = RunSettings(
+        model=model,
+        target=target,
+        device=device,
+        devices=devices,
+        max_model_len=max_model_len,
+        gpu_memory_utilization=gpu_memory_utilization,
+        allow_pickle=allow_pickle,
+    )
+    name = Path(model.rstrip("/")).name or "model"
+    run_dir = run_dir or Path("runs") / f"{name.replace('/', '--')}-{target}"
+    opts = RunOptions(settings, run_dir, _split(only), _split(skip), fresh)
+    record = run_pipeline(opts, out)
+    emit_json(out, record.to_json())
+    if out.human:
+        click.echo(f"run: {record.verdict.value} - {run_dir / 'run.json'}")
+        report = run_dir / "REPORT.md"
+        if report.exists():
+            click.echo(f"report: {report}")
+    return exit_code_of(record)

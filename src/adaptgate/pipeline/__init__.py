@@ -1,0 +1,1 @@
+"""The gate pipeline: gates in order into one run directory, recorded in run.json."""

@@ -1,0 +1,69 @@
+"""The interface every gate implements, and the context a run hands it.
+
+A gate is a small class with a ``name``, a ``title`` and ``run(ctx) -> GateOutcome``. It reads
+what earlier gates produced through ``ctx`` (``ctx.result_of("inspect")``, ``ctx.model_path``),
+writes its files under ``ctx.gate_dir(name)``, and returns its verdict with the measured values.
+It never decides the status of another gate. A gate that cannot run returns SKIPPED with the
+reason; only measurement yields PASS.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from adaptgate.console import Output
+from adaptgate.pipeline.record import GateStatus, RunRecord, RunSettings
+from adaptgate.results import Result
+
+
+@dataclass
+class GateOutcome:
+    status: GateStatus
+    reason: str
+    summary: dict[str, Any] = field(default_factory=dict)
+    result: Result | None = None
+    artifacts: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def skipped(cls, reason: str) -> GateOutcome:
+        return cls(GateStatus.SKIPPED, reason)
+
+
+@dataclass
+class RunContext:
+    run_dir: Path
+    settings: RunSettings
+    record: RunRecord
+    out: Output = field(default_factory=Output)
+
+    @property
+    def model_path(self) -> str:
+        """The checkpoint later gates work on: the converted one once convert has run."""
+        convert = self.record.gate("convert")
+        if convert and convert.status is GateStatus.PASS and convert.summary.get("output_dir"):
+            return str(convert.summary["output_dir"])
+        return self.settings.model
+
+    def gate_dir(self, name: str) -> Path:
+        path = self.run_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def result_of(self, name: str) -> dict[str, Any] | None:
+        """An earlier gate's full result JSON, if it ran and passed."""
+        gate = self.record.gate(name)
+        if gate is None or gate.status is not GateStatus.PASS:
+            return None
+        return gate.result
+
+
+class Gate(ABC):
+    name: ClassVar[str]
+    title: ClassVar[str]
+
+    @abstractmethod
+    def run(self, ctx: RunContext) -> GateOutcome:
+        """Measure, decide, write artifacts; raise AdaptgateError for bad input."""

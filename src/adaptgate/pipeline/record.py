@@ -1,0 +1,101 @@
+"""run.json: the record of one run -- every gate's status, timings, measured values, artifacts."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from adaptgate.errors import RunDirError
+from adaptgate.results import Result, write_text_atomic
+
+RUN_FILE = "run.json"
+
+
+class GateStatus(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    SKIPPED = "SKIPPED"
+    ERROR = "ERROR"
+
+
+class GateRecord(BaseModel):
+    """One gate's outcome. ``result`` is the gate's full typed result as JSON."""
+
+    name: str
+    title: str
+    status: GateStatus
+    reason: str = Field(description="why this status: the verdict's reason, skip reason or error")
+    started: str | None = None
+    finished: str | None = None
+    seconds: float | None = None
+    summary: dict[str, Any] = Field(
+        default_factory=dict, description="the key measured values, for the summary table"
+    )
+    artifacts: list[str] = Field(
+        default_factory=list, description="files the gate wrote, relative to the run directory"
+    )
+    result: dict[str, Any] | None = None
+    exit_code: int | None = Field(
+        default=None, description="for ERROR: 2 bad input, 3 internal error"
+    )
+
+
+class RunSettings(BaseModel):
+    """What the run was asked to do; a resumed run must ask the same."""
+
+    model: str
+    target: str
+    device: str | None = None
+    devices: int = 1
+    max_model_len: int | None = None
+    gpu_memory_utilization: float | None = None
+    allow_pickle: bool = False
+
+
+class RunRecord(Result):
+    kind: str = "run"
+    run_dir: str
+    settings: RunSettings
+    gates: list[GateRecord] = Field(default_factory=list)
+
+    def gate(self, name: str) -> GateRecord | None:
+        return next((g for g in self.gates if g.name == name), None)
+
+    def put(self, record: GateRecord) -> None:
+        self.gates = [g for g in self.gates if g.name != record.name] + [record]
+
+    @property
+    def verdict(self) -> GateStatus:
+        """FAIL/ERROR if any gate failed or erred, else PASS."""
+        statuses = {g.status for g in self.gates}
+        if GateStatus.ERROR in statuses:
+            return GateStatus.ERROR
+        if GateStatus.FAIL in statuses:
+            return GateStatus.FAIL
+        return GateStatus.PASS
+
+    def save(self, run_dir: Path) -> Path:
+        path = run_dir / RUN_FILE
+        write_text_atomic(path, self.to_json() + "\n")
+        return path
+
+
+def load_run(run_dir: Path) -> RunRecord:
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        raise RunDirError(
+            f"{run_dir} holds no {RUN_FILE}",
+            fix="pass the directory an `adaptgate run` wrote (it contains run.json)",
+        )
+    try:
+        return RunRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        first = str(exc).splitlines()[0]
+        raise RunDirError(
+            f"{path} is not a valid run record: {first}",
+            fix="rerun `adaptgate run` into a new --run-dir",
+        ) from None

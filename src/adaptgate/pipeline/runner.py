@@ -1,0 +1,144 @@
+"""Runs the gates in order into a run directory, resuming from the first gate not passed."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adaptgate.console import Output
+from adaptgate.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAIL,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    AdaptgateError,
+    RunDirError,
+    UsageError,
+)
+from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
+from adaptgate.pipeline.record import (
+    RUN_FILE,
+    GateRecord,
+    GateStatus,
+    RunRecord,
+    RunSettings,
+    load_run,
+)
+from adaptgate.results import utc_now
+
+# The gates in pipeline order, imported lazily. Later gates add themselves here.
+GATES: dict[str, str] = {
+    "inspect": "adaptgate.pipeline.gates:InspectGate",
+    "report": "adaptgate.pipeline.gates:ReportGate",
+}
+
+
+def gate_names() -> list[str]:
+    return list(GATES)
+
+
+def load_gate(name: str) -> Gate:
+    module, _, cls = GATES[name].partition(":")
+    gate: Gate = getattr(importlib.import_module(module), cls)()
+    return gate
+
+
+@dataclass
+class RunOptions:
+    settings: RunSettings
+    run_dir: Path
+    only: list[str] = field(default_factory=list)
+    skip: list[str] = field(default_factory=list)
+    fresh: bool = False
+
+
+def selected_gates(only: list[str], skip: list[str]) -> list[str]:
+    for name in [*only, *skip]:
+        if name not in GATES:
+            raise UsageError(f"unknown gate {name!r}", fix=f"use one of: {', '.join(GATES)}")
+    chosen = only or list(GATES)
+    return [g for g in GATES if g in chosen and g not in skip]
+
+
+def _open_record(opts: RunOptions) -> RunRecord:
+    if opts.fresh or not (opts.run_dir / RUN_FILE).exists():
+        return RunRecord(run_dir=str(opts.run_dir), settings=opts.settings)
+    record = load_run(opts.run_dir)
+    if record.settings != opts.settings:
+        raise RunDirError(
+            f"{opts.run_dir} holds a run with other settings ({record.settings.model}, "
+            f"target {record.settings.target})",
+            fix="pass a new --run-dir, or --fresh to start this directory over",
+        )
+    return record
+
+
+def _execute(gate: Gate, ctx: RunContext) -> GateRecord:
+    started, t0 = utc_now(), time.perf_counter()
+    exit_code = None
+    try:
+        outcome = gate.run(ctx)
+    except AdaptgateError as exc:
+        outcome = GateOutcome(GateStatus.ERROR, exc.one_line())
+        exit_code = exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - recorded as ERROR; the run goes on and exits 3
+        outcome = GateOutcome(GateStatus.ERROR, f"internal error: {type(exc).__name__}: {exc}")
+        exit_code = EXIT_INTERNAL
+    artifacts = [
+        str(p.relative_to(ctx.run_dir)) if p.is_absolute() else str(p) for p in outcome.artifacts
+    ]
+    return GateRecord(
+        name=gate.name,
+        title=gate.title,
+        status=outcome.status,
+        reason=outcome.reason,
+        started=started,
+        finished=utc_now(),
+        seconds=round(time.perf_counter() - t0, 3),
+        summary=outcome.summary,
+        artifacts=artifacts,
+        result=outcome.result.model_dump(mode="json") if outcome.result else None,
+        exit_code=exit_code,
+    )
+
+
+def run_pipeline(opts: RunOptions, out: Output | None = None) -> RunRecord:
+    """Run the selected gates; a gate already PASSED in this run directory is reused until the
+    first gate that had not passed, from which every gate runs again."""
+    out = out or Output()
+    names = selected_gates(opts.only, opts.skip)
+    opts.run_dir.mkdir(parents=True, exist_ok=True)
+    record = _open_record(opts)
+    ctx = RunContext(run_dir=opts.run_dir, settings=opts.settings, record=record, out=out)
+    resuming = True
+    for name in names:
+        previous = record.gate(name)
+        if (
+            resuming
+            and previous is not None
+            and previous.status is GateStatus.PASS
+            and name != "report"
+        ):
+            out.status(f"= {name}: PASS (kept from the earlier run)")
+            continue
+        resuming = False
+        gate = load_gate(name)
+        out.status(f"> {name}: {gate.title} ...")
+        done = _execute(gate, ctx)
+        record.put(done)
+        record.save(opts.run_dir)
+        out.status(f"  {name}: {done.status.value} ({done.seconds:.1f} s) - {done.reason}")
+    record.gates.sort(key=lambda g: list(GATES).index(g.name))
+    record.save(opts.run_dir)
+    return record
+
+
+def exit_code_of(record: RunRecord) -> int:
+    errors = [g.exit_code or EXIT_INTERNAL for g in record.gates if g.status is GateStatus.ERROR]
+    if errors:
+        return EXIT_INTERNAL if EXIT_INTERNAL in errors else EXIT_BAD_INPUT
+    if any(g.status is GateStatus.FAIL for g in record.gates):
+        return EXIT_FAIL
+    return EXIT_OK

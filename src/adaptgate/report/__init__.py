@@ -1,0 +1,1 @@
+"""The adaptation report, rendered from a run's run.json (never from anything else)."""
