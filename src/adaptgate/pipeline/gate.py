@@ -53,11 +53,11 @@ class RunContext:
         return path
 
     def result_of(self, name: str) -> dict[str, Any] | None:
-        """An earlier gate's full result JSON, if it ran and passed."""
+        """An earlier gate's full result JSON ({} if it had none), or None unless it passed."""
         gate = self.record.gate(name)
         if gate is None or gate.status is not GateStatus.PASS:
             return None
-        return gate.result
+        return gate.result or {}
 
 
 class Gate(ABC):

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from adaptgate.errors import RunDirError, UsageError
+from adaptgate.pipeline import runner
+from adaptgate.pipeline.record import GateStatus, RunSettings, load_run
+from adaptgate.pipeline.runner import RunOptions, exit_code_of, run_pipeline
+
+sys.path.insert(0, str(Path(__file__).parent))
+import fake_gates  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def fake_registry(monkeypatch):
+    gates = {n: f"fake_gates:{n.capitalize()}" for n in ("alpha", "beta", "gamma")}
+    monkeypatch.setattr(runner, "GATES", gates)
+    fake_gates.CALLS.clear()
+    fake_gates.SCRIPT.clear()
+
+
+def _opts(tmp_path: Path, **kw) -> RunOptions:
+    settings = RunSettings(model="m", target="cpu")
+    return RunOptions(settings=settings, run_dir=tmp_path / "run", **kw)
+
+
+def test_all_pass_records_status_summary_artifacts(tmp_path):
+    record = run_pipeline(_opts(tmp_path))
+    assert [g.name for g in record.gates] == ["alpha", "beta", "gamma"]
+    assert all(g.status is GateStatus.PASS for g in record.gates)
+    beta = record.gate("beta")
+    assert beta.summary == {"value": 1.5, "saw_alpha": True}
+    assert beta.artifacts == ["beta/out.txt"]
+    assert beta.seconds is not None and beta.seconds >= 0
+    on_disk = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert [g["status"] for g in on_disk["gates"]] == ["PASS"] * 3
+    assert exit_code_of(record) == 0
+
+
+def test_fail_gives_exit_1_and_later_gates_still_run(tmp_path):
+    fake_gates.SCRIPT["beta"] = "fail"
+    record = run_pipeline(_opts(tmp_path))
+    assert record.gate("beta").status is GateStatus.FAIL
+    assert record.gate("gamma").status is GateStatus.PASS
+    assert exit_code_of(record) == 1
+
+
+def test_bad_input_is_error_with_exit_2_and_one_line_reason(tmp_path):
+    fake_gates.SCRIPT["alpha"] = "bad-input"
+    record = run_pipeline(_opts(tmp_path))
+    alpha = record.gate("alpha")
+    assert alpha.status is GateStatus.ERROR
+    assert alpha.reason == "config.json has no num_hidden_layers -- fix: add it"
+    assert record.gate("beta").summary["saw_alpha"] is False
+    assert exit_code_of(record) == 2
+
+
+def test_crash_is_error_with_exit_3(tmp_path):
+    fake_gates.SCRIPT["gamma"] = "crash"
+    record = run_pipeline(_opts(tmp_path))
+    assert record.gate("gamma").status is GateStatus.ERROR
+    assert "RuntimeError: boom" in record.gate("gamma").reason
+    assert exit_code_of(record) == 3
+
+
+def test_resume_keeps_passed_gates_and_reruns_from_first_not_passed(tmp_path):
+    fake_gates.SCRIPT["beta"] = "fail"
+    run_pipeline(_opts(tmp_path))
+    assert fake_gates.CALLS == ["alpha", "beta", "gamma"]
+    fake_gates.CALLS.clear()
+    fake_gates.SCRIPT.clear()
+    record = run_pipeline(_opts(tmp_path))
+    assert fake_gates.CALLS == ["beta", "gamma"]
+    assert all(g.status is GateStatus.PASS for g in record.gates)
+    assert load_run(tmp_path / "run").gate("beta").status is GateStatus.PASS
+
+
+def test_fresh_reruns_everything(tmp_path):
+    run_pipeline(_opts(tmp_path))
+    fake_gates.CALLS.clear()
+    run_pipeline(_opts(tmp_path, fresh=True))
+    assert fake_gates.CALLS == ["alpha", "beta", "gamma"]
+
+
+def test_only_and_skip(tmp_path):
+    record = run_pipeline(_opts(tmp_path, only=["alpha", "gamma"], skip=["gamma"]))
+    assert [g.name for g in record.gates] == ["alpha"]
+    with pytest.raises(UsageError, match="unknown gate 'delta'"):
+        run_pipeline(_opts(tmp_path, only=["delta"]))
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    run_pipeline(_opts(tmp_path))
+    other = RunOptions(RunSettings(model="other", target="cpu"), tmp_path / "run")
+    with pytest.raises(RunDirError, match="other settings"):
+        run_pipeline(other)
+
+
+def test_corrupt_run_json_is_one_line_error(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text("{not json")
+    with pytest.raises(RunDirError, match="not a valid run record"):
+        load_run(run_dir)
