@@ -22,7 +22,8 @@ def test_help_imports_no_heavy_library():
         "from adaptgate.cli.main import cli\n"
         "try:\n    cli(['--help'], prog_name='adaptgate')\n"
         "except SystemExit:\n    pass\n"
-        "heavy = [m for m in ('torch', 'transformers', 'safetensors', 'numpy') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'transformers', 'safetensors', 'numpy')"
+        " if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -37,7 +38,9 @@ def test_every_command_has_help_without_heavy_imports():
             "except SystemExit as e:\n    assert e.code == 0, e.code\n"
             "print('HEAVY', [m for m in ('torch', 'transformers') if m in sys.modules])\n"
         )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=False
+        )
         assert out.returncode == 0, out.stderr
         assert "HEAVY []" in out.stdout, name
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,7 @@ from adaptgate.pipeline import runner
 from adaptgate.pipeline.record import GateStatus, RunSettings, load_run
 from adaptgate.pipeline.runner import RunOptions, exit_code_of, run_pipeline
 
-sys.path.insert(0, str(Path(__file__).parent))
-import fake_gates  # noqa: E402
+import fake_gates  # the test directory is on sys.path (pytest rootdir import mode)
 
 
 @pytest.fixture(autouse=True)
