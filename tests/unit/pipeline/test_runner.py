@@ -3,14 +3,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import fake_gates  # the test directory is on sys.path (pytest rootdir import mode)
 import pytest
 
 from adaptgate.errors import RunDirError, UsageError
 from adaptgate.pipeline import runner
 from adaptgate.pipeline.record import GateStatus, RunSettings, load_run
 from adaptgate.pipeline.runner import RunOptions, exit_code_of, run_pipeline
-
-import fake_gates  # the test directory is on sys.path (pytest rootdir import mode)
 
 
 @pytest.fixture(autouse=True)
