@@ -1,0 +1,275 @@
+"""``inspect_model(options) -> InspectResult``: the one call the CLI and the pipeline use."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adaptgate.errors import EXIT_FAIL, EXIT_OK, ConfigError, UsageError
+from adaptgate.formats.detect import QuantScheme, TensorLike, detect_quantization
+from adaptgate.inspect.devices import DeviceProfile, device_profile
+from adaptgate.inspect.facts import ArchFacts, read_facts
+from adaptgate.inspect.formula import count_from_config
+from adaptgate.inspect.kvcache import KV_DTYPE_BYTES, KVCacheFacts, kv_facts
+from adaptgate.inspect.memory import RoutePlan, plan_route
+from adaptgate.inspect.params import ParamCounts, count_from_headers
+from adaptgate.inspect.support import SupportReport, check_support
+from adaptgate.inspect.weights import ROUTE_TITLES, weight_bytes
+from adaptgate.results import Result
+
+DESCRIPTION_FILE = "quant_model_description.json"
+_ROUTE_ORDER = ("native", "bf16", "w8a8_dynamic")
+
+
+class CheckpointLike(Protocol):
+    """What inspect reads of ``adaptgate.checkpoint.Checkpoint``."""
+
+    @property
+    def root(self) -> Path: ...
+    @property
+    def config(self) -> dict[str, Any]: ...
+    @property
+    def quant_description(self) -> dict[str, Any] | None: ...
+    @property
+    def tensors(self) -> Mapping[str, TensorLike]: ...
+
+
+class InspectOptions(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    model: str | None = Field(None, description="checkpoint directory or cached HF model id")
+    config_path: Path | None = Field(None, description="plan from config.json alone")
+    target: str | None = None
+    release: str | None = None
+    device: str | None = None
+    devices: int = Field(1, ge=1)
+    max_model_len: int | None = Field(None, ge=1)
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
+    kv_cache_dtype: Literal["auto", "bf16", "fp8", "int8"] = "auto"
+    cpu_memory_gib: float | None = Field(None, gt=0)
+    speculative_mtp: bool = Field(False, description="plan the MTP draft layers' KV too")
+    allow_pickle: bool = False
+
+
+class ParamsCheck(BaseModel):
+    headers_total: int
+    computed_total: int
+    diff_pct: float
+    headers_mtp: int
+    computed_mtp: int
+
+
+class RouteOption(BaseModel):
+    route: str
+    title: str
+    weight_bytes: int
+    plan: RoutePlan | None = None
+
+
+class InspectResult(Result):
+    kind: str = "inspect"
+    mode: Literal["checkpoint", "config"]
+    model: str | None
+    config_path: str | None
+    facts: ArchFacts
+    params: ParamCounts | None = Field(None, description="exact, from tensor headers")
+    params_computed: ParamCounts
+    params_check: ParamsCheck | None = None
+    quant: QuantScheme
+    kv_cache: KVCacheFacts
+    kv_cache_dtype: str
+    device: DeviceProfile | None = None
+    devices: int = 1
+    utilization: float | None = None
+    max_model_len: int | None = None
+    support: SupportReport | None = None
+    routes: list[RouteOption] = Field(default_factory=list)
+    recommended: str | None = None
+    recommendation: str | None = None
+    verdict: Literal["PASS", "FAIL"]
+    reason: str
+    warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.verdict == "PASS" else EXIT_FAIL
+
+    @property
+    def counts(self) -> ParamCounts:
+        return self.params or self.params_computed
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        from adaptgate.checkpoint import load_json_file
+    except ImportError:  # the checkpoint package has not landed in this checkout
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {what} {path}: {exc}", fix="check the path") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{what} {path} is not a JSON object") from None
+        return data
+    return load_json_file(path, what)
+
+
+def _load(options: InspectOptions, ckpt: CheckpointLike | None) -> tuple[Any, ...]:
+    if ckpt is not None:
+        return ckpt.config, ckpt.tensors, ckpt.quant_description, "checkpoint"
+    if options.config_path is not None:
+        path = Path(options.config_path)
+        path = path / "config.json" if path.is_dir() else path
+        config = _read_json(path, "config")
+        desc_path = path.parent / DESCRIPTION_FILE
+        desc = _read_json(desc_path, "quant description") if desc_path.is_file() else None
+        return config, None, desc, "config"
+    if options.model is None:
+        raise UsageError("no model given", fix="pass MODEL, or --config config.json")
+    from adaptgate.checkpoint import open_checkpoint
+
+    opened = open_checkpoint(options.model, allow_pickle=options.allow_pickle)
+    return opened.config, opened.tensors, opened.quant_description, "checkpoint"
+
+
+def _resolve_target(options: InspectOptions) -> tuple[str | None, DeviceProfile | None]:
+    profile = device_profile(options.device, options.cpu_memory_gib) if options.device else None
+    target = options.target or (profile.platform if profile else None)
+    if profile and target != profile.platform:
+        raise UsageError(
+            f"device {profile.id} is {profile.platform}, not target {target}",
+            fix=f"drop --target or use --target {profile.platform}",
+        )
+    return target, profile
+
+
+def _recommend(routes: list[RouteOption], planned: bool) -> tuple[str | None, str | None]:
+    if not routes:
+        return None, None
+    if not planned:
+        first = routes[0]
+        return first.route, f"{first.title}; no --device given, memory not checked"
+    fitting = [r for r in routes if r.plan and r.plan.best]
+    if not fitting:
+        return None, "no route fits the device layout"
+    best = min(fitting, key=lambda r: (r.plan.best.devices, _ROUTE_ORDER.index(r.route)))  # type: ignore[union-attr]
+    why = {
+        "native": "no conversion needed",
+        "bf16": "lossless dequantization (no calibration)",
+        "w8a8_dynamic": "keeps 8-bit weights, the only route that fits this layout"
+        if len(fitting) == 1
+        else "keeps 8-bit weights (needs fewer devices than bf16)",
+    }[best.route]
+    devices = best.plan.best.devices  # type: ignore[union-attr]
+    return best.route, f"{best.title}: fits on {devices} device(s); {why}"
+
+
+def inspect_model(
+    options: InspectOptions, checkpoint: CheckpointLike | None = None
+) -> InspectResult:
+    """Facts, counts, quantization, KV cache, memory plan, support and route for one model."""
+    config, tensors, desc, mode = _load(options, checkpoint)
+    facts = read_facts(config)
+    quant = detect_quantization(config, tensors, desc)
+    computed = count_from_config(facts)
+    params = count_from_headers(tensors, facts) if tensors else None
+    check = None
+    warnings = [
+        f"quantization: {d.message} ({d.count}, e.g. {', '.join(d.examples)})"
+        for d in quant.disagreements
+    ]
+    if params:
+        diff = 100.0 * (params.total - computed.total) / max(1, computed.total)
+        check = ParamsCheck(
+            headers_total=params.total,
+            computed_total=computed.total,
+            diff_pct=diff,
+            headers_mtp=params.mtp,
+            computed_mtp=computed.mtp,
+        )
+        if abs(diff) > 0.5:
+            warnings.append(f"header count differs from the config formula by {diff:+.2f}%")
+    target, profile = _resolve_target(options)
+    support = None
+    if target:
+        support = check_support(
+            target,
+            options.release,
+            facts.architecture,
+            quant,
+            kv_cache_dtype=options.kv_cache_dtype,
+            compute_capability=profile.compute_capability if profile else None,
+        )
+    names = ["native"] if support is None or support.verdict == "SUPPORTED" else support.routes
+    if support and support.verdict == "UNSUPPORTED":
+        names = []
+    counts = params or computed
+    kv_bytes = KV_DTYPE_BYTES.get(options.kv_cache_dtype, 4 if facts.dtype == "float32" else 2)
+    util = options.gpu_memory_utilization or (profile.default_utilization if profile else None)
+    routes = []
+    for name in names:
+        by_cat = weight_bytes(name, counts, quant, facts)
+        plan = None
+        if profile and util:
+            plan = plan_route(
+                name,
+                facts,
+                by_cat,
+                profile,
+                options.devices,
+                utilization=util,
+                kv_dtype_bytes=kv_bytes,
+                max_model_len=options.max_model_len,
+                mtp=options.speculative_mtp,
+            )
+        routes.append(
+            RouteOption(
+                route=name, title=ROUTE_TITLES[name], weight_bytes=sum(by_cat.values()), plan=plan
+            )
+        )
+    recommended, why = _recommend(routes, profile is not None)
+    verdict, reason = _verdict(target, support, routes, recommended, why)
+    return InspectResult(
+        mode=mode,
+        model=options.model,
+        config_path=str(options.config_path) if options.config_path else None,
+        facts=facts,
+        params=params,
+        params_computed=computed,
+        params_check=check,
+        quant=quant,
+        kv_cache=kv_facts(facts, options.devices),
+        kv_cache_dtype=options.kv_cache_dtype,
+        device=profile,
+        devices=options.devices,
+        utilization=util,
+        max_model_len=options.max_model_len,
+        support=support,
+        routes=routes,
+        recommended=recommended,
+        recommendation=why,
+        verdict=verdict,
+        reason=reason,
+        warnings=warnings + (support.notes if support else []),
+    )
+
+
+def _verdict(
+    target: str | None,
+    support: SupportReport | None,
+    routes: list[RouteOption],
+    recommended: str | None,
+    why: str | None,
+) -> tuple[Literal["PASS", "FAIL"], str]:
+    if target is None or support is None:
+        return "PASS", "no --target or --device: facts only, no support or memory verdict"
+    if support.verdict == "UNSUPPORTED":
+        return "FAIL", "; ".join(support.errors) or "unsupported"
+    if recommended is None:
+        plans = "; ".join(f"{r.route}: {r.plan.summary}" for r in routes if r.plan)
+        return "FAIL", f"nothing fits: {plans}"
+    prefix = "supported" if support.verdict == "SUPPORTED" else "needs conversion"
+    return "PASS", f"{prefix} on {target} v{support.release}; route {recommended}: {why}"

@@ -1,0 +1,153 @@
+"""The backend support gate: looks the architecture, quantization scheme and KV-cache dtype up in
+``support_matrix.yaml`` (data with source notes) for a target and release."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from adaptgate.errors import UsageError
+from adaptgate.formats.detect import QuantScheme
+
+TARGETS = ("ascend-a2", "ascend-a3", "ascend-a5", "cuda", "cpu")
+Verdict = Literal["SUPPORTED", "NEEDS_CONVERSION", "UNSUPPORTED"]
+
+
+class SupportReport(BaseModel):
+    target: str
+    release: str
+    architecture: str | None
+    architecture_status: str
+    scheme_key: str
+    quant_status: str
+    runs_as: str | None = None
+    notes: list[str] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
+    routes: list[str] = Field(default_factory=list, description="conversion routes that apply")
+    sources: list[str] = Field(default_factory=list)
+    verdict: Verdict
+
+
+@lru_cache(maxsize=1)
+def load_matrix() -> dict[str, Any]:
+    import yaml
+
+    text = resources.files("adaptgate.inspect").joinpath("support_matrix.yaml").read_text("utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
+
+
+def parse_release(release: str) -> tuple[int, int]:
+    m = re.match(r"v?(\d+)\.(\d+)", release.strip())
+    if not m:
+        raise UsageError(f"cannot read release {release!r}", fix="give it as 0.18.0 or v0.18.0rc1")
+    return int(m[1]), int(m[2])
+
+
+def scheme_key(q: QuantScheme) -> str:
+    """The matrix key of a detected scheme."""
+    if q.method in {"none", "ascend", "awq", "gptq", "bitsandbytes", "other"}:
+        return q.method
+    if q.method == "fp8":
+        return "fp8-block" if q.block_size else "fp8-tensor"
+    g = q.groups[0] if q.groups else None
+    if g is None:
+        return "other"
+    if g.weight_bits == 4:
+        return "ct-w4a16"
+    kind = "fp8" if g.weight_type == "float" else "int8"
+    if g.weight_strategy in {"block", "tensor"}:
+        return f"ct-{kind}-{g.weight_strategy}"
+    return f"ct-{kind}-channel-{'dynamic' if g.activation_dynamic else 'static'}"
+
+
+def _listify(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _row_matches(row: dict[str, Any], key: str, target: str, release: tuple[int, int]) -> bool:
+    if key not in _listify(row.get("scheme", row.get("dtype"))):
+        return False
+    if "targets" in row and target not in row["targets"]:
+        return False
+    bounds = row.get("releases")
+    if bounds and target.startswith("ascend"):
+        low, high = (parse_release(b) for b in bounds)
+        return low <= release < high
+    return True
+
+
+def check_support(
+    target: str,
+    release: str | None,
+    architecture: str | None,
+    quant: QuantScheme,
+    *,
+    kv_cache_dtype: str = "auto",
+    compute_capability: float | None = None,
+) -> SupportReport:
+    if target not in TARGETS:
+        raise UsageError(f"unknown target {target!r}", fix=f"use one of: {', '.join(TARGETS)}")
+    matrix = load_matrix()
+    release = release or matrix["default_release"][target]
+    rel = parse_release(release)
+    sources: set[str] = set()
+    notes: list[str] = []
+    errors: list[str] = []
+    arch_row = matrix["architectures"].get(architecture or "", {})
+    arch_status = arch_row.get(target, "unknown")
+    if arch_row:
+        sources.add(matrix["sources"][arch_row["source"]])
+    if arch_status == "unsupported":
+        errors.append(f"{architecture} is not supported on {target}")
+    elif arch_status == "unknown":
+        notes.append(f"{architecture} on {target}: not in the support matrix (unverified)")
+    key = scheme_key(quant)
+    row = next((r for r in matrix["quantization"] if _row_matches(r, key, target, rel)), None)
+    status, runs_as, routes = "unknown", None, ["bf16"] if quant.is_quantized else []
+    if row:
+        status, runs_as = row["status"], row.get("runs_as")
+        routes = list(row.get("routes", routes))
+        sources.add(matrix["sources"][row["source"]])
+        notes += [row["note"]] if row.get("note") else []
+        min_cc = row.get("min_compute_capability")
+        if min_cc and compute_capability is not None and compute_capability < min_cc:
+            notes.append(f"compute capability {compute_capability} < {min_cc}: {row['below_min']}")
+        if status == "unsupported":
+            errors.append(f"{quant.label} ({key}) on {target} v{release}: {row.get('error', '')}")
+    if not target.startswith("ascend"):
+        routes = [r for r in routes if r != "w8a8_dynamic"]
+    kv_key = {"auto": None, "bf16": None, "fp8": "fp8", "int8": "int8"}.get(kv_cache_dtype)
+    kv_row = next(
+        (r for r in matrix["kv_cache"] if kv_key and _row_matches(r, kv_key, target, rel)), None
+    )
+    if kv_row and kv_row["status"] == "unsupported":
+        errors.append(f"--kv-cache-dtype {kv_cache_dtype}: {kv_row['error']}")
+    elif kv_row and kv_row.get("note"):
+        notes.append(f"--kv-cache-dtype {kv_cache_dtype}: {kv_row['note']}")
+    verdict: Verdict = "SUPPORTED"
+    arch_or_kv_blocked = arch_status == "unsupported" or (
+        kv_row and kv_row["status"] == "unsupported"
+    )
+    if arch_or_kv_blocked:
+        verdict = "UNSUPPORTED"
+    elif status == "unsupported" or (status == "unknown" and quant.is_quantized):
+        verdict = "NEEDS_CONVERSION" if routes else "UNSUPPORTED"
+    return SupportReport(
+        target=target,
+        release=release,
+        architecture=architecture,
+        architecture_status=arch_status,
+        scheme_key=key,
+        quant_status=status,
+        runs_as=runs_as,
+        notes=notes,
+        errors=errors,
+        routes=routes if verdict == "NEEDS_CONVERSION" else [],
+        sources=sorted(sources),
+        verdict=verdict,
+    )
