@@ -20,3 +20,37 @@ class ReportGate(Gate):
             f"rendered from run.json ({len(ctx.record.gates)} gates)",
             artifacts=files,
         )
+
+
+class InspectGate(Gate):
+    name = "inspect"
+    title = "Inspect"
+
+    def run(self, ctx: RunContext) -> GateOutcome:
+        from adaptgate.inspect import InspectOptions, inspect_model
+        from adaptgate.inspect.render import write_outputs
+
+        s = ctx.settings
+        result = inspect_model(
+            InspectOptions(
+                model=s.model,
+                target=s.target,
+                device=s.device,
+                devices=s.devices,
+                max_model_len=s.max_model_len,
+                gpu_memory_utilization=s.gpu_memory_utilization,
+                allow_pickle=s.allow_pickle,
+            )
+        )
+        counts = result.counts
+        summary: dict[str, object] = {
+            "architecture": result.facts.architecture,
+            "total_params": counts.total,
+            "quantization": result.quant.label,
+            "route": result.recommended,
+        }
+        if counts.active != counts.total:
+            summary["active_params"] = counts.active
+        files = write_outputs(result, ctx.gate_dir(self.name))
+        status = GateStatus.PASS if result.verdict == "PASS" else GateStatus.FAIL
+        return GateOutcome(status, result.reason, summary, result, files)

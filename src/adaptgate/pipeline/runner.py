@@ -109,6 +109,9 @@ def run_pipeline(opts: RunOptions, out: Output | None = None) -> RunRecord:
     first gate that had not passed, from which every gate runs again."""
     out = out or Output()
     names = selected_gates(opts.only, opts.skip)
+    from adaptgate.checkpoint import resolve_model_path
+
+    resolve_model_path(opts.settings.model)  # bad input fails here, before anything is written
     opts.run_dir.mkdir(parents=True, exist_ok=True)
     record = _open_record(opts)
     ctx = RunContext(run_dir=opts.run_dir, settings=opts.settings, record=record, out=out)

@@ -82,6 +82,8 @@ def reproduce_command(record: RunRecord) -> str:
 
 
 def render_markdown(record: RunRecord) -> str:
+    import adaptgate.report.sections  # noqa: F401 - registers the per-gate sections
+
     s = record.settings
     parts = [
         f"# Adaptation report: {s.model}",

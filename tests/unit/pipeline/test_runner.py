@@ -21,7 +21,7 @@ def fake_registry(monkeypatch):
 
 
 def _opts(tmp_path: Path, **kw) -> RunOptions:
-    settings = RunSettings(model="m", target="cpu")
+    settings = RunSettings(model=str(tmp_path), target="cpu")
     return RunOptions(settings=settings, run_dir=tmp_path / "run", **kw)
 
 
@@ -92,7 +92,8 @@ def test_only_and_skip(tmp_path):
 
 def test_resume_with_other_settings_is_refused(tmp_path):
     run_pipeline(_opts(tmp_path))
-    other = RunOptions(RunSettings(model="other", target="cpu"), tmp_path / "run")
+    (tmp_path / "other").mkdir()
+    other = RunOptions(RunSettings(model=str(tmp_path / "other"), target="cpu"), tmp_path / "run")
     with pytest.raises(RunDirError, match="other settings"):
         run_pipeline(other)
 

@@ -8,7 +8,7 @@ def _record() -> RunRecord:
     record = RunRecord(run_dir="runs/x", settings=RunSettings(model="/m/Qwen3 FP8", target="cpu"))
     record.put(
         GateRecord(
-            name="inspect",
+            name="alpha",
             title="Inspect",
             status=GateStatus.PASS,
             reason="fits",
