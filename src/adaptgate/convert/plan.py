@@ -1,0 +1,293 @@
+"""Planning a conversion: every weight paired with its scale, every tensor classified.
+
+Structural problems are raised here, before any data is read or written, as one line naming the
+tensor: an FP8 weight without a scale, a scale without an FP8 weight, a scale grid of the wrong
+shape, a dtype the converter does not know. (Scale *values* are checked by
+:mod:`adaptgate.convert.validate`.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from adaptgate.checkpoint import Checkpoint, TensorInfo
+from adaptgate.convert.errors import ConversionInputError
+from adaptgate.convert.layout import layout_shards, natural_key
+from adaptgate.convert.models import (
+    Action,
+    ConversionPlan,
+    Dropped,
+    Quant,
+    SourceFile,
+    Target,
+    TensorPlan,
+)
+from adaptgate.convert.scheme import DROPPED_SUFFIXES, SCALE_SUFFIXES, SourceScheme, read_scheme
+from adaptgate.formats import ascend
+from adaptgate.formats.dequantize import FP8_CODES, SCALE_CODES, block_of, scale_fits
+from adaptgate.formats.detect import matches
+
+# Fused modules whose parts must share one Ascend quantization type (vllm-ascend checks it).
+_FUSED = (
+    (re.compile(r"^(.*\.experts)\.\d+\.(gate|up|down)_proj$"), r"\1"),
+    (re.compile(r"^(.*\.self_attn)\.(q|k|v)_proj$"), r"\1.qkv_proj"),
+    (re.compile(r"^(.*\.self_attn)\.(q_a_proj|kv_a_proj_with_mqa)$"), r"\1.fused_qkv_a_proj"),
+    (re.compile(r"^(.*)\.(gate|up)_proj$"), r"\1.gate_up_proj"),
+)
+_FIX = "re-export the checkpoint with the tool that quantized it, or re-download it"
+
+
+def fused_group(module: str) -> str:
+    for pattern, repl in _FUSED:
+        if pattern.match(module):
+            return pattern.sub(repl, module)
+    return module
+
+
+def _scale_of(name: str, tensors: dict[str, TensorInfo]) -> TensorInfo | None:
+    module = name.removesuffix(".weight")
+    found = [tensors[f"{module}.{s}"] for s in SCALE_SUFFIXES if f"{module}.{s}" in tensors]
+    if len(found) > 1:
+        raise ConversionInputError(
+            f"weight {name!r} has two scales ({found[0].name} and {found[1].name})",
+            fix=_FIX,
+        )
+    return found[0] if found else None
+
+
+def _pair(info: TensorInfo, tensors: dict[str, TensorInfo], src: SourceScheme) -> Quant:
+    if not info.name.endswith(".weight"):
+        raise ConversionInputError(
+            f"tensor {info.name!r} is {info.dtype} but is not a Linear weight", fix=_FIX
+        )
+    if len(info.shape) != 2:
+        raise ConversionInputError(
+            f"FP8 weight {info.name!r} has shape {list(info.shape)}; only 2-D weights convert",
+            fix="split stacked expert weights into one [out, in] tensor per expert",
+        )
+    scale = _scale_of(info.name, tensors)
+    if scale is None:
+        raise ConversionInputError(
+            f"FP8 weight {info.name!r} has no scale (expected "
+            f"{info.name}_scale_inv or {info.name}_scale in any shard)",
+            fix=_FIX,
+        )
+    if scale.dtype not in SCALE_CODES:
+        raise ConversionInputError(
+            f"scale {scale.name!r} has dtype {scale.dtype}; scales must be one of "
+            f"{', '.join(SCALE_CODES)}",
+            fix=_FIX,
+        )
+    shape = (info.shape[0], info.shape[1])
+    for strategy, block in src.layouts:
+        if scale_fits(scale.shape, shape, strategy, block):
+            return Quant(
+                scale=scale.name,
+                scale_dtype=scale.dtype,
+                strategy=strategy,
+                block=block_of(shape, strategy, block),
+                fp8=info.dtype,
+            )
+    wanted = " or ".join(_describe(shape, s, b) for s, b in src.layouts)
+    raise ConversionInputError(
+        f"scale {scale.name!r} has shape {list(scale.shape)} but weight {info.name} "
+        f"{list(shape)} needs {wanted}",
+        fix=_FIX,
+    )
+
+
+def _describe(shape: tuple[int, int], strategy: str, block: tuple[int, int] | None) -> str:
+    from adaptgate.formats.dequantize import expected_scale_shape
+
+    grid = expected_scale_shape(shape, strategy, block)  # type: ignore[arg-type]
+    return f"{list(grid)} ({strategy}{f' {block[0]}x{block[1]}' if block else ''})"
+
+
+def _source_files(ckpt: Checkpoint) -> list[SourceFile]:
+    out = []
+    for rel in ckpt.weight_files:
+        path = ckpt.root / rel
+        stat = path.stat()
+        header = ckpt.headers[rel]
+        with path.open("rb") as fh:
+            digest = hashlib.sha256(fh.read(header.data_start)).hexdigest()
+        out.append(
+            SourceFile(file=rel, size=stat.st_size, mtime_ns=stat.st_mtime_ns, header_sha256=digest)
+        )
+    return out
+
+
+class _Builder:
+    def __init__(self, ckpt: Checkpoint, target: Target, src: SourceScheme) -> None:
+        self.ckpt, self.target, self.src = ckpt, target, src
+        self.dropped: list[Dropped] = []
+        self.warnings: list[str] = list(src.warnings)
+        self.quant: dict[str, Quant] = {}  # FP8 weight name -> its pairing
+
+    def classify(self) -> list[list[TensorPlan]]:
+        tensors = self.ckpt.tensors
+        names = sorted(tensors, key=natural_key)
+        for name in names:
+            info = tensors[name]
+            if info.dtype in FP8_CODES:
+                self.quant[name] = _pair(info, tensors, self.src)
+            elif info.dtype.startswith("F8") or info.dtype in ("F4", "F6_E2M3", "F6_E3M2"):
+                raise ConversionInputError(
+                    f"tensor {name!r} has dtype {info.dtype}, which this converter does not "
+                    f"decode (FP8 weights must be {' or '.join(FP8_CODES)})",
+                    fix=_FIX,
+                )
+        consumed = {q.scale: w for w, q in self.quant.items()}
+        ignored = [w for w in self.quant if self.src.ignore and matches(w, self.src.ignore)]
+        if ignored:
+            self.warnings.append(
+                f"{len(ignored)} FP8 weights belong to modules the config says stay unquantized "
+                f"(e.g. {ignored[0]}); they are dequantized like the others"
+            )
+        jobs: list[list[TensorPlan]] = []
+        float_groups = self._float_groups() if self.target is Target.W8A8_DYNAMIC else set()
+        for name in names:
+            info = tensors[name]
+            if name in consumed:
+                self.dropped.append(Dropped(name=name, reason=f"scale of {consumed[name]}"))
+            elif name.rsplit(".", 1)[-1] in SCALE_SUFFIXES:
+                weight = f"{name.rsplit('.', 1)[0]}.weight"
+                what = f"is {tensors[weight].dtype}" if weight in tensors else "does not exist"
+                raise ConversionInputError(
+                    f"scale {name!r} has no FP8 weight ({weight} {what})", fix=_FIX
+                )
+            elif name.rsplit(".", 1)[-1] in DROPPED_SUFFIXES:
+                self.dropped.append(Dropped(name=name, reason="activation/KV-cache scale, unused"))
+            elif name in self.quant:
+                module = name.removesuffix(".weight")
+                as_float = fused_group(module) in float_groups
+                jobs.append(self._convert(info, self.quant[name], as_float))
+            else:
+                jobs.append([self._passthrough(info)])
+        return jobs
+
+    def _float_groups(self) -> set[str]:
+        """Fused groups with both FP8 and unquantized parts: they stay FLOAT as a whole."""
+        quantized: dict[str, set[bool]] = {}
+        for name, info in self.ckpt.tensors.items():
+            if name.endswith(".weight") and len(info.shape) == 2:
+                group = fused_group(name.removesuffix(".weight"))
+                if group != name.removesuffix(".weight"):
+                    quantized.setdefault(group, set()).add(name in self.quant)
+        mixed = {g for g, kinds in quantized.items() if len(kinds) == 2}
+        if mixed:
+            self.warnings.append(
+                f"{len(mixed)} fused groups mix FP8 and unquantized parts "
+                f"(e.g. {sorted(mixed)[0]}); they stay FLOAT (bf16) so all parts share one type"
+            )
+        return mixed
+
+    def _tensor(
+        self,
+        info: TensorInfo,
+        action: Action,
+        dtype: str,
+        *,
+        name: str | None = None,
+        shape: list[int] | None = None,
+        quant: Quant | None = None,
+        ascend_type: str | None = None,
+    ) -> TensorPlan:
+        return TensorPlan(
+            name=name or info.name,
+            action=action,
+            source=info.name,
+            source_dtype=info.dtype,
+            source_shape=list(info.shape),
+            dtype=dtype,
+            shape=list(info.shape) if shape is None else shape,
+            quant=quant,
+            ascend_type=ascend_type,
+        )
+
+    def _convert(self, info: TensorInfo, quant: Quant, as_float: bool) -> list[TensorPlan]:
+        if self.target is not Target.W8A8_DYNAMIC or as_float:
+            ascend_type = ascend.FLOAT if self.target is Target.W8A8_DYNAMIC else None
+            code = "BF16" if self.target is Target.W8A8_DYNAMIC else self.target.float_code
+            return [
+                self._tensor(info, Action.DEQUANTIZE, code, quant=quant, ascend_type=ascend_type)
+            ]
+        module = info.name.removesuffix(".weight")
+        rows = [info.shape[0], 1]
+        w8 = ascend.W8A8_DYNAMIC
+        return [
+            self._tensor(info, Action.QUANTIZE, "I8", quant=quant, ascend_type=w8),
+            self._tensor(
+                info,
+                Action.SCALE,
+                "F32",
+                name=f"{module}.{ascend.SCALE_SUFFIX}",
+                shape=rows,
+                quant=quant,
+                ascend_type=w8,
+            ),
+            self._tensor(
+                info,
+                Action.OFFSET,
+                "F32",
+                name=f"{module}.{ascend.OFFSET_SUFFIX}",
+                shape=rows,
+                quant=quant,
+                ascend_type=w8,
+            ),
+        ]
+
+    def _passthrough(self, info: TensorInfo) -> TensorPlan:
+        if self.target is Target.FP16 and info.dtype == "BF16":
+            return self._tensor(info, Action.CAST, "F16")
+        if self.target is Target.W8A8_DYNAMIC:
+            module = info.name.rsplit(".", 1)[0]
+            quantized_bias = info.name.endswith(".bias") and f"{module}.weight" in self.quant
+            if quantized_bias and info.dtype != "F32":  # msModelSlim stores these in float32
+                return self._tensor(info, Action.CAST, "F32", ascend_type=ascend.FLOAT)
+            return self._tensor(info, Action.COPY, info.dtype, ascend_type=ascend.FLOAT)
+        return self._tensor(info, Action.COPY, info.dtype)
+
+
+def _config_dtype(ckpt: Checkpoint, target: Target) -> str:
+    if target is Target.W8A8_DYNAMIC:
+        declared = ckpt.config_dtype()
+        return declared if declared in ("bfloat16", "float16") else "bfloat16"
+    return target.torch_name
+
+
+def plan_conversion(ckpt: Checkpoint, target: Target, *, max_shard_size: int) -> ConversionPlan:
+    """The full plan; raises a one-line error naming the tensor for any structural problem."""
+    if ckpt.weight_format != "safetensors":
+        raise ConversionInputError(
+            f"{ckpt.root} stores its weights as pickle; convert streams safetensors only",
+            fix="convert the weights to safetensors first",
+        )
+    src = read_scheme(ckpt.config, ckpt.tensors, ckpt.quant_description)
+    builder = _Builder(ckpt, target, src)
+    jobs = builder.classify()
+    w8a8 = target is Target.W8A8_DYNAMIC
+    shards, index = layout_shards(
+        jobs,
+        max_shard_size,
+        prefix=ascend.WEIGHTS_PREFIX if w8a8 else "model",
+        always_index=w8a8,
+    )
+    if w8a8 and index is not None:
+        index = ascend.INDEX_FILE
+    return ConversionPlan(
+        target=target,
+        source_dir=str(Path(ckpt.root).resolve()),
+        source_scheme=src.scheme.label,
+        source_method=src.scheme.method,
+        sources=_source_files(ckpt),
+        tensors=[t for job in jobs for t in job],
+        shards=shards,
+        index_file=index,
+        dropped=builder.dropped,
+        warnings=builder.warnings,
+        max_shard_size=max_shard_size,
+        config_dtype=_config_dtype(ckpt, target),
+    )
