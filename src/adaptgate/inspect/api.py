@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adaptgate.errors import EXIT_FAIL, EXIT_OK, ConfigError, UsageError
+from adaptgate.errors import EXIT_FAIL, EXIT_OK, UsageError
 from adaptgate.formats.detect import QuantScheme, TensorLike, detect_quantization
 from adaptgate.inspect.devices import DeviceProfile, device_profile
 from adaptgate.inspect.facts import ArchFacts, read_facts
@@ -104,16 +103,8 @@ class InspectResult(Result):
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        from adaptgate.checkpoint import load_json_file
-    except ImportError:  # the checkpoint package has not landed in this checkout
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read {what} {path}: {exc}", fix="check the path") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{what} {path} is not a JSON object") from None
-        return data
+    from adaptgate.checkpoint import load_json_file
+
     return load_json_file(path, what)
 
 
