@@ -1,0 +1,29 @@
+"""make_model: a tiny checkpoint in a real on-disk format, from a :class:`DemoSpec`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from adaptgate.demo.formats import FORMAT_REGISTRY
+from adaptgate.demo.master import build_master, write_json
+from adaptgate.demo.spec import DemoSpec
+from adaptgate.demo.tokenizer import write_tokenizer
+from adaptgate.errors import UsageError
+
+
+def make_model(out_dir: str | os.PathLike[str], spec: DemoSpec | None = None) -> Path:
+    """Writes the checkpoint ``spec`` describes into ``out_dir`` (created; must be empty) and
+    returns its path: tokenizer, generation_config.json, weights (plus index / description),
+    config.json last."""
+    spec = spec or DemoSpec()
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"{out} exists and is not an empty directory", fix="choose a new path")
+    writer = FORMAT_REGISTRY.get(spec.format)
+    master = build_master(spec)
+    out.mkdir(parents=True, exist_ok=True)
+    write_tokenizer(out)
+    write_json(out / "generation_config.json", master.arch.generation_config())
+    writer(master, spec, out)
+    return out

@@ -1,0 +1,31 @@
+"""Session fixtures shared by every test suite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``tiny_model(arch="qwen3", format="bf16", **spec_kwargs) -> Path``: a demo checkpoint
+    built once per distinct spec in this session (see ``adaptgate.demo.DemoSpec`` for the
+    options: shards, seed, scale_dtype, block, ue8m0, non_divisible, tie_embeddings,
+    modules_to_not_convert, num_layers). Treat the directory as read-only: it is shared."""
+    cache: dict[str, Path] = {}
+
+    def build(arch: str = "qwen3", format: str = "bf16", **spec_kwargs: Any) -> Path:
+        from adaptgate.demo import make_model
+        from adaptgate.demo.spec import make_spec
+
+        spec = make_spec(arch=arch, format=format, **spec_kwargs)
+        key = spec.model_dump_json()
+        if key not in cache:
+            root = tmp_path_factory.mktemp(f"tiny-{arch}-{format}")
+            cache[key] = make_model(root / "model", spec)
+        return cache[key]
+
+    return build
