@@ -21,8 +21,8 @@ from adaptgate.demo.tokenizer import corpus_lines, tokenizer_json
 if TYPE_CHECKING:
     import torch
 
-CALIBRATION_LINES = 24
-MAX_TOKENS = 256
+CALIBRATION_LINES = 8
+MAX_TOKENS = 128
 
 
 def _calibration_ids() -> list[list[int]]:
