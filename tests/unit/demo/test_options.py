@@ -145,3 +145,24 @@ def test_refuses_non_empty_dir(tmp_path):
     (tmp_path / "m" / "x").write_text("x")
     with pytest.raises(UsageError):
         make_model(tmp_path / "m", DemoSpec())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["bf16", "fp8_block", "ct_fp8_block", "ct_fp8_tensor",
+                                 "w8a8_dynamic"])  # fmt: skip
+def test_non_divisible_and_tied_glm_build_in_every_format(tiny_model, fmt):
+    from adaptgate.formats.fp8_block import expand_scales
+
+    d = tiny_model("glm4_moe", fmt, non_divisible=True, tie_embeddings=True)
+    tensors = load_all(d)
+    assert "lm_head.weight" not in tensors
+    w = tensors["model.layers.1.mlp.experts.0.down_proj.weight"]
+    assert w.shape == (192, 96)
+    scale_key = {"fp8_block": "weight_scale_inv", "ct_fp8_block": "weight_scale"}.get(fmt)
+    if scale_key:
+        s = tensors[f"model.layers.1.mlp.experts.0.down_proj.{scale_key}"]
+        assert s.shape == (2, 1)  # ceil(192/128) x ceil(96/128)
+        master = load_all(tiny_model("glm4_moe", "bf16", non_divisible=True, tie_embeddings=True))
+        ref = master["model.layers.1.mlp.experts.0.down_proj.weight"].double()
+        deq = w.double() * expand_scales(s.double(), (192, 96), (128, 128))
+        assert float((deq - ref).abs().max()) <= float(ref.abs().max()) / 14
