@@ -1,0 +1,224 @@
+"""``compare_dumps``: two reference dumps, tensor by tensor, with a verdict and the layer where
+the error appears.
+
+Dump A is the golden one (relative errors are relative to A). The dumps must hold the same
+prompts with the same token ids from the same tokenizer; anything else is refused before a
+single tensor is read. Each tensor's metrics are accumulated over all prompts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from adaptgate.precision.localize import Localization, localize
+from adaptgate.precision.metrics import (
+    GenerationMetrics,
+    LogitAccumulator,
+    LogitMetrics,
+    TensorAccumulator,
+    TensorMetrics,
+    generation_metrics,
+)
+from adaptgate.precision.thresholds import Check, Thresholds, evaluate, load_thresholds
+from adaptgate.reference.dump import (
+    DumpError,
+    DumpReader,
+    ReferenceDump,
+    gen_key,
+    open_dump,
+)
+from adaptgate.results import Result
+
+
+class DumpSummary(BaseModel):
+    path: str
+    model_path: str
+    model_hash: str | None
+    quantization: str
+    device: str
+    dtype: str
+    mode: str
+    simulate: str | None = None
+
+    @classmethod
+    def of(cls, reader: DumpReader) -> DumpSummary:
+        m = reader.meta
+        return cls(
+            path=str(reader.path),
+            model_path=m.model.path,
+            model_hash=m.model.model_hash,
+            quantization=m.model.quantization,
+            device=m.device,
+            dtype=m.dtype,
+            mode=m.mode,
+            simulate=m.simulate,
+        )
+
+
+class TensorRow(BaseModel):
+    name: str = Field(description="logits, embed, layer.<i>, gen.logits")
+    layer: int | None = None
+    module: str | None = None
+    metrics: TensorMetrics
+    logits: LogitMetrics | None = None
+
+
+class CompareResult(Result):
+    kind: str = "compare"
+    reference: DumpSummary
+    candidate: DumpSummary
+    thresholds: Thresholds
+    prompts: int
+    tensors: list[TensorRow]
+    generation: GenerationMetrics | None = None
+    checks: list[Check]
+    localization: Localization
+    verdict: Literal["PASS", "FAIL"]
+    reason: str
+    plot: str | None = None
+
+    def row(self, name: str) -> TensorRow | None:
+        return next((r for r in self.tensors if r.name == name), None)
+
+
+def check_comparable(a: ReferenceDump, b: ReferenceDump) -> None:
+    """Raises :class:`DumpError` (one line) unless both dumps ran the same token ids."""
+    fix = "produce both dumps with the same --prompts file and the same tokenizer"
+    if a.model.tokenizer_hash != b.model.tokenizer_hash:
+        raise DumpError(
+            f"the dumps come from different tokenizers ({a.model.tokenizer_hash[:12]} vs "
+            f"{b.model.tokenizer_hash[:12]})",
+            fix=fix,
+        )
+    if [p.id for p in a.prompts] != [p.id for p in b.prompts]:
+        raise DumpError(
+            f"the dumps hold different prompts ({len(a.prompts)}: "
+            f"{', '.join(p.id for p in a.prompts[:4])} vs {len(b.prompts)}: "
+            f"{', '.join(p.id for p in b.prompts[:4])})",
+            fix=fix,
+        )
+    for pa, pb in zip(a.prompts, b.prompts, strict=True):
+        if pa.rendered != pb.rendered or pa.token_ids != pb.token_ids:
+            raise DumpError(
+                f"prompt {pa.id!r} differs between the dumps (text or token ids: "
+                f"{len(pa.token_ids)} vs {len(pb.token_ids)} tokens)",
+                fix=fix,
+            )
+    if a.model.vocab_size != b.model.vocab_size:
+        raise DumpError(
+            f"the models' vocabularies differ ({a.model.vocab_size} vs {b.model.vocab_size})",
+            fix="compare dumps of the same model family",
+        )
+
+
+def _tensor_row(
+    a: DumpReader, b: DumpReader, key_of: str, name: str, with_logits: bool
+) -> TensorRow | None:
+    acc, logit_acc = TensorAccumulator(), LogitAccumulator()
+    for k in range(len(a.meta.prompts)):
+        key = f"prompt.{k}.{key_of}"
+        if not (a.has(key) and b.has(key)):
+            return None
+        ta, tb = a.tensor(key), b.tensor(key)
+        acc.add(ta, tb)
+        if with_logits:
+            logit_acc.add(ta, tb)
+    return TensorRow(
+        name=name, metrics=acc.result(), logits=logit_acc.result() if with_logits else None
+    )
+
+
+def _generation(a: DumpReader, b: DumpReader) -> tuple[GenerationMetrics | None, TensorRow | None]:
+    pairs = [
+        (pa.generated_ids, pb.generated_ids)
+        for pa, pb in zip(a.meta.prompts, b.meta.prompts, strict=True)
+    ]
+    if not any(x or y for x, y in pairs):
+        return None, None
+    gen = generation_metrics(pairs)
+    acc, logit_acc = TensorAccumulator(), LogitAccumulator()
+    for k, ((ga, gb), first) in enumerate(zip(pairs, gen.first_divergence, strict=True)):
+        shared = min(len(ga), len(gb))
+        steps = shared if first is None else min(first + 1, shared)
+        if steps == 0:
+            continue
+        ta = a.tensor(gen_key(k, "logits"))[:steps]
+        tb = b.tensor(gen_key(k, "logits"))[:steps]
+        acc.add(ta, tb)
+        logit_acc.add(ta, tb)
+    row = TensorRow(name="gen.logits", metrics=acc.result(), logits=logit_acc.result())
+    return gen, row
+
+
+def _values(row: TensorRow) -> dict[str, float | None]:
+    values: dict[str, float | None] = dict(row.metrics.model_dump())
+    if row.logits is not None:
+        values.update(row.logits.model_dump())
+    return values
+
+
+def compare_dumps(
+    path_a: Path,
+    path_b: Path,
+    *,
+    thresholds_file: Path | None = None,
+    profile: str | None = None,
+    plot_path: Path | None = None,
+) -> CompareResult:
+    thresholds = load_thresholds(thresholds_file, profile)
+    a, b = open_dump(path_a), open_dump(path_b)
+    check_comparable(a.meta, b.meta)
+    limits = thresholds.limits
+    rows: list[TensorRow] = []
+    logits = _tensor_row(a, b, "logits", "logits", with_logits=True)
+    if logits is None:
+        raise DumpError("a dump lacks its logits", fix="regenerate it with `adaptgate reference`")
+    rows.append(logits)
+    depth: list[TensorRow] = []
+    embed = _tensor_row(a, b, "hidden.embed", "embed", with_logits=False)
+    if embed is not None:
+        depth.append(embed)
+    layer_path = a.meta.model.layer_path
+    for i in sorted(set(a.meta.layers) & set(b.meta.layers)):
+        row = _tensor_row(a, b, f"hidden.{i}", f"layer.{i}", with_logits=False)
+        if row is not None:
+            row.layer, row.module = i, f"{layer_path}.{i}"
+            depth.append(row)
+    rows[1:1] = depth
+    gen, gen_row = _generation(a, b)
+    if gen_row is not None:
+        rows.append(gen_row)
+
+    checks = evaluate("logits", limits.logits, _values(logits))
+    loc = localize(depth, limits.hidden, limits.jump)
+    checks += loc.checks
+    if gen is not None:
+        checks += evaluate("generation", limits.generation, dict(gen.model_dump()))
+    failed = [c for c in checks if not c.passed]
+    verdict: Literal["PASS", "FAIL"] = "FAIL" if failed else "PASS"
+    if failed:
+        reason = "; ".join(c.describe() for c in failed[:2])
+        if loc.name is not None:
+            reason = f"error appears at {loc.module or loc.name}: {reason}"
+    else:
+        reason = f"all {len(checks)} checks within {thresholds.profile} thresholds"
+    result = CompareResult(
+        reference=DumpSummary.of(a),
+        candidate=DumpSummary.of(b),
+        thresholds=thresholds,
+        prompts=len(a.meta.prompts),
+        tensors=rows,
+        generation=gen,
+        checks=checks,
+        localization=loc,
+        verdict=verdict,
+        reason=reason,
+    )
+    if plot_path is not None and depth:
+        from adaptgate.precision.plot import plot_depth
+
+        result.plot = str(plot_depth(result, plot_path))
+    return result

@@ -1,0 +1,152 @@
+"""Thresholds as data: the YAML beside this module (or a user's file of the same shape)."""
+
+from __future__ import annotations
+
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from adaptgate.errors import CheckpointNotFound, UnknownKind, UsageError
+from adaptgate.precision.metrics import GenerationMetrics, LogitMetrics, TensorMetrics
+
+DEFAULT_FILE = "thresholds.yaml"
+SECTIONS = ("logits", "hidden", "jump", "generation", "served")
+SERVED_METRICS = (
+    "exact_match_rate",
+    "first_mismatch_in_topk",
+    "logprob_abs_diff_mean",
+    "logprob_abs_diff_max",
+    "topk_kl_mean",
+    "prompt_logprob_abs_diff_mean",
+)
+_KNOWN: dict[str, set[str]] = {
+    "logits": set(TensorMetrics.model_fields) | set(LogitMetrics.model_fields),
+    "hidden": set(TensorMetrics.model_fields),
+    "jump": {f"{m}_jump" for m in ("rel_l2", "rel_l1", "mean_abs_err", "max_abs_err")},
+    "generation": set(GenerationMetrics.model_fields),
+    "served": set(SERVED_METRICS),
+}
+
+
+class Limit(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    min: float | None = None
+    max: float | None = None
+    source: str = ""
+
+
+class Check(BaseModel):
+    """One limit applied to one measured value."""
+
+    subject: str = Field(description="logits, layer 3, generation, served, ...")
+    metric: str
+    value: float | None
+    bound: Literal["min", "max"]
+    threshold: float
+    source: str
+    passed: bool
+
+    def describe(self) -> str:
+        op = ">=" if self.bound == "min" else "<="
+        shown = "n/a" if self.value is None else f"{self.value:.6g}"
+        return f"{self.subject} {self.metric} {shown} (need {op} {self.threshold:g}; {self.source})"
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    logits: dict[str, Limit] = Field(default_factory=dict)
+    hidden: dict[str, Limit] = Field(default_factory=dict)
+    jump: dict[str, Limit] = Field(default_factory=dict)
+    generation: dict[str, Limit] = Field(default_factory=dict)
+    served: dict[str, Limit] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> Profile:
+        for section in SECTIONS:
+            unknown = set(getattr(self, section)) - _KNOWN[section]
+            if unknown:
+                raise ValueError(
+                    f"{section}: unknown metric {sorted(unknown)[0]!r} "
+                    f"(known: {', '.join(sorted(_KNOWN[section]))})"
+                )
+        return self
+
+
+class ThresholdFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    default_profile: str
+    profiles: dict[str, Profile]
+
+
+class Thresholds(BaseModel):
+    """The chosen profile and where it came from."""
+
+    file: str
+    profile: str
+    limits: Profile
+
+
+def load_thresholds(path: Path | None = None, profile: str | None = None) -> Thresholds:
+    if path is None:
+        text = resources.files("adaptgate.precision").joinpath(DEFAULT_FILE).read_text("utf-8")
+        label = f"built-in {DEFAULT_FILE}"
+    else:
+        if not path.is_file():
+            raise CheckpointNotFound(
+                f"threshold file {path} does not exist", fix="pass a YAML file"
+            )
+        text, label = path.read_text(encoding="utf-8"), str(path)
+    try:
+        parsed = ThresholdFile.model_validate(yaml.safe_load(text))
+    except (yaml.YAMLError, ValidationError) as exc:
+        first = str(exc).replace("\n", " ")[:300]
+        raise UsageError(
+            f"{label} is not a valid threshold file: {first}",
+            fix="follow the shape of adaptgate/precision/thresholds.yaml",
+        ) from None
+    name = profile or parsed.default_profile
+    if name not in parsed.profiles:
+        raise UnknownKind(
+            f"unknown threshold profile {name!r} in {label}",
+            fix=f"use one of: {', '.join(parsed.profiles)}",
+        )
+    return Thresholds(file=label, profile=name, limits=parsed.profiles[name])
+
+
+def evaluate(
+    subject: str, limits: dict[str, Limit], values: dict[str, float | None]
+) -> list[Check]:
+    """Every enabled limit whose metric was measured; NaN and None fail."""
+    checks = []
+    for metric, limit in limits.items():
+        if metric not in values:
+            continue
+        value = values[metric]
+        for bound in ("min", "max"):
+            threshold = getattr(limit, bound)
+            if threshold is None:
+                continue
+            ok = value is not None and not math.isnan(value)
+            if ok and value is not None:
+                ok = value >= threshold if bound == "min" else value <= threshold
+            checks.append(
+                Check(
+                    subject=subject,
+                    metric=metric,
+                    value=value,
+                    bound=bound,
+                    threshold=threshold,
+                    source=limit.source,
+                    passed=ok,
+                )
+            )
+    return checks

@@ -1,0 +1,264 @@
+"""A transformers causal LM built from config with no weights, filled one unit at a time.
+
+The model class is transformers' own (``AutoModelForCausalLM.from_config``). Parameters start on
+the meta device (buffers such as rotary frequencies are real), so building costs no memory.
+Weights come from :mod:`adaptgate.reference.weights` and go through transformers' own checkpoint
+conversion (renamings, per-expert weights merged into fused MoE tensors, tied embeddings), one
+*unit* at a time: ``base`` (everything outside the decoder layers) or one decoder layer. Freeing
+a unit puts its parameters back on the meta device. Checkpoint layers beyond
+``num_hidden_layers`` (GLM's MTP layer) are ignored, as ``from_pretrained`` ignores them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from adaptgate.errors import CheckpointFormatError, ConfigError, UsageError
+from adaptgate.reference.weights import WeightSource, layer_index
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel
+
+BASE = "base"
+
+
+def layer_unit(index: int) -> str:
+    return f"layer.{index}"
+
+
+@contextmanager
+def _meta_parameters() -> Iterator[None]:
+    """Every parameter registered inside goes to the meta device; buffers stay real."""
+    import torch
+
+    original = torch.nn.Module.register_parameter
+
+    def register(self: torch.nn.Module, name: str, param: Any) -> None:
+        original(self, name, param)
+        value = self._parameters.get(name)
+        if value is not None and value.device.type != "meta":
+            self._parameters[name] = torch.nn.Parameter(value.to("meta"), requires_grad=False)
+
+    torch.nn.Module.register_parameter = register  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.nn.Module.register_parameter = original  # type: ignore[method-assign]
+
+
+def _to_meta(module: torch.nn.Module) -> None:
+    import torch
+
+    for sub in module.modules():
+        for name, param in list(sub._parameters.items()):
+            if param is not None and param.device.type != "meta":
+                sub._parameters[name] = torch.nn.Parameter(
+                    torch.empty_like(param, device="meta"), requires_grad=False
+                )
+
+
+def trim_heap() -> None:
+    """Returns freed heap pages to the OS (glibc), so RSS follows what is really held."""
+    with suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _find_layers(model: torch.nn.Module, count: int) -> tuple[str, torch.nn.ModuleList]:
+    import torch
+
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == count and name:
+            return name, module
+    raise ConfigError(
+        f"found no list of {count} decoder layers in {type(model).__name__}",
+        fix="the reference supports decoder-only causal LMs with a layer list",
+    )
+
+
+@dataclass
+class LayeredModel:
+    """The model, where its decoder layers are, and which units are loaded."""
+
+    model: PreTrainedModel
+    layers: torch.nn.ModuleList
+    layer_path: str  # e.g. "model.layers"
+    weights: WeightSource
+    device: torch.device
+    dtype: torch.dtype
+    units: dict[str, list[str]]  # unit -> checkpoint tensor names
+    ignored: list[str] = field(default_factory=list)  # checkpoint tensors no module takes
+    unexpected: list[str] = field(default_factory=list)
+    loaded: set[str] = field(default_factory=set)
+    _mapping: list[Any] = field(default_factory=list)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def unit_modules(self, unit: str) -> list[torch.nn.Module]:
+        if unit == BASE:
+            layer_ids = {id(m) for m in self.layers.modules()}
+            return [
+                m
+                for m in self.model.modules()
+                if id(m) not in layer_ids and any(True for _ in m.parameters(recurse=False))
+            ]
+        return [self.layers[int(unit.split(".")[1])]]
+
+    def load(self, unit: str) -> None:
+        if unit in self.loaded:
+            return
+        state = {name: self.weights.read(name) for name in self.units.get(unit, [])}
+        self._load_state(state, unit)
+        del state
+        self.loaded.add(unit)
+
+    def free(self, unit: str) -> None:
+        if unit not in self.loaded:
+            return
+        for module in self.unit_modules(unit):
+            _to_meta(module)
+        self.loaded.discard(unit)
+        trim_heap()
+
+    def load_all(self) -> None:
+        self.load(BASE)
+        for i in range(self.num_layers):
+            self.load(layer_unit(i))
+
+    @contextmanager
+    def holding(self, unit: str, *, release: bool) -> Iterator[None]:
+        """Loads ``unit`` for the block; frees it after when ``release``."""
+        self.load(unit)
+        try:
+            yield
+        finally:
+            if release:
+                self.free(unit)
+
+    def _load_state(self, state: dict[str, torch.Tensor], unit: str) -> None:
+        from transformers.core_model_loading import convert_and_load_state_dict_in_model
+        from transformers.modeling_utils import LoadStateDictConfig
+
+        config = LoadStateDictConfig(
+            weight_mapping=self._mapping, dtype=self.dtype, device_map={"": self.device}
+        )
+        info, _ = convert_and_load_state_dict_in_model(self.model, state, config)
+        if info.conversion_errors:
+            key, err = next(iter(info.conversion_errors.items()))
+            raise CheckpointFormatError(
+                f"transformers could not convert {key}: {err}".splitlines()[0],
+                fix="check that config.json matches the weights",
+            )
+        if info.mismatched_keys:
+            key, got, want = sorted(info.mismatched_keys)[0]
+            raise CheckpointFormatError(
+                f"{key} has shape {list(got)} in the checkpoint but the model expects {list(want)}",
+                fix="check that config.json matches the weights",
+            )
+        self.unexpected += sorted(info.unexpected_keys)
+        if unit == BASE:
+            self.model.tie_weights(missing_keys=set(info.missing_keys), recompute_mapping=True)
+        missing = [
+            f"{name}"
+            for module in self.unit_modules(unit)
+            for name, p in module.named_parameters(recurse=unit != BASE)
+            if p.device.type == "meta"
+        ]
+        if missing:
+            where = "outside the decoder layers" if unit == BASE else unit.replace(".", " ")
+            raise CheckpointFormatError(
+                f"the checkpoint lacks {len(missing)} parameters of {where} (e.g. {missing[0]})",
+                fix="check that the weights are complete and match config.json",
+            )
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def build_config(weights: WeightSource) -> Any:
+    """transformers' config for the checkpoint, without its quantization_config (weights arrive
+    dequantized)."""
+    from transformers import AutoConfig
+
+    _quiet_transformers()
+    try:
+        config = AutoConfig.from_pretrained(str(weights.ckpt.root))
+    except (ValueError, KeyError, OSError) as exc:
+        raise ConfigError(
+            f"transformers cannot read {weights.ckpt.root}/config.json: {str(exc).splitlines()[0]}",
+            fix="use a transformers version that knows this architecture",
+        ) from None
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    return config
+
+
+def build_model(weights: WeightSource, device: str, dtype: torch.dtype) -> LayeredModel:
+    """The model skeleton with no weights loaded."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.conversion_mapping import get_model_conversion_mapping
+
+    config = build_config(weights)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UsageError(
+            f"unknown torch device {device!r}", fix="use cpu, cuda, cuda:1, npu, npu:0, ..."
+        ) from None
+    if dev.type == "npu":
+        try:
+            import torch_npu  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "device npu needs torch_npu", fix="install torch_npu matching your CANN"
+            ) from None
+    with _meta_parameters():
+        try:
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        except ValueError as exc:
+            raise ConfigError(
+                f"transformers has no causal LM for this config: {str(exc).splitlines()[0]}",
+                fix="the reference needs an architecture transformers supports natively",
+            ) from None
+    model.eval()
+    for module in model.modules():
+        for name, buf in list(module._buffers.items()):
+            if buf is not None:
+                module._buffers[name] = buf.to(dev)
+    count = int(getattr(model.config.get_text_config(), "num_hidden_layers", 0) or 0)
+    layer_path, layers = _find_layers(model, count)
+    container = layer_path.rsplit(".", 1)[-1]
+    units: dict[str, list[str]] = {BASE: []}
+    ignored: list[str] = []
+    for name in weights.names:
+        idx = layer_index(name, container)
+        if idx is None:
+            units[BASE].append(name)
+        elif idx < count:
+            units.setdefault(layer_unit(idx), []).append(name)
+        else:
+            ignored.append(name)  # e.g. GLM's MTP layer: no module of this class takes it
+    return LayeredModel(
+        model=model,
+        layers=layers,
+        layer_path=layer_path,
+        weights=weights,
+        device=dev,
+        dtype=dtype,
+        units=units,
+        ignored=ignored,
+        _mapping=get_model_conversion_mapping(model),
+    )
