@@ -130,9 +130,7 @@ class BufferPool:
         pools: dict[str, mmap.mmap] = self._local.__dict__.setdefault("pools", {})
         need = nbytes + ALIGN
         buf = pools.get(role)
-        if buf is None or len(buf) < need:
-            if buf is not None:
-                buf.close()
+        if buf is None or len(buf) < need:  # the old one is freed when its last view goes
             buf = pools[role] = mmap.mmap(-1, max(need, 1 << 20))
         start = phase % ALIGN
         return memoryview(buf)[start : start + nbytes]

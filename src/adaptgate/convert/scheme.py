@@ -66,7 +66,8 @@ def read_scheme(
             f"the checkpoint is already in Ascend {scheme.label} format",
             fix="serve it with vllm-ascend --quantization ascend; there is nothing to convert",
         )
-    fp8_weights = any(getattr(t, "dtype", None) in ("F8_E4M3", "F8_E5M2") for t in tensors.values())
+    # any 8-bit float: the planner names the tensor if its variant is not one it decodes
+    fp8_weights = any(str(getattr(t, "dtype", "")).startswith("F8_") for t in tensors.values())
     if not fp8_weights:
         raise NotConvertible(
             f"the checkpoint holds no FP8 weights (scheme: {scheme.label})",

@@ -1,0 +1,75 @@
+"""The convert gate inside a pipeline run: skip, convert, reuse, point later gates at the output."""
+
+from __future__ import annotations
+
+import pytest
+
+from adaptgate.convert.gate import ConvertGate
+from adaptgate.pipeline.gate import RunContext
+from adaptgate.pipeline.record import GateRecord, GateStatus, RunRecord, RunSettings
+
+
+def _ctx(tmp_path, model, route=None, inspect_status=GateStatus.PASS) -> RunContext:
+    settings = RunSettings(model=str(model), target="ascend-a2")
+    record = RunRecord(run_dir=str(tmp_path / "run"), settings=settings)
+    if route is not ...:
+        record.put(
+            GateRecord(
+                name="inspect",
+                title="Inspect",
+                status=inspect_status,
+                reason="",
+                result={"recommended": route},
+            )
+        )
+    return RunContext(run_dir=tmp_path / "run", settings=settings, record=record)
+
+
+def test_skipped_when_the_route_is_native(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.delenv("ADAPTGATE_CONVERT_TO", raising=False)
+    outcome = ConvertGate().run(_ctx(tmp_path, tiny_model(format="fp8_block"), route="native"))
+    assert outcome.status is GateStatus.SKIPPED and "native" in outcome.reason
+
+
+def test_skipped_when_inspect_did_not_pass(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.delenv("ADAPTGATE_CONVERT_TO", raising=False)
+    ctx = _ctx(
+        tmp_path, tiny_model(format="fp8_block"), route="bf16", inspect_status=GateStatus.FAIL
+    )
+    assert ConvertGate().run(ctx).status is GateStatus.SKIPPED
+
+
+@pytest.mark.parametrize(("route", "target"), [("bf16", "bf16"), ("w8a8_dynamic", "w8a8-dynamic")])
+def test_converts_on_the_route_and_points_later_gates_at_it(
+    tmp_path, tiny_model, monkeypatch, route, target
+):
+    monkeypatch.delenv("ADAPTGATE_CONVERT_TO", raising=False)
+    src = tiny_model(arch="qwen3_moe", format="fp8_block")
+    ctx = _ctx(tmp_path, src, route=route)
+    outcome = ConvertGate().run(ctx)
+    assert outcome.status is GateStatus.PASS, outcome.reason
+    s = outcome.summary
+    assert s["target"] == target and s["verify_problems"] == 0 and s["bytes_out"] > 0
+    assert s["output_dir"] == str((tmp_path / "run" / "convert" / "model").resolve())
+    if target == "w8a8-dynamic":
+        assert 0 < s["int8_rel_error"] < 0.02 and s["int8_worst_layer"].startswith("model.layers.")
+    ctx.record.put(
+        GateRecord(name="convert", title="Convert", status=outcome.status, reason="", summary=s)
+    )
+    assert ctx.model_path == s["output_dir"]
+    again = ConvertGate().run(ctx)  # a finished, verified conversion is reused
+    assert again.status is GateStatus.PASS and again.summary["seconds"] == s["seconds"]
+
+
+def test_asked_for_by_environment(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.setenv("ADAPTGATE_CONVERT_TO", "fp16")
+    outcome = ConvertGate().run(_ctx(tmp_path, tiny_model(format="ct_fp8_tensor"), route=...))
+    assert outcome.status is GateStatus.PASS and outcome.summary["target"] == "fp16"
+
+
+def test_unknown_target_is_bad_input(tmp_path, tiny_model, monkeypatch):
+    from adaptgate.errors import UsageError
+
+    monkeypatch.setenv("ADAPTGATE_CONVERT_TO", "int4")
+    with pytest.raises(UsageError):
+        ConvertGate().run(_ctx(tmp_path, tiny_model(format="fp8_block"), route=...))
