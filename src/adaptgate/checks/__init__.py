@@ -1,0 +1,20 @@
+"""Smoke checks on a served endpoint, like a careful user: protocol checks (any correct server
+passes them, whatever its weights) apart from model-quality checks.
+
+``run_smoke(SmokeOptions(url=...)) -> SmokeResult``; ``SmokeGate`` (gate.py) for the pipeline.
+Standard library HTTP only; the API key comes from an environment variable and is never stored.
+"""
+
+from __future__ import annotations
+
+from adaptgate.checks.models import CheckResult, CheckStatus, SmokeOptions, SmokeResult
+from adaptgate.checks.runner import ServerUnreachable, run_smoke
+
+__all__ = [
+    "CheckResult",
+    "CheckStatus",
+    "ServerUnreachable",
+    "SmokeOptions",
+    "SmokeResult",
+    "run_smoke",
+]

@@ -1,0 +1,78 @@
+"""``adaptgate smoke URL``: parse options into SmokeOptions, call run_smoke, render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from adaptgate.cli._common import emit_json, handle_errors, output_options
+from adaptgate.console import Output
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  adaptgate smoke http://127.0.0.1:8000
+  adaptgate smoke http://10.0.0.5:8000 --model qwen3 --api-key-env VLLM_API_KEY --tools
+  adaptgate smoke http://127.0.0.1:8000 --only chat --only stream_matches --json
+Exit code 1 when a protocol check fails; quality checks are reported, never decide."""
+)
+@click.argument("url")
+@click.option("--model", help="Served model name [default: the first /v1/models lists].")
+@click.option(
+    "--api-key-env",
+    default="OPENAI_API_KEY",
+    show_default=True,
+    help="Environment variable holding the API key (sent as Bearer, never printed).",
+)
+@click.option("--max-model-len", "expected_max_model_len", type=int, help="Expected value.")
+@click.option("--thinking/--no-thinking", default=None, help="Thinking model [default: auto].")
+@click.option("--tools", is_flag=True, help="The deployment enables tool calling.")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(2, 64))
+@click.option("--quality-max-tokens", default=1024, show_default=True, type=click.IntRange(16))
+@click.option("--timeout", "timeout_s", default=300.0, show_default=True, type=float)
+@click.option("--only", multiple=True, help="Run only this check (repeatable).")
+@click.option("--skip", multiple=True, help="Skip this check (repeatable).")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write smoke.json.")
+@output_options
+@handle_errors
+def command(
+    url: str,
+    model: str | None,
+    api_key_env: str,
+    expected_max_model_len: int | None,
+    thinking: bool | None,
+    tools: bool,
+    concurrency: int,
+    quality_max_tokens: int,
+    timeout_s: float,
+    only: tuple[str, ...],
+    skip: tuple[str, ...],
+    out_file: Path | None,
+    out: Output,
+) -> int:
+    """Functional checks of a served endpoint: protocol (PASS decides) and model quality."""
+    from adaptgate.checks import SmokeOptions, run_smoke
+    from adaptgate.checks.render import render_smoke
+
+    options = SmokeOptions(
+        url=url,
+        model=model,
+        api_key_env=api_key_env,
+        expected_max_model_len=expected_max_model_len,
+        thinking=thinking,
+        tools=tools,
+        concurrency=concurrency,
+        quality_max_tokens=quality_max_tokens,
+        timeout_s=timeout_s,
+        only=list(only),
+        skip=list(skip),
+    )
+    result = run_smoke(options, Output(json=True) if not out.human else out)
+    if out_file is not None:
+        result.write_json(out_file)
+    emit_json(out, result.to_json())
+    if out.human:
+        render_smoke(result, out.console())
+    return result.exit_code

@@ -1,0 +1,291 @@
+"""``serve_model(ServeOptions) -> ServeResult``: start vLLM from the plan, wait until it
+serves, record startup time and the KV capacity it reports against inspect's prediction, and
+stop it (or hold it until Ctrl-C, or keep it for later gates). A launch that fails comes back
+as a FAIL with the log excerpt and the doctor's diagnosis."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from adaptgate.console import Output
+from adaptgate.errors import EXIT_FAIL, EXIT_OK, UsageError
+from adaptgate.results import Result
+from adaptgate.serve.doctor import Diagnosis, diagnose
+from adaptgate.serve.logfacts import LogFacts, parse_log
+from adaptgate.serve.models import LaunchPlan, PlanOptions
+from adaptgate.serve.plan import build_plan
+from adaptgate.serve.process import (
+    ManagedServer,
+    ServerSpec,
+    ServerStartFailed,
+    check_vllm,
+    free_port,
+    terminate_on_signals,
+)
+from adaptgate.serve.shell import engine_argv
+
+PYTHON_ENV = "ADAPTGATE_VLLM_PYTHON"
+LOG_NAME = "vllm.log"
+
+
+def vllm_python(explicit: str | None = None) -> str:
+    """--vllm-python, else ADAPTGATE_VLLM_PYTHON, else this interpreter."""
+    return explicit or os.environ.get(PYTHON_ENV) or sys.executable
+
+
+class ServeOptions(BaseModel):
+    plan: PlanOptions
+    run_dir: Path
+    vllm_python: str | None = None
+    ready_timeout_s: float | None = Field(None, gt=0)
+    stop_grace_s: float = Field(30.0, gt=0)
+    hold: bool = Field(False, description="keep serving until Ctrl-C / SIGTERM")
+    smoke: bool = Field(False, description="run the smoke checks once it serves")
+    smoke_concurrency: int = 4
+
+
+class StopInfo(BaseModel):
+    signals: list[str]
+    seconds: float
+    leftover_pids: list[int]
+    swept_tmp_files: int
+
+
+class ServeResult(Result):
+    kind: str = "serve"
+    verdict: Literal["PASS", "FAIL"]
+    reason: str
+    stage: str
+    url: str
+    python: str
+    command: list[str]
+    log: str
+    plan: LaunchPlan
+    startup_seconds: float | None = None
+    served_models: list[str] = Field(default_factory=list)
+    reported_max_model_len: int | None = None
+    kv_cache_tokens_reported: int | None = None
+    kv_cache_tokens_predicted: int | None = None
+    kv_ratio: float | None = Field(None, description="reported / predicted")
+    log_facts: LogFacts = Field(default_factory=LogFacts)
+    diagnosis: Diagnosis | None = None
+    log_tail: str | None = None
+    stop: StopInfo | None = None
+    smoke: dict[str, Any] | None = Field(None, description="the smoke result, when run")
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.verdict == "PASS" else EXIT_FAIL
+
+
+def local_model_path(plan: LaunchPlan, options: PlanOptions) -> str:
+    """The directory to load on this machine (the plan's commands may use container paths)."""
+    if options.served_path:
+        return options.served_path
+    if plan.conversion is not None:
+        return plan.conversion.output
+    return options.model or plan.served_path
+
+
+def _hints(plan: LaunchPlan) -> dict[str, Any]:
+    more = plan.layout.tp * 2
+    return {
+        "max_model_len": plan.max_model_len,
+        "smaller_len": max(4096, plan.max_model_len // 2),
+        "max_num_batched_tokens": plan.flag("--max-num-batched-tokens").value  # type: ignore[union-attr]
+        if plan.flag("--max-num-batched-tokens")
+        else None,
+        "more_devices": f"(TP={more}) ",
+    }
+
+
+def prepare(options: ServeOptions) -> tuple[LaunchPlan, ServerSpec, str]:
+    """Plan, check the inputs (model path, python, port) and build the server spec."""
+    popts = options.plan
+    if popts.model is None:
+        raise UsageError("serve needs a checkpoint directory", fix="pass MODEL, not --config")
+    if popts.port == 0:
+        popts = popts.model_copy(update={"port": free_port()})
+    plan = build_plan(popts)
+    if plan.layout.nodes > 1:
+        raise UsageError(
+            f"the plan needs {plan.layout.nodes} nodes; adaptgate serve manages one node",
+            fix="run the per-node scripts of `adaptgate plan --out DIR` on each node",
+        )
+    path = local_model_path(plan, popts)
+    if not Path(path).is_dir():
+        step = plan.conversion
+        raise UsageError(
+            f"route {plan.route} needs the converted checkpoint {path}, which does not exist",
+            fix=" ".join(step.argv) if step else "pass --served-path DIR",
+        )
+    python = vllm_python(options.vllm_python)
+    check_vllm(python)
+    argv = engine_argv(plan, plan.commands[0], python=python, model_path=path)
+    env = {v.name: v.value for v in plan.env}
+    if plan.target == "cpu":
+        env.setdefault("VLLM_CACHE_ROOT", str(options.run_dir / "vllm-cache"))
+    timeout = options.ready_timeout_s or (900.0 if plan.target == "cpu" else 3600.0)
+    spec = ServerSpec(
+        argv=argv,
+        log_path=options.run_dir / LOG_NAME,
+        host=plan.bind_host,
+        port=plan.port,
+        env=env,
+        served_model_name=plan.served_model_name,
+        ready_timeout_s=timeout,
+        stop_grace_s=options.stop_grace_s,
+    )
+    return plan, spec, python
+
+
+def _ready_result(
+    plan: LaunchPlan, server: ManagedServer, spec: ServerSpec, python: str
+) -> ServeResult:
+    ready = server.ready
+    assert ready is not None
+    facts = parse_log(server.log_text())
+    predicted = plan.memory.predicted_kv_tokens if plan.memory else None
+    reported = facts.kv_cache_tokens[0] if facts.kv_cache_tokens else None
+    ratio = round(reported / predicted, 4) if reported and predicted else None
+    reasons = [f"ready in {ready.seconds:.1f} s"]
+    verdict: Literal["PASS", "FAIL"] = "PASS"
+    if ready.max_model_len is not None and ready.max_model_len != plan.max_model_len:
+        verdict = "FAIL"
+        reasons.append(f"/v1/models max_model_len {ready.max_model_len} != {plan.max_model_len}")
+    if reported is not None and predicted:
+        reasons.append(f"KV {reported:,} tokens reported vs {predicted:,} predicted")
+    return ServeResult(
+        verdict=verdict,
+        reason="; ".join(reasons),
+        stage=plan.stage,
+        url=server.url,
+        python=python,
+        command=spec.argv,
+        log=str(spec.log_path),
+        plan=plan,
+        startup_seconds=ready.seconds,
+        served_models=[m.get("id", "") for m in ready.models.get("data", [])],
+        reported_max_model_len=ready.max_model_len,
+        kv_cache_tokens_reported=reported,
+        kv_cache_tokens_predicted=predicted,
+        kv_ratio=ratio,
+        log_facts=facts,
+    )
+
+
+def _failed(
+    plan: LaunchPlan, spec: ServerSpec, python: str, exc: ServerStartFailed, log_text: str
+) -> ServeResult:
+    diag = diagnose(log_text, hints=_hints(plan), log=str(spec.log_path))
+    reason = exc.message
+    if diag.top is not None:
+        reason += f"; diagnosis: {diag.top.title} -- fix: {diag.top.fix}"
+    elif diag.first_error:
+        reason += f"; first error: {diag.first_error}"
+    return ServeResult(
+        verdict="FAIL",
+        reason=reason,
+        stage=plan.stage,
+        url=spec.url,
+        python=python,
+        command=spec.argv,
+        log=str(spec.log_path),
+        plan=plan,
+        log_facts=parse_log(log_text),
+        diagnosis=diag,
+        log_tail=exc.log_tail,
+    )
+
+
+def _hold(server: ManagedServer, out: Output) -> str:
+    out.status(f"serving at {server.url} (Ctrl-C to stop)")
+    try:
+        while server.alive():
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        return "stopped by Ctrl-C / SIGTERM"
+    return f"vLLM exited on its own (code {server.proc.returncode if server.proc else None})"
+
+
+def _stop_info(server: ManagedServer) -> StopInfo | None:
+    report = server.stop()
+    if report is None:
+        return None
+    return StopInfo(
+        signals=report.signals,
+        seconds=report.seconds,
+        leftover_pids=report.leftover_pids,
+        swept_tmp_files=len(report.swept),
+    )
+
+
+def serve_model(
+    options: ServeOptions, out: Output | None = None, *, keep: bool = False
+) -> tuple[ServeResult, ManagedServer | None]:
+    """Start, wait for readiness, record; then stop (default), hold, or keep it running for
+    later gates (``keep``: the caller or process exit stops it)."""
+    out = out or Output()
+    options.run_dir.mkdir(parents=True, exist_ok=True)
+    plan, spec, python = prepare(options)
+    server = ManagedServer(spec)
+    out.status(f"starting vLLM ({plan.stage} weights) at {spec.url}, log {spec.log_path}")
+    kept: ManagedServer | None = None
+    with terminate_on_signals():
+        try:
+            server.start()
+            server.wait_ready()
+        except ServerStartFailed as exc:
+            server.stop()
+            result = _failed(plan, spec, python, exc, server.log_text())
+            result.write_json(options.run_dir / "serve.json")
+            return result, None
+        except BaseException:
+            server.stop()
+            raise
+        try:
+            result = _ready_result(plan, server, spec, python)
+            out.status(f"ready: {result.reason}")
+            if options.smoke:
+                result.smoke = _run_smoke(plan, server, options, out)
+                if result.smoke.get("verdict") == "FAIL":
+                    result.verdict = "FAIL"
+                    result.reason += "; smoke protocol checks failed"
+            if options.hold:
+                result.reason += "; " + _hold(server, out)
+            if keep and not options.hold:
+                kept = server
+            else:
+                result.stop = _stop_info(server)
+        finally:
+            if kept is None:
+                server.stop()
+    result.write_json(options.run_dir / "serve.json")
+    return result, kept
+
+
+def _run_smoke(
+    plan: LaunchPlan, server: ManagedServer, options: ServeOptions, out: Output
+) -> dict[str, Any]:
+    from adaptgate.checks import SmokeOptions, run_smoke
+
+    smoke = run_smoke(
+        SmokeOptions(
+            url=server.url,
+            model=plan.served_model_name,
+            expected_max_model_len=plan.max_model_len,
+            thinking=plan.features.thinking,
+            tools=plan.features.tools,
+            concurrency=options.smoke_concurrency,
+        ),
+        out,
+    )
+    smoke.write_json(options.run_dir / "smoke.json")
+    data: dict[str, Any] = smoke.model_dump(mode="json")
+    return data

@@ -1,0 +1,98 @@
+"""Loads the serving knowledge (env.yaml, recipes.yaml, operators.yaml, doctor.yaml) and
+evaluates the small ``when`` condition language the data uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from adaptgate.errors import InternalError
+
+# `when` keys: exact-match lists, booleans, and numeric bounds on the plan's context.
+_LIST_KEYS = {"targets": "target", "families": "family"}
+_BOOL_KEYS = {"moe", "int8", "mtp"}
+_MIN_KEYS = {"min_ranks": "ranks", "min_tp": "tp", "min_nodes": "nodes"}
+_MAX_KEYS = {"max_ranks": "ranks", "max_nodes": "nodes"}
+WHEN_KEYS = frozenset({"platform", *_LIST_KEYS, *_BOOL_KEYS, *_MIN_KEYS, *_MAX_KEYS})
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What a ``when`` can ask about the plan being built."""
+
+    target: str
+    family: str
+    ranks: int = 1
+    tp: int = 1
+    nodes: int = 1
+    moe: bool = False
+    int8: bool = False
+    mtp: bool = False
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def platform(self) -> str:
+        return self.target.split("-", maxsplit=1)[0]
+
+
+def when_holds(when: dict[str, Any] | None, ctx: PlanContext) -> bool:
+    for key, want in (when or {}).items():
+        if key == "platform":
+            ok = ctx.platform == want
+        elif key in _LIST_KEYS:
+            ok = getattr(ctx, _LIST_KEYS[key]) in want
+        elif key in _BOOL_KEYS:
+            ok = bool(getattr(ctx, key)) == bool(want)
+        elif key in _MIN_KEYS:
+            ok = getattr(ctx, _MIN_KEYS[key]) >= int(want)
+        elif key in _MAX_KEYS:
+            ok = getattr(ctx, _MAX_KEYS[key]) <= int(want)
+        else:
+            raise InternalError(f"unknown `when` key {key!r} in serving knowledge")
+        if not ok:
+            return False
+    return True
+
+
+def _load(name: str) -> dict[str, Any]:
+    import yaml
+
+    text = resources.files("adaptgate.serve").joinpath(name).read_text("utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
+
+
+def _check_rows(name: str, rows: list[dict[str, Any]], sources: dict[str, str]) -> None:
+    for row in rows:
+        unknown = set(row.get("when") or {}) - WHEN_KEYS
+        if unknown:
+            raise InternalError(f"{name}: unknown `when` keys {sorted(unknown)} in {row}")
+        if row.get("source") and row["source"] not in sources:
+            raise InternalError(f"{name}: source {row['source']!r} is not declared")
+        if not row.get("reason"):
+            raise InternalError(f"{name}: a row without a reason: {row}")
+
+
+@lru_cache(maxsize=1)
+def env_knowledge() -> dict[str, Any]:
+    data = _load("env.yaml")
+    _check_rows("env.yaml", data["variables"], data["sources"])
+    return data
+
+
+@lru_cache(maxsize=1)
+def recipes() -> dict[str, Any]:
+    data = _load("recipes.yaml")
+    _check_rows("recipes.yaml", data["additional_config"], data["sources"])
+    return data
+
+
+@lru_cache(maxsize=1)
+def operator_knowledge() -> dict[str, Any]:
+    return _load("operators.yaml")
+
+
+def source_text(data: dict[str, Any], key: str | None) -> str | None:
+    return data["sources"].get(key) if key else None

