@@ -1,0 +1,1 @@
+"""Renderings of a BenchResult: console tables, JSON/JSONL/CSV files, PNG plots."""

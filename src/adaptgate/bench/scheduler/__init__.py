@@ -1,0 +1,1 @@
+"""When requests leave: arrival schedules, the client event loop, worker processes."""

@@ -1,0 +1,211 @@
+"""Was the run what it claims to be? INVALID when the client, not the server, limited it, or when
+it did not run to the end; warnings when the workload differed from the one asked for."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from adaptgate.bench.config import ValidityConfig
+from adaptgate.bench.scheduler.arrivals import scheduled_rate
+from adaptgate.bench.timeline import RequestRecord
+from adaptgate.stats import Distribution
+
+Status = Literal["ok", "warn", "invalid"]
+
+
+class Check(BaseModel):
+    name: str
+    status: Status
+    message: str
+    value: float | None = None
+    threshold: float | None = None
+
+
+class ClientHealth(BaseModel):
+    """The client's own measurements of itself."""
+
+    workers: int
+    scheduled_rate: float | None = Field(
+        default=None, description="(n-1)/(last due - first due) of the dispatched schedule"
+    )
+    delivered_rate: float | None = Field(
+        default=None, description="(n-1)/(last start - first start): what the client achieved"
+    )
+    lateness_ms: Distribution
+    loop_lag_ms: Distribution
+    cpu_share: list[float] = Field(description="CPU seconds / wall seconds, per worker")
+    worker_errors: list[str] = Field(default_factory=list)
+    interrupted: bool = False
+
+
+class Validity(BaseModel):
+    status: Literal["VALID", "INVALID"]
+    reasons: list[str] = Field(default_factory=list, description="why INVALID")
+    warnings: list[str] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
+
+
+def delivered_rates(records: Sequence[RequestRecord]) -> tuple[float | None, float | None]:
+    due = sorted(
+        r.scheduled_at for r in records if r.scheduled_at is not None and r.turn in (None, 0)
+    )
+    started = sorted(
+        r.started_at
+        for r in records
+        if r.scheduled_at is not None and r.started_at is not None and r.turn in (None, 0)
+    )
+    return scheduled_rate(due), scheduled_rate(started)
+
+
+def _check_client(h: ClientHealth, cfg: ValidityConfig) -> list[Check]:
+    checks = []
+    if h.scheduled_rate and h.delivered_rate:
+        shortfall = 1.0 - h.delivered_rate / h.scheduled_rate
+        bad = shortfall > cfg.max_rate_shortfall
+        checks.append(
+            Check(
+                name="delivered_rate",
+                status="invalid" if bad else "ok",
+                value=h.delivered_rate,
+                threshold=h.scheduled_rate * (1 - cfg.max_rate_shortfall),
+                message=f"client dispatched {h.delivered_rate:.2f} req/s of the scheduled "
+                f"{h.scheduled_rate:.2f} ({-shortfall:+.1%})",
+            )
+        )
+    for name, dist, limit in (
+        ("dispatch_lateness_p99_ms", h.lateness_ms, cfg.max_lateness_p99_ms),
+        ("event_loop_lag_p99_ms", h.loop_lag_ms, cfg.max_loop_lag_p99_ms),
+    ):
+        if dist.p99 is not None:
+            bad = dist.p99 > limit
+            checks.append(
+                Check(
+                    name=name,
+                    status="invalid" if bad else "ok",
+                    value=dist.p99,
+                    threshold=limit,
+                    message=f"{name.replace('_', ' ')} {dist.p99:.2f} ms (limit {limit} ms)",
+                )
+            )
+    if h.cpu_share:
+        busiest = max(h.cpu_share)
+        bad = busiest > cfg.max_client_cpu
+        checks.append(
+            Check(
+                name="client_cpu",
+                status="invalid" if bad else "ok",
+                value=busiest,
+                threshold=cfg.max_client_cpu,
+                message=f"busiest client process used {busiest:.0%} of a core",
+            )
+        )
+    for err in h.worker_errors:
+        checks.append(Check(name="worker", status="invalid", message=err))
+    if h.interrupted:
+        checks.append(
+            Check(name="interrupted", status="invalid", message="interrupted: partial results")
+        )
+    return checks
+
+
+def _check_workload(records: Sequence[RequestRecord], ignore_eos: bool) -> list[Check]:
+    ok = [r for r in records if r.ok]
+    checks = []
+    if not ok:
+        return [Check(name="completed", status="invalid", message="no request succeeded")]
+    failed = Counter(r.error for r in records if not r.ok)
+    if failed:
+        text = ", ".join(f"{k}: {v}" for k, v in failed.most_common())
+        checks.append(
+            Check(
+                name="failures",
+                status="warn",
+                value=sum(failed.values()),
+                message=f"{sum(failed.values())} failed requests ({text})",
+            )
+        )
+    if ignore_eos:
+        short = [r for r in ok if r.max_tokens is not None and r.output_tokens != r.max_tokens]
+        checks.append(
+            Check(
+                name="output_length",
+                status="warn" if short else "ok",
+                value=len(short),
+                message=f"{len(short)} of {len(ok)} requests returned other than max_tokens tokens "
+                "despite ignore_eos"
+                if short
+                else "every request returned exactly max_tokens",
+            )
+        )
+        reasons = Counter(r.finish_reason for r in ok)
+        other = {k: v for k, v in reasons.items() if k != "length"}
+        if other:
+            checks.append(
+                Check(
+                    name="finish_reason",
+                    status="warn",
+                    value=sum(other.values()),
+                    message=f"finish reasons other than 'length': {other}",
+                )
+            )
+    with_usage = [r for r in ok if r.usage_completion_tokens is not None]
+    differ = [r for r in with_usage if r.usage_completion_tokens != r.client_token_chunks]
+    if not with_usage:
+        checks.append(
+            Check(
+                name="token_counts",
+                status="warn",
+                message="server sent no usage; output tokens counted as chunks",
+            )
+        )
+    elif differ:
+        checks.append(
+            Check(
+                name="token_counts",
+                status="warn",
+                value=len(differ),
+                message=f"{len(differ)} requests: server's completion_tokens differ "
+                "from token chunks seen (several tokens per chunk: ITL is per chunk)",
+            )
+        )
+    prompt_off = [
+        r
+        for r in ok
+        if r.prompt_tokens
+        and r.usage_prompt_tokens is not None
+        and abs(r.usage_prompt_tokens - r.prompt_tokens) > 1
+    ]
+    if prompt_off:
+        d = Distribution.of(
+            [
+                r.usage_prompt_tokens - r.prompt_tokens
+                for r in prompt_off
+                if r.usage_prompt_tokens is not None and r.prompt_tokens
+            ]
+        )
+        checks.append(
+            Check(
+                name="prompt_length",
+                status="warn",
+                value=len(prompt_off),
+                message=f"{len(prompt_off)} prompts differ from their nominal length "
+                f"by more than 1 token (server minus nominal: median {d.p50:+.0f}; "
+                "a chat template adds a constant)",
+            )
+        )
+    return checks
+
+
+def assess(
+    records: Sequence[RequestRecord], health: ClientHealth, cfg: ValidityConfig, ignore_eos: bool
+) -> Validity:
+    checks = _check_client(health, cfg) + _check_workload(records, ignore_eos)
+    reasons = [c.message for c in checks if c.status == "invalid"]
+    warnings = [c.message for c in checks if c.status == "warn"]
+    return Validity(
+        status="INVALID" if reasons else "VALID", reasons=reasons, warnings=warnings, checks=checks
+    )
