@@ -59,6 +59,33 @@ def quantize_w8a8_dynamic(
     return q, scale, torch.zeros_like(scale)
 
 
+def dequantize_w8a8_dynamic(
+    weight: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor
+) -> torch.Tensor:
+    """``W = (q - offset) * scale`` per output channel, in float32 (offset is zero when
+    symmetric, as msModelSlim writes W8A8_DYNAMIC)."""
+    import torch
+
+    q = weight.to(torch.float32)
+    return (q - offset.to(torch.float32).reshape(-1, 1)) * scale.to(torch.float32).reshape(-1, 1)
+
+
+def quantize_per_token_dynamic(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token symmetric int8 as CANN's DynamicQuant (``torch_npu.npu_dynamic_quant``) does it:
+    ``scale = row_max(|x|) / 127``, ``y = round(x / scale)`` along the last dimension, in float32
+    (round half to even; a zero row gets scale 1 so it quantizes to zeros).
+
+    Returns ``(y int8 shaped like x, scale float32 [..., 1])``.
+    """
+    import torch
+
+    x32 = x.to(torch.float32)
+    amax = x32.abs().amax(dim=-1, keepdim=True)
+    scale = torch.where(amax > 0, amax / INT8_MAX, torch.ones_like(amax))
+    y = torch.round(x32 / scale).clamp(-INT8_MAX - 1, INT8_MAX).to(torch.int8)
+    return y, scale
+
+
 def model_quant_type(types: list[str]) -> str:
     present = [t for t in _TYPE_PRIORITY if t in set(types)]
     return present[-1] if present else FLOAT

@@ -55,3 +55,34 @@ def test_description_layout():
                           "group_size", "optional"]  # fmt: skip
     assert desc["version"] == "1.0.0" and desc["model_quant_type"] == "W8A8_DYNAMIC"
     assert ascend.model_quant_type(["FLOAT"]) == "FLOAT"
+
+
+def test_dequantize_matches_float64():
+    gen = torch.Generator().manual_seed(7)
+    q = torch.randint(-127, 128, (48, 80), generator=gen, dtype=torch.int8)
+    scale = torch.rand(48, 1, generator=gen) * 0.01 + 1e-4
+    offset = torch.randint(-3, 4, (48, 1), generator=gen).float()
+    out = ascend.dequantize_w8a8_dynamic(q, scale, offset)
+    ref = (q.double() - offset.double()) * scale.double()
+    assert out.dtype == torch.float32
+    # one float32 subtraction (exact for these small integers) and one float32 product
+    assert torch.equal(out, ref.float())
+
+
+def test_per_token_dynamic_quant_matches_independent_computation():
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.randn(5, 7, 96, generator=gen) * 3).to(torch.bfloat16)
+    x[0, 0] = 0  # a zero token
+    y, scale = ascend.quantize_per_token_dynamic(x)
+    assert y.dtype == torch.int8 and y.shape == x.shape
+    assert scale.dtype == torch.float32 and scale.shape == (5, 7, 1)
+    flat = x.float().reshape(-1, 96).numpy()
+    import numpy as np
+
+    for i, row in enumerate(flat):
+        amax = np.float32(np.abs(row).max())
+        s = np.float32(amax / np.float32(127)) if amax > 0 else np.float32(1)
+        want = np.clip(np.rint(row / s), -128, 127).astype(np.int8)  # rint: half to even
+        assert scale.reshape(-1)[i].item() == s
+        assert np.array_equal(y.reshape(-1, 96)[i].numpy(), want)
+    assert int(y.abs().max()) == 127
