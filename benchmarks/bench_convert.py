@@ -178,6 +178,7 @@ class Measure:
     seconds: float
     peak_rss_mb: float
     output_bytes: int
+    cpu_seconds: float = 0.0  # user + system of the child: robust to other load on the host
 
     @property
     def gb_per_s(self) -> float:
@@ -195,15 +196,15 @@ def drop_caches(enabled: bool) -> bool:
     return True
 
 
-def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process."""
+def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds of one child process."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed ({status}): {' '.join(cmd)}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def dir_bytes(path: Path) -> int:
@@ -218,9 +219,9 @@ def measure_floor(src: Path, out_bytes: int, work: Path, drop: bool) -> list[Mea
         ("O_DIRECT", ["oflag=direct"]),
     ):
         drop_caches(drop)
-        r, rss_r = run_child(["dd", f"if={src}", "of=/dev/null", "bs=16M", "status=none"])
+        r, rss_r, cpu_r = run_child(["dd", f"if={src}", "of=/dev/null", "bs=16M", "status=none"])
         target = work / "floor.bin"
-        w, rss_w = run_child(
+        w, rss_w, cpu_w = run_child(
             [
                 "dd",
                 "if=/dev/zero",
@@ -233,7 +234,13 @@ def measure_floor(src: Path, out_bytes: int, work: Path, drop: bool) -> list[Mea
         )
         target.unlink()
         results.append(
-            Measure(f"disk floor (dd, {label})", r + w, max(rss_r, rss_w), count * (16 << 20))
+            Measure(
+                f"disk floor (dd, {label})",
+                r + w,
+                max(rss_r, rss_w),
+                count * (16 << 20),
+                cpu_r + cpu_w,
+            )
         )
     return results
 
@@ -277,17 +284,17 @@ def main() -> None:
     ]
     if args.workers:
         cmd += ["--workers", str(args.workers)]
-    seconds, rss = run_child(cmd)
+    seconds, rss, cpu = run_child(cmd)
     out_bytes = dir_bytes(out)
-    results.append(Measure("adaptgate convert --to bf16", seconds, rss, out_bytes))
+    results.append(Measure("adaptgate convert --to bf16", seconds, rss, out_bytes, cpu))
     record = json.loads((out / "conversion.json").read_text())
 
     if not args.skip_naive:
         naive_out = work / "out-naive"
         shutil.rmtree(naive_out, ignore_errors=True)
         drop_caches(drop)
-        seconds, rss = run_child([py, "-c", NAIVE, str(src), str(naive_out)])
-        results.append(Measure("naive (seed script)", seconds, rss, dir_bytes(naive_out)))
+        seconds, rss, cpu = run_child([py, "-c", NAIVE, str(src), str(naive_out)])
+        results.append(Measure("naive (seed script)", seconds, rss, dir_bytes(naive_out), cpu))
         same = (
             subprocess.run(
                 [py, __file__, "--compare", str(naive_out), str(out)], check=False
@@ -305,9 +312,14 @@ def main() -> None:
         f"python {platform.python_version()}; caches dropped: {dropped}; kernel: {record['kernel']}"
     )
     print(f"input {in_bytes / 1e9:.2f} GB -> output {out_bytes / 1e9:.2f} GB (scale {args.scale})")
-    print(f"{'run':38} {'wall s':>8} {'peak RSS MB':>12} {'out GB/s':>9}")
+    print(f"{'run':38} {'wall s':>8} {'CPU s':>7} {'peak RSS MB':>12} {'out GB/s':>9}")
     for m in results:
-        print(f"{m.name:38} {m.seconds:8.1f} {m.peak_rss_mb:12.0f} {m.gb_per_s:9.2f}")
+        print(
+            f"{m.name:38} {m.seconds:8.1f} {m.cpu_seconds:7.1f} {m.peak_rss_mb:12.0f}"
+            f" {m.gb_per_s:9.2f}"
+        )
+    load = os.getloadavg()
+    print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     ours = results[0]
     floor = min((m for m in results if m.name.startswith("disk floor")), key=lambda m: m.seconds)
     print(f"\nadaptgate vs disk floor: {ours.seconds / floor.seconds:.2f}x the floor time")

@@ -168,7 +168,9 @@ def run_conversion(opts: ConvertOptions, out: Output | None = None) -> Conversio
     plan.warnings += check_scales(ckpt, plan, ue8m0=ue8m0)
     workers = opts.worker_count
     state = ConvertState(opts.partial)
-    check_disk_space(opts.partial, plan.output_bytes)  # before anything is created
+    # before anything is created; shards already in OUT.partial count as written
+    present = sum(p.stat().st_size for p in opts.partial.glob("*.safetensors*"))
+    check_disk_space(opts.partial, max(0, plan.output_bytes - present))
     kept = state.prepare(plan)
     if kept:
         out.status(f"resuming: {len(kept)} of {len(plan.shards)} shards already done and verified")

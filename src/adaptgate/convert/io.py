@@ -62,7 +62,8 @@ class ShardWriter:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         self.direct_fd: int | None = None
         try:
-            os.posix_fallocate(self.fd, 0, max(size, 1))
+            if hasattr(os, "posix_fallocate"):  # reserves the blocks: ENOSPC now, not midway
+                os.posix_fallocate(self.fd, 0, max(size, 1))
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 os.close(self.fd)
@@ -71,7 +72,6 @@ class ShardWriter:
                     f"no room for {path.name} ({size / 1e9:.2f} GB)",
                     fix="free space and rerun: completed shards are reused",
                 ) from None
-            os.ftruncate(self.fd, size)  # file systems without fallocate
         os.ftruncate(self.fd, size)
         if direct and hasattr(os, "O_DIRECT"):
             try:
