@@ -1,0 +1,124 @@
+"""``adaptgate reference MODEL --out DUMP``: the FP32 reference dump."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from adaptgate.cli._common import emit_json, handle_errors, output_options
+from adaptgate.console import Output, progress
+from adaptgate.errors import EXIT_OK
+
+EXAMPLES = """\b
+Examples:
+  adaptgate reference ./Qwen3-8B-FP8 --out ref-cpu
+  adaptgate reference ./Qwen3-8B-FP8 --out ref-npu --device npu          (on the NPU machine)
+  adaptgate reference ./GLM-4.7-FP8 --out ref --stream-layers --layers 0-3,40,91
+  adaptgate reference ./Qwen3-8B-FP8 --out ref-w8a8 --simulate w8a8-dynamic
+Then: adaptgate compare ref-cpu ref-npu"""
+
+
+@click.command("reference", epilog=EXAMPLES)
+@click.argument("model")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Dump directory (reference.json + reference.safetensors).",
+)
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="Any torch device: cpu, cuda, cuda:1, npu (needs torch_npu), ...",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16"]),
+    default="float32",
+    show_default=True,
+    help="Compute dtype.",
+)
+@click.option(
+    "--prompts",
+    "prompts_file",
+    type=click.Path(path_type=Path),
+    help="JSONL prompts (text / prompt / messages, id, chat); default: built-in set.",
+)
+@click.option(
+    "--max-new-tokens",
+    default=32,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Greedy tokens generated per prompt.",
+)
+@click.option(
+    "--top-k",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Log-probabilities kept per generated token.",
+)
+@click.option(
+    "--layers",
+    default="all",
+    show_default=True,
+    help="Hidden states to dump: all, none, or e.g. 0-3,10.",
+)
+@click.option(
+    "--stream-layers/--full-load",
+    "stream",
+    default=None,
+    help="Load one decoder layer at a time [default: when the model does not fit].",
+)
+@click.option(
+    "--simulate",
+    type=click.Choice(["w8a8-dynamic"]),
+    help="Compute Linears as Ascend's W8A8_DYNAMIC int8 kernels would.",
+)
+@output_options
+@handle_errors
+def command(
+    model: str,
+    out_dir: Path,
+    device: str,
+    dtype: str,
+    prompts_file: Path | None,
+    max_new_tokens: int,
+    top_k: int,
+    layers: str,
+    stream: bool | None,
+    simulate: str | None,
+    out: Output,
+) -> int:
+    """Teacher-forced forward over a prompt set plus a greedy continuation; dumps logits at every
+    position, the hidden state after every decoder layer and the generated tokens' logprobs."""
+    from adaptgate.reference.api import ReferenceConfig, build_reference, parse_layers
+
+    cfg = ReferenceConfig(
+        model=model,
+        out=out_dir,
+        device=device,
+        dtype=dtype,
+        prompts_file=prompts_file,
+        max_new_tokens=max_new_tokens,
+        top_k=top_k,
+        layers=parse_layers(layers),
+        stream=stream,
+        simulate=simulate,
+    )
+    with progress(None, "reference", unit="units") as bar:
+
+        def start(total: int) -> None:
+            if bar._bar is not None:
+                bar._bar.update(bar._task, total=total)
+
+        meta = build_reference(cfg, on_unit=lambda _u: bar.advance(), on_start=start)
+    emit_json(out, meta.to_json())
+    if out.human:
+        from adaptgate.reference.render import render
+
+        render(meta, out.console(), str(out_dir))
+    return EXIT_OK
