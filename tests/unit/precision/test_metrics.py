@@ -130,7 +130,10 @@ def test_logit_metrics_match_numpy(seed: int) -> None:
     kl = (np.exp(la) * (la - lb)).sum(axis=-1)
     top1 = np.mean(a.argmax(-1) == b.argmax(-1))
     top5 = np.mean(
-        [len(set(np.argsort(-x)[:5]) & set(np.argsort(-y)[:5])) / 5 for x, y in zip(a, b)]
+        [
+            len(set(np.argsort(-x)[:5]) & set(np.argsort(-y)[:5])) / 5
+            for x, y in zip(a, b, strict=True)
+        ]
     )
     got = acc.result()
     assert got.positions == a.shape[0]

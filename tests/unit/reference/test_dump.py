@@ -28,7 +28,11 @@ def _meta() -> ReferenceDump:
         ),
         device="cpu", dtype="float32", mode="full", layers=[0, 1], max_new_tokens=2, top_k=5,
         eos_token_ids=[1],
-        prompts=[PromptRecord(id="a", category="x", chat=False, text="hi", rendered="hi", token_ids=[3, 4])],
+        prompts=[
+            PromptRecord(
+                id="a", category="x", chat=False, text="hi", rendered="hi", token_ids=[3, 4]
+            )
+        ],
     )  # fmt: skip
 
 
