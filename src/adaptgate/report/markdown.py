@@ -1,121 +1,63 @@
-"""Markdown rendering of a run record.
-
-Every number shown comes from run.json: the summary table from each gate's ``summary``, the
-sections from each gate's ``result`` through the section renderer registered for that gate.
-"""
+"""Markdown rendering of the report document (and of a run record, for callers)."""
 
 from __future__ import annotations
 
-import shlex
-from collections.abc import Callable, Sequence
-from typing import Any
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from adaptgate.pipeline.record import GateRecord, RunRecord
-from adaptgate.registry import Registry
+from adaptgate.report.doc import Bullets, Code, Document, Heading, Image, Para, Table
 
-SectionRenderer = Callable[[GateRecord], str]
-SECTIONS: Registry[SectionRenderer] = Registry("report section")
+if TYPE_CHECKING:
+    from adaptgate.pipeline.record import RunRecord
 
-STATUS_MARK = {"PASS": "PASS", "FAIL": "**FAIL**", "SKIPPED": "SKIPPED", "ERROR": "**ERROR**"}
+ASSETS = "report_assets"
+TONE_PREFIX = {"alert": "> **!** ", "note": "> ", "ok": "", "plain": ""}
 
 
-def md_escape(text: object) -> str:
+def md_cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def md_table(header: list[str], rows: Sequence[Sequence[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
+def md_table(table: Table) -> str:
+    lines = ["| " + " | ".join(md_cell(h) for h in table.header) + " |"]
+    lines.append("|" + "---|" * len(table.header))
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in table.rows]
+    if table.caption:
+        lines = [f"*{table.caption}*", "", *lines]
     return "\n".join(lines)
 
 
-def fmt_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, list | tuple):
-        return ", ".join(fmt_value(v) for v in value)
-    return str(value)
+def image_ref(image: Image, base: Path) -> str:
+    """Where the Markdown finds the PNG: the gate's file, or the report's asset file."""
+    if image.source is not None:
+        return Path(os.path.relpath(image.source, base)).as_posix()
+    return f"{ASSETS}/{image.name}"
 
 
-def _summary_table(record: RunRecord) -> str:
-    rows = []
-    for g in record.gates:
-        numbers = "; ".join(f"{k}={fmt_value(v)}" for k, v in g.summary.items())
-        seconds = f"{g.seconds:.1f}" if g.seconds is not None else ""
-        rows.append([g.title, STATUS_MARK[g.status.value], g.reason, numbers, seconds])
-    return md_table(["Gate", "Status", "Reason", "Measured", "Seconds"], rows)
+def to_markdown(doc: Document, base: Path) -> str:
+    """``base``: the directory the Markdown file is written to (image paths are relative)."""
+    parts = [f"# {doc.title}"]
+    for block in doc.blocks:
+        if isinstance(block, Heading):
+            parts.append("#" * block.level + " " + block.text)
+        elif isinstance(block, Para):
+            parts.append(TONE_PREFIX[block.tone] + block.text)
+        elif isinstance(block, Table):
+            parts.append(md_table(block))
+        elif isinstance(block, Code):
+            fence = "````" if "```" in block.text else "```"
+            parts.append(f"{fence}{block.lang}\n{block.text}\n{fence}")
+        elif isinstance(block, Bullets):
+            parts.append("\n".join(f"- {md_cell(i)}" for i in block.items))
+        elif isinstance(block, Image):
+            parts.append(f"![{block.caption}]({image_ref(block, base)})\n\n*{block.caption}*")
+    return "\n\n".join(parts) + "\n"
 
 
-def _environment(record: RunRecord) -> str:
-    host = record.host
-    rows: list[list[object]] = [
-        ["adaptgate", record.adaptgate_version],
-        ["host", f"{host.hostname} ({host.platform}, {host.machine})"],
-        ["python", host.python],
-        ["CPUs", host.cpu_count or "unknown"],
-        ["memory", f"{host.memory_bytes / 2**30:.1f} GiB" if host.memory_bytes else "unknown"],
-    ]
-    rows += [[name, version] for name, version in sorted(host.packages.items())]
-    if host.cann_version:
-        rows.append(["CANN", host.cann_version])
-    return md_table(["Component", "Version"], rows)
+def render_markdown(record: RunRecord, lang: str = "en") -> str:
+    """The report of one run as Markdown (plots referenced under ``report_assets/``)."""
+    from adaptgate.report.render import document_of
 
-
-def _generic_section(gate: GateRecord) -> str:
-    if not gate.summary:
-        return ""
-    return md_table(["Value", ""], [[k, fmt_value(v)] for k, v in gate.summary.items()])
-
-
-def reproduce_command(record: RunRecord) -> str:
-    s = record.settings
-    args = ["adaptgate", "run", s.model, "--target", s.target, "--run-dir", record.run_dir]
-    if s.device:
-        args += ["--device", s.device, "--devices", str(s.devices)]
-    if s.max_model_len:
-        args += ["--max-model-len", str(s.max_model_len)]
-    if s.gpu_memory_utilization:
-        args += ["--gpu-memory-utilization", str(s.gpu_memory_utilization)]
-    if s.allow_pickle:
-        args.append("--allow-pickle")
-    return shlex.join(args)
-
-
-def render_markdown(record: RunRecord) -> str:
-    import adaptgate.report.sections  # noqa: F401 - registers the per-gate sections
-
-    s = record.settings
-    parts = [
-        f"# Adaptation report: {s.model}",
-        "",
-        f"Target `{s.target}`"
-        + (f", device `{s.device}` x {s.devices}" if s.device else "")
-        + f". Run started {record.created}. Overall: **{record.verdict.value}**.",
-        "",
-        "## Summary",
-        "",
-        _summary_table(record),
-        "",
-    ]
-    for gate in record.gates:
-        if gate.name == "report":
-            continue
-        parts += [f"## {gate.title}", "", f"Status: **{gate.status.value}** - {gate.reason}", ""]
-        if gate.status.value in ("PASS", "FAIL") and gate.result is not None:
-            body = SECTIONS.get(gate.name)(gate) if gate.name in SECTIONS else ""
-            parts += [body or _generic_section(gate), ""]
-        if gate.artifacts:
-            parts += ["Files: " + ", ".join(f"`{a}`" for a in gate.artifacts), ""]
-    parts += [
-        "## Environment",
-        "",
-        _environment(record),
-        "",
-        "## Reproduce",
-        "",
-        "```bash",
-        reproduce_command(record),
-        "```",
-        "",
-    ]
-    return "\n".join(parts)
+    root = Path(record.run_dir)
+    return to_markdown(document_of([(record, root)], lang), root)

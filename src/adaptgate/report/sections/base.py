@@ -1,0 +1,77 @@
+"""What every section shares: the context, the registry of gate sections, table helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from adaptgate.pipeline.record import GateRecord
+from adaptgate.registry import Registry
+from adaptgate.report.doc import Block, Table
+from adaptgate.report.i18n import Labels
+from adaptgate.report.numbers import num
+from adaptgate.report.view import RunView
+
+
+@dataclass(frozen=True)
+class Ctx:
+    runs: list[RunView]
+    t: Labels
+
+    @property
+    def merged(self) -> bool:
+        return len(self.runs) > 1
+
+
+GateCols = list[tuple[RunView, GateRecord]]
+"""The gates a section renders: per run, each gate of the section that left a result."""
+
+GateSection = Callable[[Ctx, GateCols], list[Block]]
+SECTIONS: Registry[GateSection] = Registry("report section")
+
+
+def get(data: Any, path: str, default: Any = None) -> Any:
+    """``get(result, "support.verdict")``: a value deep in a gate's result JSON, or ``default``
+    when any step is missing (results of other versions render what they have)."""
+    for key in path.split("."):
+        if isinstance(data, dict) and key in data:
+            data = data[key]
+        elif isinstance(data, list) and key.isdigit() and int(key) < len(data):
+            data = data[int(key)]
+        else:
+            return default
+    return default if data is None else data
+
+
+Rows = list[tuple[str, str]]
+
+
+def column_table(ctx: Ctx, first: str, per_col: Sequence[tuple[str, Rows]]) -> Table | None:
+    """Rows of (label, value) per column, aligned by label: one value column per run (or per
+    run and window), a single column "value" when the report is of one run and one column.
+    A label missing in a column shows "-"."""
+    order: list[str] = []
+    values: list[dict[str, str]] = []
+    for _, rows in per_col:
+        values.append(dict(rows))
+        order += [label for label, _ in rows if label not in order]
+    if not order:
+        return None
+    single = len(per_col) == 1 and not ctx.merged
+    header = [first] + ([ctx.t("col.value")] if single else [name for name, _ in per_col])
+    return Table(header, [[label] + [v.get(label, "-") for v in values] for label in order])
+
+
+def per_gate(cols: GateCols, fn: Callable[[dict[str, Any]], Rows]) -> list[tuple[str, Rows]]:
+    return [(run.label, fn(gate.result or {})) for run, gate in cols]
+
+
+def yes_no(t: Labels, value: Any) -> str:
+    if isinstance(value, bool):
+        return t("word.yes") if value else t("word.no")
+    return num(value)
+
+
+def list_rows(items: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[list[str]]:
+    return [[num(get(item, k, "-")) for k in keys] for item in items]

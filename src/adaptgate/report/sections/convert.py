@@ -1,0 +1,85 @@
+"""Conversion (the convert gate): the seeds' 反量化结果 table, int8 error by layer, verify."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adaptgate.report.doc import Block, Bullets, Heading, Table
+from adaptgate.report.i18n import Labels
+from adaptgate.report.numbers import num, seconds, size
+from adaptgate.report.sections.base import (
+    SECTIONS,
+    Ctx,
+    GateCols,
+    Rows,
+    column_table,
+    get,
+    per_gate,
+)
+
+WORST_LAYERS = 5
+
+
+def convert_rows(t: Labels, r: dict[str, Any]) -> Rows:
+    rows: Rows = [
+        (t("convert.route"), f"{r.get('source_scheme', '-')} -> {r.get('target', '-')}"),
+        (t("convert.source"), f"`{r.get('source_dir', '-')}`"),
+        (t("convert.output"), f"`{r.get('output_dir', '-')}`"),
+        (t("convert.size_in"), size(r.get("bytes_in"))),
+        (t("convert.size_out"), size(r.get("bytes_out"))),
+        (t("convert.tensors"), num(len(r.get("tensors") or []))),
+        (t("convert.dropped"), num(len(r.get("dropped") or []))),
+        (t("convert.shards"), num(len(r.get("shards") or []))),
+        (t("convert.time"), seconds(r.get("seconds"))),
+        (t("convert.kernel"), num(r.get("kernel", "-"))),
+        (t("convert.saturated"), num(get(r, "errors.saturated", 0))),
+        (t("convert.nonfinite"), num(get(r, "errors.nonfinite", 0))),
+    ]
+    if get(r, "errors.int8_rel_error") is not None:
+        rows.append((t("convert.int8_error"), num(get(r, "errors.int8_rel_error"))))
+    verify = r.get("verify")
+    if verify:
+        problems = verify.get("problems") or []
+        state = (
+            t("word.ok") if not problems else f"**{num(len(problems))}** {t('convert.problems')}"
+        )
+        rows.append(
+            (
+                t("convert.verify"),
+                f"{state} ({num(verify.get('checked_tensors'))} {t('convert.tensors_checked')}, "
+                f"{num(verify.get('sampled_blocks'))} {t('convert.blocks_recomputed')})",
+            )
+        )
+    if r.get("resumed_shards"):
+        rows.append((t("convert.resumed"), num(len(r["resumed_shards"]))))
+    return rows
+
+
+def worst_layers(t: Labels, r: dict[str, Any]) -> Table | None:
+    layers = get(r, "errors.int8_layers", [])[:WORST_LAYERS]
+    if not layers:
+        return None
+    rows = [[str(e.get("name")), num(e.get("rel_error"))] for e in layers]
+    return Table([t("col.layer"), t("col.rel_error")], rows, t("convert.worst_caption"))
+
+
+@SECTIONS.register("convert")
+def convert_section(ctx: Ctx, cols: GateCols) -> list[Block]:
+    t = ctx.t
+    blocks: list[Block] = []
+    table = column_table(ctx, t("col.item"), per_gate(cols, lambda r: convert_rows(t, r)))
+    if table:
+        blocks.append(table)
+    for run, gate in cols:
+        r = gate.result or {}
+        worst = worst_layers(t, r)
+        if worst is not None:
+            caption = f"{run.label}: {worst.caption}" if ctx.merged else worst.caption
+            blocks += [
+                Heading(t("convert.int8_heading"), 3),
+                Table(worst.header, worst.rows, caption),
+            ]
+        problems = [*get(r, "verify.problems", []), *(r.get("warnings") or [])]
+        if problems:
+            blocks.append(Bullets([f"{run.label}: {p}" if ctx.merged else p for p in problems]))
+    return blocks

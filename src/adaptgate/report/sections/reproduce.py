@@ -1,0 +1,61 @@
+"""The exact commands that reproduce every number of the report (复现命令)."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from adaptgate.pipeline.record import RunRecord, RunSettings
+from adaptgate.report.doc import Block, Code, Para
+from adaptgate.report.sections.base import Ctx, get
+
+COMMAND_KEYS = ("command", "argv", "cli")
+
+
+def _words(value: Any) -> list[str]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, list | tuple):
+        return [",".join(map(str, value))]
+    return [str(value)]
+
+
+def reproduce_command(record: RunRecord) -> str:
+    """``adaptgate run`` with every setting of the run that differs from its default."""
+    s = record.settings
+    args = ["adaptgate", "run", s.model]
+    for name, field in RunSettings.model_fields.items():
+        value = getattr(s, name)
+        if name == "model" or value is None or value in (field.default, []):
+            continue
+        flag = "--" + name.replace("_", "-")
+        args += [flag] if value is True else [flag, *_words(value)]
+    args += ["--run-dir", record.run_dir]
+    return shlex.join(args)
+
+
+def gate_commands(record: RunRecord) -> list[str]:
+    """The stand-alone command each gate recorded for itself (``command`` in its result or
+    summary, a string or an argv list)."""
+    lines = []
+    for gate in record.gates:
+        for source in (gate.result, gate.summary):
+            value = next((get(source, k) for k in COMMAND_KEYS if get(source, k)), None)
+            if value:
+                lines.append(shlex.join(map(str, value)) if isinstance(value, list) else str(value))
+                break
+    return lines
+
+
+def reproduce_section(ctx: Ctx, report_command: str) -> list[Block]:
+    t = ctx.t
+    blocks: list[Block] = [Para(t("reproduce.intro"))]
+    for run in ctx.runs:
+        lines = [f"# {run.label}"] if ctx.merged else []
+        lines.append(reproduce_command(run.record))
+        rest = gate_commands(run.record)
+        if rest:
+            lines += ["", f"# {t('reproduce.per_gate')}", *rest]
+        blocks.append(Code("\n".join(lines)))
+    blocks += [Para(t("reproduce.report")), Code(report_command)]
+    return blocks

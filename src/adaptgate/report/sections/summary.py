@@ -1,0 +1,94 @@
+"""The summary verdict table that opens the report, and the gate-timing plot."""
+
+from __future__ import annotations
+
+from adaptgate.pipeline.record import GateRecord
+from adaptgate.report.doc import Block, Image, Table
+from adaptgate.report.numbers import plain, seconds
+from adaptgate.report.sections.base import Ctx
+from adaptgate.report.sections.generic import fmt_by_key
+from adaptgate.report.view import RunView
+
+# summary values too long for a table cell (they are in the gate's section)
+LONG_VALUES = ("output_dir",)
+
+
+def gate_title(ctx: Ctx, name: str, fallback: str) -> str:
+    return ctx.t.opt(f"gate.{name}", fallback)
+
+
+def _compact(key: str, value: object) -> str:
+    """Counts as plain digits (greppable: ``total_params=2688512``), units where the name
+    gives them."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        shown = fmt_by_key(key, value)
+        return shown if not shown.replace(",", "").isdigit() else plain(value)
+    return fmt_by_key(key, value)
+
+
+def measured(gate: GateRecord) -> str:
+    return "; ".join(
+        f"{k}={_compact(k, v)}" for k, v in gate.summary.items() if k not in LONG_VALUES
+    )
+
+
+def status_cell(ctx: Ctx, gate: GateRecord | None) -> str:
+    if gate is None:
+        return ctx.t.status("SKIPPED")
+    text = ctx.t.status(gate.status.value)
+    return f"**{text}**" if gate.status.value in ("FAIL", "ERROR") else text
+
+
+def summary_table(ctx: Ctx, names: list[tuple[str, str]]) -> Table:
+    """One row per gate: (gate name, title) in report order, gates missing in a run SKIPPED."""
+    t = ctx.t
+    missing = t("reason.not_recorded")
+    if not ctx.merged:
+        run = ctx.runs[0]
+        rows = []
+        for name, title in names:
+            gate = run.gate(name)
+            rows.append(
+                [
+                    gate_title(ctx, name, title),
+                    status_cell(ctx, gate),
+                    gate.reason if gate else missing,
+                    measured(gate) if gate else "",
+                    seconds(gate.seconds) if gate and gate.seconds is not None else "",
+                ]
+            )
+        header = [t("col.gate"), t("col.status"), t("col.reason"), t("col.measured"), t("col.time")]
+        return Table(header, rows)
+    rows = []
+    for name, title in names:
+        row = [gate_title(ctx, name, title)]
+        for run in ctx.runs:
+            gate = run.gate(name)
+            cell = status_cell(ctx, gate)
+            if gate is not None and gate.seconds is not None:
+                cell += f" ({seconds(gate.seconds)})"
+            row.append(cell)
+        rows.append(row)
+    return Table([t("col.gate"), *(r.label for r in ctx.runs)], rows)
+
+
+def timing_plot(ctx: Ctx, names: list[tuple[str, str]]) -> Image | None:
+    from adaptgate.report.plots import gate_timing
+
+    def bars(run: RunView) -> list[tuple[str, float, str]]:
+        return [
+            (name, g.seconds, g.status.value)
+            for name, _ in names
+            if (g := run.gate(name)) is not None and g.seconds is not None
+        ]
+
+    png = gate_timing([(run.label, bars(run)) for run in ctx.runs])
+    return Image("gate_timing.png", ctx.t("summary.timing_caption"), png) if png else None
+
+
+def summary_section(ctx: Ctx, names: list[tuple[str, str]]) -> list[Block]:
+    blocks: list[Block] = [summary_table(ctx, names)]
+    plot = timing_plot(ctx, names)
+    if plot is not None:
+        blocks.append(plot)
+    return blocks

@@ -1,0 +1,50 @@
+"""Every number in the Markdown and HTML reports, in both languages, comes from run.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from provenance import allowed_tokens, html_text, markdown_numbers, tokens
+
+from adaptgate.report.render import write_merged, write_report
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_number_of_the_report_is_in_run_json(full_run, lang):
+    files = write_report(full_run, langs=(lang,))
+    record = json.loads((full_run / "run.json").read_text())
+    # the reproduce section names the run directory this test made
+    allowed = allowed_tokens(record) | tokens(str(full_run))
+    md = next(f for f in files if f.suffix == ".md").read_text()
+    html = next(f for f in files if f.suffix == ".html").read_text()
+    assert not markdown_numbers(md) - allowed
+    assert not tokens(html_text(html)) - allowed
+    # and the check can fail: a number the report computed itself would be caught
+    assert "3.15" in md  # request_throughput 3.1496, rendered
+    assert "6.3" not in allowed  # e.g. a ratio of two run.json values
+
+
+def test_a_number_not_in_run_json_is_caught(full_run):
+    md = (write_report(full_run, formats=("md",))[0]).read_text()
+    record = json.loads((full_run / "run.json").read_text())
+    allowed = allowed_tokens(record) | tokens(str(full_run))
+    assert markdown_numbers(md + "\n| made up | 12.3456 |\n") - allowed == {"12.3456"}
+
+
+def test_every_number_of_a_merged_report_is_in_one_of_the_runs(make_run, tmp_path):
+    def cpu(record):
+        record["settings"]["target"] = "cpu"
+        record["settings"]["device"] = None
+        record["gates"][-2]["result"]["metrics"]["request_throughput"] = 0.4242
+
+    a, b = make_run("npu"), make_run("cpu", cpu)
+    out = tmp_path / "cmp"
+    files = write_merged([a, b], out, langs=("en", "zh"))
+    records = [json.loads((d / "run.json").read_text()) for d in (a, b)]
+    allowed = allowed_tokens(*records) | tokens(f"{a} {b} {out}")
+    for f in files:
+        text = f.read_text()
+        found = markdown_numbers(text) if f.suffix == ".md" else tokens(html_text(text))
+        assert not found - allowed, f
+    assert "0.42 req/s" in files[0].read_text()
