@@ -4,6 +4,7 @@ schedule on the client process(es) while scraping ``/metrics``, compute, check, 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 
@@ -149,6 +150,7 @@ def run_benchmark(
         f"bench: {len(jobs)} requests, {cfg.load.mode} loop, rate {cfg.load.rate or 'max'}, "
         f"concurrency {cfg.load.concurrency or '-'}, {len(plans)} client process(es)"
     )
+    load_before = os.getloadavg()[0]
     outputs, worker_errors, epoch = asyncio.run(run_plans(plans, scraper.run if scraper else None))
     records = sorted((r for o in outputs for r in o.records), key=lambda r: r.index)
     sched, delivered = delivered_rates(records)
@@ -168,6 +170,8 @@ def run_benchmark(
         cpu_share=[o.cpu_s / o.wall_s if o.wall_s > 0 else 0.0 for o in outputs],
         worker_errors=worker_errors,
         interrupted=any(o.interrupted for o in outputs),
+        load_average=[load_before, os.getloadavg()[0]],
+        cpu_count=os.cpu_count(),
     )
     window = steady_window(records)
     key_set = auth_headers(cfg.endpoint) != {}

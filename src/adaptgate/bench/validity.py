@@ -40,6 +40,10 @@ class ClientHealth(BaseModel):
     cpu_share: list[float] = Field(description="CPU seconds / wall seconds, per worker")
     worker_errors: list[str] = Field(default_factory=list)
     interrupted: bool = False
+    load_average: list[float] = Field(
+        default_factory=list, description="1-minute load average before and after the run"
+    )
+    cpu_count: int | None = None
 
 
 class Validity(BaseModel):
@@ -101,6 +105,18 @@ def _check_client(h: ClientHealth, cfg: ValidityConfig) -> list[Check]:
                 value=busiest,
                 threshold=cfg.max_client_cpu,
                 message=f"busiest client process used {busiest:.0%} of a core",
+            )
+        )
+    if h.load_average and h.cpu_count and max(h.load_average) > h.cpu_count:
+        checks.append(
+            Check(
+                name="machine_load",
+                status="warn",
+                value=max(h.load_average),
+                threshold=h.cpu_count,
+                message=f"machine busy: load average {max(h.load_average):.1f} on "
+                f"{h.cpu_count} CPUs; other processes compete with the client (and a local "
+                "server): tail latencies include their interference",
             )
         )
     for err in h.worker_errors:

@@ -1,0 +1,105 @@
+"""The bench gate: a default scenario sized to the target, against the server the serve gate left
+running (``summary["url"]``). PASS when every run is VALID and no request failed; FAIL (with the
+reasons) otherwise; SKIPPED when there is no server to measure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adaptgate.bench.config import BenchConfig
+from adaptgate.bench.result import BenchResult, SweepResult
+from adaptgate.bench.server import ServerUnavailable
+from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
+from adaptgate.pipeline.record import GateStatus
+
+
+def default_scenario(target: str, url: str, model: str | None) -> dict[str, Any]:
+    """Small on CPU (the vLLM CPU build's reference workload: 64 in / 32 out, rate 8 with 8 in
+    flight); on accelerators the seed reports' shape (128 in / 128 out at rate 4) plus a closed
+    loop concurrency sweep."""
+    endpoint = {"url": url, "model": model}
+    if target == "cpu":
+        return {
+            "endpoint": endpoint,
+            "dataset": {"input_len": 64, "output_len": 32},
+            "load": {"rate": 8, "concurrency": 8, "num_requests": 32, "warmup_requests": 4},
+        }
+    return {
+        "endpoint": endpoint,
+        "dataset": {"input_len": 128, "output_len": 128},
+        "load": {"mode": "closed", "concurrency": 1, "num_requests": 64, "warmup_requests": 4},
+        "sweep": {"concurrencies": [1, 8, 32]},
+    }
+
+
+def _summary(result: BenchResult | SweepResult) -> dict[str, Any]:
+    runs = result.runs if isinstance(result, SweepResult) else [result]
+    rows = []
+    for r in runs:
+        m = r.metrics
+        rows.append(
+            {
+                "label": r.label,
+                "validity": r.validity.status,
+                "request_throughput": round(m.request_throughput, 3),
+                "output_throughput": round(m.output_throughput, 2),
+                "ttft_p50_ms": m.ttft_ms.p50,
+                "ttft_p99_ms": m.ttft_ms.p99,
+                "tpot_p50_ms": m.tpot_ms.p50,
+                "tpot_p99_ms": m.tpot_ms.p99,
+                "decode_speed_p50_tok_s": m.decode_speed_tok_s.p50,
+                "failed": m.failed,
+            }
+        )
+    return {"runs": rows, **(rows[0] if len(rows) == 1 else {})}
+
+
+class BenchGate(Gate):
+    name = "bench"
+    title = "Serving benchmark"
+
+    def run(self, ctx: RunContext) -> GateOutcome:
+        from adaptgate.bench.api import build_config, run
+
+        serve = ctx.record.gate("serve")
+        if serve is None or serve.status is not GateStatus.PASS:
+            return GateOutcome.skipped("serve did not pass: no server to benchmark")
+        url = serve.summary.get("url")
+        if not url:
+            return GateOutcome.skipped("the serve gate recorded no server URL")
+        data = default_scenario(
+            ctx.settings.target, str(url), serve.summary.get("served_model_name")
+        )
+        data["output"] = {"dir": str(ctx.gate_dir(self.name))}
+        cfg: BenchConfig = build_config(data)
+        try:
+            outcome = run(cfg, ctx.out)
+        except ServerUnavailable as exc:
+            return GateOutcome.skipped(
+                f"{exc.message} (the serve gate's server is gone: rerun serve and bench together)"
+            )
+        runs = outcome.result.runs if isinstance(outcome.result, SweepResult) else [outcome.result]
+        problems = [
+            f"{r.label or 'run'}: {'; '.join(r.validity.reasons)}" for r in runs if not r.valid
+        ]
+        problems += [
+            f"{r.label or 'run'}: {r.metrics.failed} failed requests "
+            f"({r.metrics.failures_by_reason})"
+            for r in runs
+            if r.metrics.failed
+        ]
+        first = runs[0].metrics
+        reason = (
+            f"{first.request_throughput:.2f} req/s, {first.output_throughput:.1f} output tok/s, "
+            f"TTFT p50 {first.ttft_ms.p50 or 0:.1f} ms, TPOT p50 {first.tpot_ms.p50 or 0:.2f} ms"
+        )
+        status = GateStatus.FAIL if problems else GateStatus.PASS
+        if problems:
+            reason = "; ".join(problems)
+        return GateOutcome(
+            status,
+            reason,
+            summary=_summary(outcome.result),
+            result=outcome.result,
+            artifacts=outcome.files,
+        )
