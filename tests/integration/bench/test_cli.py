@@ -5,8 +5,8 @@ from click.testing import CliRunner
 
 pytest.importorskip("aiohttp", reason="aiohttp (the benchmark client) is not installed")
 
-from adaptgate.bench.calibration_server import Schedule, launch  # noqa: E402
-from adaptgate.cli.bench import command  # noqa: E402
+from adaptgate.bench.calibration_server import Schedule, launch
+from adaptgate.cli.bench import command
 
 pytestmark = pytest.mark.timeout(120)
 

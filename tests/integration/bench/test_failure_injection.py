@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("aiohttp", reason="aiohttp (the benchmark client) is not installed")
 
-from adaptgate.bench.api import build_config  # noqa: E402
-from adaptgate.bench.calibration_server import Schedule, launch  # noqa: E402
-from adaptgate.bench.runner import run_benchmark  # noqa: E402
+from adaptgate.bench.api import build_config
+from adaptgate.bench.calibration_server import Schedule, launch
+from adaptgate.bench.runner import run_benchmark
 
 pytestmark = pytest.mark.timeout(120)
 
