@@ -81,6 +81,44 @@ def host_has_amx() -> bool | None:
 
 
 def _inspect(options: PlanOptions, device: str, devices: int, **kw: Any) -> InspectResult:
+    result = _inspect_raw(options, device, devices, **kw)
+    if options.route and sizing.route_option(result, options.route) is None:
+        result = _with_route(result, options, options.route, devices, kw.get("max_model_len"))
+    return result
+
+
+def _with_route(
+    result: InspectResult, options: PlanOptions, route: str, devices: int, max_len: int | None
+) -> InspectResult:
+    """Inspect plans only the routes its support verdict names; a route asked for (or chosen
+    for this host) is planned with inspect's own weight and memory functions."""
+    from adaptgate.inspect.api import RouteOption
+    from adaptgate.inspect.kvcache import KV_DTYPE_BYTES
+    from adaptgate.inspect.memory import plan_route
+    from adaptgate.inspect.weights import ROUTE_TITLES, weight_bytes
+
+    by_cat = weight_bytes(route, result.counts, result.quant, result.facts)
+    plan = None
+    if result.device is not None and result.utilization is not None:
+        default = 4 if result.facts.dtype == "float32" else 2
+        plan = plan_route(
+            route,
+            result.facts,
+            by_cat,
+            result.device,
+            devices,
+            utilization=result.utilization,
+            kv_dtype_bytes=KV_DTYPE_BYTES.get(options.kv_cache_dtype, default),
+            max_model_len=max_len,
+            mtp=False,
+        )
+    option = RouteOption(
+        route=route, title=ROUTE_TITLES[route], weight_bytes=sum(by_cat.values()), plan=plan
+    )
+    return result.model_copy(update={"routes": [*result.routes, option]})
+
+
+def _inspect_raw(options: PlanOptions, device: str, devices: int, **kw: Any) -> InspectResult:
     return inspect_model(
         InspectOptions(
             model=options.model,
@@ -257,6 +295,8 @@ def build_plan(options: PlanOptions) -> LaunchPlan:
     base = _inspect(options, device, options.devices * (options.nodes or 1))
     facts = base.facts
     route, route_why = _route(options, base, amx)
+    if not options.route and sizing.route_option(base, route) is None:
+        options = options.model_copy(update={"route": route})  # plan the host-chosen route
     result, chosen, layout_why, nodes = _fit(options, device, route, facts.is_moe)
     layout = sizing.to_layout(chosen, layout_why, options.devices, nodes, facts.is_moe)
     release = result.support.release if result.support else (options.release or "0.18.0")

@@ -34,6 +34,12 @@ from adaptgate.errors import EXIT_FAIL, AdaptgateError
 
 WATCHDOG = Path(__file__).with_name("watchdog.py")
 POLL_S = 1.0
+# Lines after which vLLM will not become ready even if its API process lingers (it can hang
+# after the engine died); the server then gets FATAL_GRACE_S to exit on its own.
+_FATAL = re.compile(
+    r"Engine core initialization failed|EngineCore failed to start|WorkerProc failed to start"
+)
+FATAL_GRACE_S = 15.0
 _STALE = re.compile(
     r"^(vllm_dist_[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
 )
@@ -302,7 +308,15 @@ class ManagedServer:
         assert self.started_at is not None
         limit = self.started_at + (deadline_s or self.spec.ready_timeout_s)
         url = self.url
+        fatal_at: float | None = None
         while True:
+            if fatal_at is None and _FATAL.search(self.log_text()):
+                fatal_at = time.monotonic()
+            if fatal_at is not None and time.monotonic() - fatal_at > FATAL_GRACE_S:
+                raise ServerStartFailed(
+                    "vLLM's engine failed to start (its API process did not exit)",
+                    log_tail=tail(self.log_text()),
+                )
             if not self.alive():
                 code = self.proc.returncode if self.proc else None
                 raise ServerStartFailed(

@@ -1,0 +1,58 @@
+"""The smoke gate: every smoke check against the server the serve gate left running.
+PASS when every protocol check passes; the model-quality checks are recorded beside it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adaptgate.checks.models import CheckStatus, SmokeOptions, SmokeResult
+from adaptgate.checks.runner import ServerUnreachable, run_smoke
+from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
+from adaptgate.pipeline.record import GateStatus
+
+
+def _summary(result: SmokeResult) -> dict[str, Any]:
+    failed = [c for c in result.checks if c.status is CheckStatus.FAIL]
+    return {
+        "protocol": result.protocol_verdict,
+        "quality": result.quality_verdict,
+        "counts": result.counts,
+        "failed_protocol": [c.id for c in failed if c.category == "protocol"],
+        "failed_quality": [c.id for c in failed if c.category == "quality"],
+    }
+
+
+class SmokeGate(Gate):
+    name = "smoke"
+    title = "Smoke checks (protocol, then model quality)"
+
+    def run(self, ctx: RunContext) -> GateOutcome:
+        serve = ctx.record.gate("serve")
+        if serve is None or serve.status is not GateStatus.PASS:
+            return GateOutcome.skipped("serve did not pass: no server to check")
+        url = serve.summary.get("url")
+        if not url:
+            return GateOutcome.skipped("the serve gate recorded no server URL")
+        options = SmokeOptions(
+            url=str(url),
+            model=serve.summary.get("served_model_name"),
+            expected_max_model_len=serve.summary.get("max_model_len"),
+            thinking=serve.summary.get("thinking"),
+            tools=bool(serve.summary.get("tools")),
+        )
+        try:
+            result = run_smoke(options, ctx.out)
+        except ServerUnreachable as exc:
+            return GateOutcome.skipped(
+                f"{exc.message} (the serve gate's server is gone: rerun serve and smoke together)"
+            )
+        path = result.write_json(ctx.gate_dir(self.name) / "smoke.json")
+        summary = _summary(result)
+        status = GateStatus.PASS if result.verdict == "PASS" else GateStatus.FAIL
+        reason = f"protocol {result.protocol_verdict}"
+        if summary["failed_protocol"]:
+            reason += f" (failed: {', '.join(summary['failed_protocol'])})"
+        reason += f"; quality {result.quality_verdict}"
+        if summary["failed_quality"]:
+            reason += f" (failed: {', '.join(summary['failed_quality'])})"
+        return GateOutcome(status, reason, summary=summary, result=result, artifacts=[path])

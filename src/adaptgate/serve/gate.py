@@ -1,0 +1,156 @@
+"""The serve gate: the launch plan (always written), then Stage A (dummy weights: architecture
+and operators start on the backend) and Stage B (real weights), on this machine's engine.
+
+Stage B's server keeps running for the later gates (``summary["url"]``); it is stopped when
+adaptgate exits (atexit, signal handlers, and a watchdog if adaptgate is killed), or earlier by
+``adaptgate.serve.process.stop_all()``. A target this host cannot run (Ascend or CUDA without
+the devices, or no vllm for the configured python) is SKIPPED with the plan as its artifact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
+from adaptgate.pipeline.record import GateStatus
+from adaptgate.results import Result
+from adaptgate.serve.api import ServeOptions, ServeResult, serve_model, vllm_python
+from adaptgate.serve.models import TARGETS, LaunchPlan, PlanOptions
+from adaptgate.serve.plan import PlanError, build_plan
+from adaptgate.serve.process import VllmNotFound, check_vllm
+from adaptgate.serve.runbook import write_plan_outputs
+
+
+class ServeGateResult(Result):
+    kind: str = "serve-gate"
+    plan: LaunchPlan
+    stage_a: ServeResult | None = None
+    stage_b: ServeResult | None = None
+    skipped: str | None = Field(None, description="why serving was skipped")
+
+
+def host_can_run(target: str) -> str | None:
+    """None when this host has the target's devices, else why not."""
+    if target.startswith("ascend") and not Path("/dev/davinci_manager").exists():
+        return f"target {target} needs Ascend NPUs; this host has no /dev/davinci_manager"
+    if target == "cuda" and not Path("/dev/nvidiactl").exists():
+        return "target cuda needs NVIDIA GPUs; this host has no /dev/nvidiactl"
+    return None
+
+
+def python_has_vllm(python: str) -> bool:
+    try:
+        check_vllm(python)
+    except VllmNotFound:
+        return False
+    return True
+
+
+def _plan_options(ctx: RunContext, stage: str, route: str | None) -> PlanOptions:
+    s = ctx.settings
+    return PlanOptions.model_validate(
+        {
+            "model": ctx.model_path,
+            "target": s.target,
+            "device": s.device,
+            "devices": s.devices,
+            "max_model_len": s.max_model_len,
+            "gpu_memory_utilization": s.gpu_memory_utilization,
+            "stage": stage,
+            "route": route,
+            "port": 0 if s.target == "cpu" else 8000,
+        }
+    )
+
+
+def _summary(a: ServeResult | None, b: ServeResult | None, plan: LaunchPlan) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "served_model_name": plan.served_model_name,
+        "route": plan.route,
+        "max_model_len": plan.max_model_len,
+        "kv_cache_tokens_predicted": plan.memory.predicted_kv_tokens if plan.memory else None,
+    }
+    if a is not None:
+        out["stage_a_startup_s"] = a.startup_seconds
+    if b is not None:
+        out.update(
+            url=b.url,
+            stage_b_startup_s=b.startup_seconds,
+            kv_cache_tokens_reported=b.kv_cache_tokens_reported,
+            kv_ratio=b.kv_ratio,
+            thinking=plan.features.thinking,
+            tools=plan.features.tools,
+        )
+    failed = b if b is not None and b.verdict == "FAIL" else a
+    if failed is not None and failed.diagnosis and failed.diagnosis.top:
+        out["diagnosis"] = failed.diagnosis.top.id
+    return out
+
+
+class ServeGate(Gate):
+    name = "serve"
+    title = "Serve (Stage A dummy weights, Stage B real weights)"
+
+    def run(self, ctx: RunContext) -> GateOutcome:
+        if ctx.settings.target not in TARGETS:
+            return GateOutcome.skipped(f"no launch plan for target {ctx.settings.target}")
+        if ctx.result_of("inspect") is None and ctx.record.gate("inspect") is not None:
+            return GateOutcome.skipped("inspect did not pass")
+        out_dir = ctx.gate_dir(self.name)
+        try:
+            plan = build_plan(_plan_options(ctx, "real", None))
+        except PlanError as exc:
+            return GateOutcome(GateStatus.FAIL, exc.one_line())
+        artifacts = write_plan_outputs(plan, out_dir / "plan")
+        why_not = host_can_run(plan.target)
+        python = vllm_python()
+        if why_not is None and not python_has_vllm(python):
+            why_not = f"{python} cannot import vllm (set ADAPTGATE_VLLM_PYTHON)"
+        local = Path(plan.conversion.output) if plan.conversion else None
+        route = None
+        if local is not None and not local.is_dir():
+            route = "native"  # measure what exists: the doctor explains a failure
+        if why_not is not None:
+            result = ServeGateResult(plan=plan, skipped=why_not)
+            return GateOutcome(
+                GateStatus.SKIPPED,
+                f"{why_not}; the launch plan is in serve/plan/RUNBOOK.md",
+                summary=_summary(None, None, plan),
+                result=result,
+                artifacts=artifacts,
+            )
+        a, _ = serve_model(
+            ServeOptions(
+                plan=_plan_options(ctx, "dummy", route),
+                run_dir=out_dir / "stage-a",
+                vllm_python=python,
+            ),
+            ctx.out,
+        )
+        artifacts += [Path(a.log), out_dir / "stage-a" / "serve.json"]
+        b = None
+        if a.verdict == "PASS":
+            b, _ = serve_model(
+                ServeOptions(
+                    plan=_plan_options(ctx, "real", route),
+                    run_dir=out_dir / "stage-b",
+                    vllm_python=python,
+                ),
+                ctx.out,
+                keep=True,
+            )
+            artifacts += [Path(b.log), out_dir / "stage-b" / "serve.json"]
+        result = ServeGateResult(plan=plan, stage_a=a, stage_b=b)
+        last = b or a
+        status = GateStatus.PASS if last.verdict == "PASS" else GateStatus.FAIL
+        stage = "Stage B" if b is not None else "Stage A"
+        return GateOutcome(
+            status,
+            f"{stage}: {last.reason}",
+            summary=_summary(a, b, plan),
+            result=result,
+            artifacts=artifacts,
+        )
