@@ -85,7 +85,14 @@ class ValidityConfig(_Model):
     """When the client, not the server, limited a run (thresholds of INVALID)."""
 
     max_rate_shortfall: float = Field(default=0.01, description="delivered vs scheduled rate")
-    max_lateness_p99_ms: float = Field(default=10.0, description="dispatch lateness p99")
+    max_lateness_p99_ms: float = Field(
+        default=10.0, description="dispatch lateness p99 (floor of the limit)"
+    )
+    max_lateness_gap_fraction: float = Field(
+        default=0.5,
+        description="dispatch lateness p99 may reach this fraction of the mean inter-arrival gap "
+        "(later than that, requests bunch into bursts the schedule did not ask for)",
+    )
     max_loop_lag_p99_ms: float = Field(default=5.0, description="event-loop lag p99")
     max_client_cpu: float = Field(default=0.9, description="busiest worker's CPU share of a core")
 

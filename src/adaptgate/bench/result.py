@@ -40,6 +40,11 @@ class BenchResult(Result):
     definitions: dict[str, str] = Field(default_factory=lambda: dict(DEFINITIONS))
     percentile_method: str = METHOD_DESCRIPTIONS["linear"]
     requests_file: str | None = Field(default=None, description="per-request JSONL, if written")
+    epoch_monotonic: float | None = Field(
+        default=None,
+        description="the run epoch on this machine's CLOCK_MONOTONIC: request times + this = "
+        "time.monotonic(), to line requests up with server-side logs on the same machine",
+    )
 
     @property
     def valid(self) -> bool:

@@ -4,6 +4,7 @@ schedule on the client process(es) while scraping ``/metrics``, compute, check, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from adaptgate.bench.validity import ClientHealth, assess, delivered_rates
 from adaptgate.console import Output
 from adaptgate.stats import Distribution
 
-START_MARGIN_S = 0.2  # lead time between "every client is ready" and the first dispatch
+START_MARGIN_S = 0.5  # lead time between "every client is ready" and the first dispatch
 
 
 @dataclass
@@ -101,6 +102,43 @@ def _workers(cfg: BenchConfig) -> int:
     return auto_workers(rate, cfg.dataset.output_len)
 
 
+async def _progress(
+    stop: asyncio.Event,
+    epoch: float,
+    offsets: list[float] | None,
+    total: int,
+    duration_s: float | None,
+) -> None:
+    """A progress bar (terminal only) driven by the clock: dispatches due so far in an open
+    loop, elapsed time otherwise. It never touches the client's hot path."""
+    from bisect import bisect_right
+
+    from adaptgate.console import progress
+
+    unit_total: float | None = float(total) if offsets else duration_s
+    with progress(unit_total, "bench", unit="requests" if offsets else "s") as bar:
+        done = 0.0
+        while not stop.is_set():
+            now = time.monotonic() - epoch
+            value = float(bisect_right(offsets, now)) if offsets else max(0.0, now)
+            if unit_total is not None:
+                value = min(value, unit_total)
+            bar.advance(value - done)
+            done = value
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+
+
+def _prewarm_connections(cfg: BenchConfig, offsets: list[float] | None, workers: int) -> int:
+    """Connections per client process to open before the epoch: the expected concurrency."""
+    if cfg.load.concurrency:
+        return max(1, -(-cfg.load.concurrency // workers))
+    if offsets and len(offsets) > 1 and offsets[-1] > 0:
+        rate = (len(offsets) - 1) / offsets[-1]
+        return max(1, min(64, int(rate * 0.25) // workers + 1))
+    return min(64, len(offsets or [])) or 1
+
+
 def run_benchmark(
     cfg: BenchConfig, out: Output | None = None
 ) -> tuple[BenchResult, list[RequestRecord]]:
@@ -140,6 +178,7 @@ def run_benchmark(
         )
     epoch = time.monotonic() + START_MARGIN_S
     base.epoch, base.jobs = epoch, jobs
+    base.prewarm = _prewarm_connections(cfg, prep.offsets, n_workers)
     plans = split(base, n_workers)
     scraper = None
     if cfg.output.scrape_metrics and prep.server.has_metrics:
@@ -151,7 +190,14 @@ def run_benchmark(
         f"concurrency {cfg.load.concurrency or '-'}, {len(plans)} client process(es)"
     )
     load_before = os.getloadavg()[0]
-    outputs, worker_errors, epoch = asyncio.run(run_plans(plans, scraper.run if scraper else None))
+
+    async def side(stop: asyncio.Event) -> None:
+        tasks = [_progress(stop, epoch, prep.offsets, len(jobs), cfg.load.duration_s)]
+        if scraper is not None:
+            tasks.append(scraper.run(stop))
+        await asyncio.gather(*tasks)
+
+    outputs, worker_errors, epoch = asyncio.run(run_plans(plans, side))
     records = sorted((r for o in outputs for r in o.records), key=lambda r: r.index)
     sched, delivered = delivered_rates(records)
     health = ClientHealth(
@@ -194,5 +240,6 @@ def run_benchmark(
         metrics=compute(records, cfg.slo),
         steady=compute(records, cfg.slo, window=window) if window else None,
         server_metrics=scraper.series(epoch) if scraper else [],
+        epoch_monotonic=epoch,
     )
     return result, records

@@ -80,8 +80,11 @@ def _check_client(h: ClientHealth, cfg: ValidityConfig) -> list[Check]:
                 f"{h.scheduled_rate:.2f} ({-shortfall:+.1%})",
             )
         )
+    late_limit = cfg.max_lateness_p99_ms
+    if h.scheduled_rate:
+        late_limit = max(late_limit, cfg.max_lateness_gap_fraction * 1000.0 / h.scheduled_rate)
     for name, dist, limit in (
-        ("dispatch_lateness_p99_ms", h.lateness_ms, cfg.max_lateness_p99_ms),
+        ("dispatch_lateness_p99_ms", h.lateness_ms, late_limit),
         ("event_loop_lag_p99_ms", h.loop_lag_ms, cfg.max_loop_lag_p99_ms),
     ):
         if dist.p99 is not None:
@@ -92,7 +95,8 @@ def _check_client(h: ClientHealth, cfg: ValidityConfig) -> list[Check]:
                     status="invalid" if bad else "ok",
                     value=dist.p99,
                     threshold=limit,
-                    message=f"{name.replace('_', ' ')} {dist.p99:.2f} ms (limit {limit} ms)",
+                    message=f"{name.replace('_p99_ms', '').replace('_', ' ')} p99 "
+                    f"{dist.p99:.2f} ms (limit {limit:.1f} ms)",
                 )
             )
     if h.cpu_share:

@@ -76,3 +76,15 @@ def test_delivered_rates(records):
     sched, started = delivered_rates(records)
     assert sched == pytest.approx(1 / 0.050)  # due at 0 and 50 ms
     assert started == pytest.approx(1 / 0.049)  # started at 1 and 50 ms
+
+
+def test_lateness_limit_scales_with_the_arrival_gap(records):
+    # at 10 req/s (100 ms gaps) a 40 ms late dispatch does not bunch requests: limit 50 ms
+    slow = health(
+        scheduled_rate=10.0, delivered_rate=10.0, lateness_ms=Distribution.of([40.0] * 10)
+    )
+    assert assess(records, slow, ValidityConfig(), True).status == "VALID"
+    fast = health(
+        scheduled_rate=400.0, delivered_rate=400.0, lateness_ms=Distribution.of([12.0] * 10)
+    )
+    assert assess(records, fast, ValidityConfig(), True).status == "INVALID"  # floor 10 ms

@@ -49,6 +49,7 @@ class WorkerPlan:
     think_time_s: float = 0.0
     keep_text: bool = False
     handle_sigint: bool = True
+    prewarm: int = 1  # connections opened before the epoch, so no request pays a TCP handshake
 
 
 @dataclass
@@ -78,6 +79,7 @@ class ClientLoop:
             loop.add_signal_handler(signal.SIGINT, self.interrupt)
         self.session = new_session()
         try:
+            await self._prewarm()
             lag_task = loop.create_task(self._monitor())
             gc_was_on = gc.isenabled()
             gc.collect()
@@ -98,6 +100,20 @@ class ClientLoop:
                 loop.remove_signal_handler(signal.SIGINT)
         records = [finalize(ex, plan.epoch, keep_text=plan.keep_text) for ex in self.exchanges]
         return WorkerOutput(plan.worker, records, self.lag, cpu, wall, self.interrupted)
+
+    async def _prewarm(self) -> None:
+        """Open the connection pool (and run the client's code paths once) before the epoch:
+        GET /v1/models on ``prewarm`` concurrent connections; failures are left to the run."""
+        url = self.plan.endpoint.url.rstrip("/") + "/v1/models"
+
+        async def one() -> None:
+            try:
+                async with self.session.get(url, headers=self.backend.headers) as resp:
+                    await resp.read()
+            except Exception:  # noqa: BLE001 - the measured requests report the failure
+                return
+
+        await asyncio.gather(*(one() for _ in range(max(1, self.plan.prewarm))))
 
     def interrupt(self) -> None:
         self.interrupted = True
