@@ -1,7 +1,13 @@
 """Converting FP8 checkpoints: to BF16/FP16 (exact dequantization) or to Ascend W8A8_DYNAMIC.
 
-``plan_conversion`` pairs every weight with its scale and validates the whole input before a byte
-is written; ``run_conversion`` streams the plan into ``OUT.partial/`` (resumable, atomic rename
-at the end); ``verify_output`` re-reads an output directory against its plan. Importing this
-package does not import torch.
+- :func:`adaptgate.convert.plan.plan_conversion` pairs every weight with its scale and lays out
+  the output; :mod:`adaptgate.convert.validate` checks scale values and disk space -- all before
+  a byte is written.
+- :func:`adaptgate.convert.engine.run_conversion` streams the plan into ``OUT.partial/``
+  (resumable, renamed to ``OUT`` at the end) and returns the
+  :class:`~adaptgate.convert.record.ConversionResult` it writes as ``conversion.json``.
+- :func:`adaptgate.convert.verify.verify_output` re-reads an output against its plan.
+- :class:`adaptgate.convert.gate.ConvertGate` is the pipeline gate.
+
+Importing this package does not import torch.
 """

@@ -59,10 +59,14 @@ class _SourceHasher(threading.Thread):
     def run(self) -> None:
         for rel, path in self.files:
             digest = None
-            if self.enabled:
-                with path.open("rb") as fh:
-                    digest = hashlib.file_digest(fh, "sha256").hexdigest()
-            self.hashes.append(SourceHash(file=rel, size=path.stat().st_size, sha256=digest))
+            try:
+                if self.enabled:
+                    with path.open("rb") as fh:
+                        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+                size = path.stat().st_size
+            except OSError:  # the conversion itself reports an unreadable source
+                size = -1
+            self.hashes.append(SourceHash(file=rel, size=size, sha256=digest))
 
 
 def _check_paths(ckpt: Checkpoint, opts: ConvertOptions) -> None:
@@ -112,7 +116,12 @@ class _Run:
         final = self.opts.partial / file
         (self.opts.partial / (file + INCOMPLETE)).replace(final)
         size = final.stat().st_size
-        self.state.mark_done(ShardDone(file=file, size=size, tensors=self.stats.pop(file)))
+        from adaptgate.convert.kernels import checksum_algorithm
+
+        done = ShardDone(
+            file=file, size=size, checksum=checksum_algorithm(), tensors=self.stats.pop(file)
+        )
+        self.state.mark_done(done)
 
     def execute(self, sources: Sources, workers: int, bar_advance: object) -> None:
         todo_files = {s.file for s in self.todo}
@@ -188,7 +197,7 @@ def run_conversion(opts: ConvertOptions, out: Output | None = None) -> Conversio
     hasher.join()
     done = state.all_done()
     stats = {name: s for d in done.values() for name, s in d.tensors.items()}
-    from adaptgate.convert.kernels import kernel_name
+    from adaptgate.convert.kernels import checksum_algorithm, kernel_name
     from adaptgate.convert.record import VerifyReport
 
     result = ConversionResult(
@@ -197,6 +206,7 @@ def run_conversion(opts: ConvertOptions, out: Output | None = None) -> Conversio
         target=opts.target.value,
         source_scheme=plan.source_scheme,
         kernel=kernel_name(),
+        checksum=checksum_algorithm(),
         sources=hasher.hashes,
         bytes_in=sum(f.size for f in plan.sources),
         bytes_out=plan.output_bytes + sum((opts.partial / f).stat().st_size for f in written),
@@ -214,7 +224,7 @@ def run_conversion(opts: ConvertOptions, out: Output | None = None) -> Conversio
     if opts.verify:
         from adaptgate.convert.verify import verify_output
 
-        report: VerifyReport = verify_output(ckpt, plan, opts.out, stats)
+        report: VerifyReport = verify_output(ckpt, plan, opts.out, stats, result.checksum)
         result.verify = report
         result.seconds = round(time.perf_counter() - started, 3)
         result.write_json(opts.out / RECORD_FILE)

@@ -134,3 +134,21 @@ class BufferPool:
             buf = pools[role] = mmap.mmap(-1, max(need, 1 << 20))
         start = phase % ALIGN
         return memoryview(buf)[start : start + nbytes]
+
+
+def file_checksum(path: Path, begin: int, end: int, algorithm: str) -> int | None:
+    """Checksum of bytes ``begin:end`` of ``path``; None if the file is shorter."""
+    from adaptgate.convert.kernels import checksum
+
+    crc, pos = 0, begin
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        while pos < end:
+            data = os.pread(fd, min(32 << 20, end - pos), pos)
+            if not data:
+                return None
+            crc = checksum(data, crc, algorithm)
+            pos += len(data)
+    finally:
+        os.close(fd)
+    return crc

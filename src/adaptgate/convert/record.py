@@ -29,7 +29,7 @@ class TensorRecord(BaseModel):
     dtype: str
     shape: list[int]
     shard: str
-    crc32: int
+    checksum: int
     saturated: int = 0
     underflow: int = 0
     nonfinite: int = 0
@@ -72,6 +72,7 @@ class ConversionResult(Result):
     target: str
     source_scheme: str
     kernel: str
+    checksum: str = Field(description="algorithm of the tensors' checksums: crc32c or crc32")
     sources: list[SourceHash]
     bytes_in: int
     bytes_out: int
@@ -129,7 +130,7 @@ def tensor_records(plan: ConversionPlan, stats: dict[str, TensorStats]) -> list[
             dtype=t.dtype,
             shape=t.shape,
             shard=t.shard,
-            crc32=stats[t.name].crc32,
+            checksum=stats[t.name].checksum,
             saturated=stats[t.name].saturated,
             underflow=stats[t.name].underflow,
             nonfinite=stats[t.name].nonfinite,

@@ -1,23 +1,22 @@
 """Resume state inside ``OUT.partial/.convert/``: the plan, and one marker per finished shard.
 
 A shard is written as ``<file>.incomplete``, fsynced, renamed to ``<file>``, and only then gets
-its marker (size and every tensor's crc32 and statistics). After a kill at any point a rerun
-keeps a shard only if its plan hash matches, its marker exists and the file re-reads to the same
-checksums; everything else is written again. Since layout and bytes are functions of the plan,
-the result is identical to an uninterrupted run.
+its marker (size, checksum algorithm, every tensor's checksum and statistics). After a kill at
+any point a rerun keeps a shard only if its plan hash matches, its marker exists and the file
+re-reads to the same checksums; everything else is written again. Since layout and bytes are
+functions of the plan, the result is identical to an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import zlib
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
 from adaptgate.convert.errors import OutputExists
+from adaptgate.convert.io import file_checksum
 from adaptgate.convert.layout import shard_header
 from adaptgate.convert.models import ConversionPlan, ShardPlan, TensorPlan
 from adaptgate.convert.work import TensorStats
@@ -30,6 +29,7 @@ INCOMPLETE = ".incomplete"
 class ShardDone(BaseModel):
     file: str
     size: int
+    checksum: str  # algorithm of the tensors' checksums
     tensors: dict[str, TensorStats]
 
 
@@ -97,30 +97,24 @@ class ConvertState:
 def _verify_shard(
     path: Path, shard: ShardPlan, done: ShardDone, tensors: dict[str, TensorPlan]
 ) -> bool:
-    """Size and every tensor's crc32 re-read from disk."""
+    """Size, header and every tensor's checksum re-read from disk."""
+    from adaptgate.convert.kernels import checksum_algorithm
+
+    if done.checksum != checksum_algorithm():  # written by a build with the other kernel
+        return False
     if not path.is_file() or path.stat().st_size != shard.size or done.size != shard.size:
         return False
     if set(done.tensors) != set(shard.tensors):
         return False
-    chunk = 32 << 20
     header = shard_header([tensors[n] for n in shard.tensors])
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if os.pread(fd, len(header), 0) != header:
+    with path.open("rb") as fh:
+        if fh.read(len(header)) != header:
             return False
-        for name in shard.tensors:
-            t = tensors[name]
-            begin, end = t.data_offsets
-            crc, pos = 0, shard.header_size + begin
-            stop = shard.header_size + end
-            while pos < stop:
-                data = os.pread(fd, min(chunk, stop - pos), pos)
-                if not data:
-                    return False
-                crc = zlib.crc32(data, crc)
-                pos += len(data)
-            if crc != done.tensors[name].crc32:
-                return False
-    finally:
-        os.close(fd)
+    for name in shard.tensors:
+        begin, end = tensors[name].data_offsets
+        found = file_checksum(
+            path, shard.header_size + begin, shard.header_size + end, done.checksum
+        )
+        if found != done.tensors[name].checksum:
+            return False
     return True

@@ -1,7 +1,7 @@
 """``--verify``: re-read the output and check every tensor against its plan.
 
 Per shard: the header parses (adaptgate's strict reader) and lists exactly the planned tensors
-with their dtypes, shapes and offsets. Per tensor: the crc32 of the bytes on disk equals the one
+with their dtypes, shapes and offsets. Per tensor: the checksum of the bytes on disk equals the one
 computed when they were written; pass-through tensors equal the source bytes; for dequantized,
 quantized and cast tensors a deterministic sample of blocks (rows for int8) is recomputed from
 the source with the slow textbook code and compared bit for bit. Tensors are sampled through
@@ -10,13 +10,12 @@ the safetensors library itself, so the output is also proven loadable by it.
 
 from __future__ import annotations
 
-import os
 import random
-import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adaptgate.checkpoint import Checkpoint, read_safetensors_header
+from adaptgate.convert.io import file_checksum
 from adaptgate.convert.models import Action, ConversionPlan, TensorPlan
 from adaptgate.convert.record import VerifyReport
 from adaptgate.convert.work import TensorStats
@@ -26,22 +25,6 @@ if TYPE_CHECKING:
     import torch
 
 SAMPLES = 4
-
-
-def _crc_file(path: Path, begin: int, end: int) -> int:
-    crc = 0
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        pos = begin
-        while pos < end:
-            data = os.pread(fd, min(32 << 20, end - pos), pos)
-            if not data:
-                break
-            crc = zlib.crc32(data, crc)
-            pos += len(data)
-    finally:
-        os.close(fd)
-    return crc
 
 
 def _check_header(out_dir: Path, plan: ConversionPlan, problems: list[str]) -> None:
@@ -105,7 +88,11 @@ def _expected(t: TensorPlan, ckpt: Checkpoint, box: tuple[int, int, int, int]) -
 
 
 def verify_output(
-    ckpt: Checkpoint, plan: ConversionPlan, out_dir: Path, stats: dict[str, TensorStats]
+    ckpt: Checkpoint,
+    plan: ConversionPlan,
+    out_dir: Path,
+    stats: dict[str, TensorStats],
+    algorithm: str,
 ) -> VerifyReport:
     from safetensors import safe_open
 
@@ -118,13 +105,16 @@ def verify_output(
     for t in plan.tensors:
         path = out_dir / t.shard
         begin = shard_start[t.shard] + t.data_offsets[0]
-        crc = _crc_file(path, begin, begin + t.nbytes)
-        if crc != stats[t.name].crc32:
+        crc = file_checksum(path, begin, begin + t.nbytes, algorithm)
+        if crc != stats[t.name].checksum:
             problems.append(f"tensor {t.name}: checksum differs from the one written")
         if t.action is Action.COPY:
             info = ckpt.tensors[t.source]
             src_begin = ckpt.headers[info.file].data_start + info.data_offsets[0]
-            if _crc_file(ckpt.root / info.file, src_begin, src_begin + info.nbytes) != crc:
+            if (
+                file_checksum(ckpt.root / info.file, src_begin, src_begin + info.nbytes, algorithm)
+                != crc
+            ):
                 problems.append(f"tensor {t.name}: differs from the source bytes")
         elif t.action in (Action.DEQUANTIZE, Action.QUANTIZE):
             sampled += _compare_blocks(t, ckpt, handles[t.shard], rng, problems)

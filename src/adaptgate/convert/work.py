@@ -1,6 +1,6 @@
 """One job: read a source tensor, compute its outputs, write them at their planned offsets.
 
-Jobs run on worker threads; everything heavy (``preadv``, the gather kernel, torch ops, crc32,
+Jobs run on worker threads; everything heavy (``preadv``, the gather kernel, torch ops, CRC,
 ``pwrite``) releases the GIL. Large tensors are processed in bands of rows, so memory stays at a
 few tens of MB per worker whatever the tensor size.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel
 
 from adaptgate.checkpoint import Checkpoint
 from adaptgate.convert.io import BufferPool, ShardWriter, read_exact
+from adaptgate.convert.kernels import checksum
 from adaptgate.convert.models import Action, ConversionPlan, Target, TensorPlan
 from adaptgate.formats.dequantize import ceil_div, dequantize_codes, scale_grid
 
@@ -31,7 +31,7 @@ BAND_BYTES = 32 << 20  # rows per band: about this many output bytes
 class TensorStats(BaseModel):
     """What writing one output tensor measured."""
 
-    crc32: int
+    checksum: int  # of the bytes written (algorithm in the shard marker and the record)
     saturated: int = 0  # float16 values clamped to +-65504
     underflow: int = 0  # nonzero values that became zero (cast to float16)
     nonfinite: int = 0  # NaN/inf FP8 codes met
@@ -117,10 +117,10 @@ class Worker:
             n = min(BAND_BYTES, t.nbytes - done)
             view = self.pool.get("copy", n, phase=dst + done)
             self.sources.read(t.source, view, done)
-            crc = zlib.crc32(view, crc)
+            crc = checksum(view, crc)
             self.writers[t.shard].write_at(dst + done, view)
             done += n
-        return TensorStats(crc32=crc)
+        return TensorStats(checksum=crc)
 
     def _cast(self, t: TensorPlan) -> TensorStats:
         import torch
@@ -131,7 +131,7 @@ class Worker:
         src_size, dst_size = src_dtype.itemsize, dst_dtype.itemsize
         numel = math.prod(t.shape)
         step = max(1, BAND_BYTES // max(src_size, dst_size))
-        stats = TensorStats(crc32=0)
+        stats = TensorStats(checksum=0)
         dst = self._offset(t)
         for e0 in range(0, numel, step):
             n = min(step, numel - e0)
@@ -143,7 +143,7 @@ class Worker:
             y.copy_(x)
             if dst_dtype == torch.float16:
                 _saturate_half(x, y, stats)
-            stats.crc32 = zlib.crc32(out_view, stats.crc32)
+            stats.checksum = checksum(out_view, stats.checksum)
             self.writers[t.shard].write_at(dst + e0 * dst_size, out_view)
             del x, y
         return stats
@@ -170,7 +170,7 @@ class Worker:
         rows, cols = t.source_shape
         bn, bk = t.quant.block
         grid = self._grid(t)
-        stats = TensorStats(crc32=0)
+        stats = TensorStats(checksum=0)
         dst = self._offset(t)
         for r0, r1, band_bn in _bands(rows, cols, bn, 2):
             codes = self._codes(t, r0, r1)
@@ -183,7 +183,7 @@ class Worker:
             )
             stats.saturated += result.saturated
             stats.nonfinite += result.nonfinite
-            stats.crc32 = zlib.crc32(view, stats.crc32)
+            stats.checksum = checksum(view, stats.checksum)
             self.writers[t.shard].write_at(dst + r0 * cols * 2, view)
         return stats
 
@@ -199,7 +199,7 @@ class Worker:
         bn, bk = weight.quant.block
         grid = self._grid(weight)
         scales = np.zeros((rows, 1), dtype=np.float32)
-        stats = TensorStats(crc32=0, err_sq=0.0, ref_sq=0.0, max_abs_error=0.0)
+        stats = TensorStats(checksum=0, err_sq=0.0, ref_sq=0.0, max_abs_error=0.0)
         dst = self._offset(weight)
         for r0, r1, band_bn in _bands(rows, cols, bn, 8):
             codes = self._codes(weight, r0, r1)
@@ -220,12 +220,12 @@ class Worker:
             if err.numel():
                 stats.max_abs_error = max(stats.max_abs_error or 0.0, float(err.abs().max()))
             view = memoryview(q.numpy().reshape(-1).view(np.uint8).data)
-            stats.crc32 = zlib.crc32(view, stats.crc32)
+            stats.checksum = checksum(view, stats.checksum)
             self.writers[weight.shard].write_at(dst + r0 * cols, view)
         out = {weight.name: stats}
         for t, values in ((scale_t, scales), (offset_t, np.zeros_like(scales))):
             view = memoryview(np.ascontiguousarray(values).reshape(-1).view(np.uint8).data)
-            out[t.name] = TensorStats(crc32=zlib.crc32(view))
+            out[t.name] = TensorStats(checksum=checksum(view))
             self.writers[t.shard].write_at(self._offset(t), view)
         return out
 

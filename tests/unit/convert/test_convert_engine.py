@@ -104,10 +104,11 @@ def test_config_side_files_index_and_record(tiny_model, tmp_path):
     record = json.loads((out / "conversion.json").read_text())
     assert record["kind"] == "conversion" and record["schema_version"]
     assert record["adaptgate_version"] and record["target"] == "bf16"
+    assert record["checksum"] == "crc32c" and record["kernel"] == "c"
     assert all(len(s["sha256"]) == 64 for s in record["sources"])
     assert {t["name"] for t in record["tensors"]} == set(index["weight_map"])
     first = record["tensors"][0]
-    assert {"source_dtype", "source_shape", "dtype", "shape", "crc32"} <= set(first)
+    assert {"source_dtype", "source_shape", "dtype", "shape", "checksum"} <= set(first)
     assert not (tmp_path / "out.partial").exists()
     assert not (out / ".convert").exists()
     reopened = open_checkpoint(out)

@@ -34,3 +34,21 @@ def test_pool_buffers_share_the_file_alignment():
         view = pool.get("x", 5000, phase=phase)
         address = np.frombuffer(view, dtype=np.uint8).ctypes.data
         assert address % ALIGN == phase % ALIGN and len(view) == 5000
+
+
+def test_crc32c_hardware_and_table_paths_agree_and_chain():
+    import ctypes
+    import zlib
+
+    from adaptgate.convert.kernels import checksum
+    from adaptgate.convert.kernels._cbuild import load_kernel
+
+    lib = load_kernel()
+    assert lib is not None
+    assert checksum(b"123456789", algorithm="crc32c") == 0xE3069283  # the standard check value
+    data = np.random.default_rng(1).integers(0, 256, 100_003, dtype=np.uint8).tobytes()
+    whole = checksum(data, algorithm="crc32c")
+    assert checksum(data[777:], checksum(data[:777], algorithm="crc32c"), "crc32c") == whole
+    buf = ctypes.create_string_buffer(data, len(data))
+    assert lib.adaptgate_crc32c_soft(0, ctypes.addressof(buf), len(data)) == whole
+    assert checksum(data, algorithm="crc32") == zlib.crc32(data)

@@ -18,7 +18,7 @@ from adaptgate.convert.kernels._numpy import gather_lut_numpy
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["count_codes", "gather_lut", "kernel_name"]
+__all__ = ["checksum", "checksum_algorithm", "count_codes", "gather_lut", "kernel_name"]
 
 
 def _use_c() -> bool:
@@ -48,6 +48,28 @@ def gather_lut(codes: np.ndarray, lut: np.ndarray, block: tuple[int, int], out: 
         if gather_lut_c(codes, lut, block, out):
             return
     gather_lut_numpy(codes, lut, block, out)
+
+
+def checksum_algorithm() -> str:
+    """``"crc32c"`` (hardware-assisted, in the C kernel) or, without the kernel, ``"crc32"``."""
+    return "crc32c" if kernel_name() == "c" else "crc32"
+
+
+def checksum(data: memoryview | bytes, crc: int = 0, algorithm: str | None = None) -> int:
+    """Chainable checksum of ``data`` (``checksum(b, checksum(a)) == checksum(a + b)``)."""
+    algorithm = algorithm or checksum_algorithm()
+    if algorithm == "crc32":
+        import zlib
+
+        return zlib.crc32(data, crc)
+    if algorithm != "crc32c":
+        raise ValueError(f"unknown checksum {algorithm!r}")
+    from adaptgate.convert.kernels._cbuild import crc32c_c
+
+    value = crc32c_c(data, crc)
+    if value is None:
+        raise RuntimeError("crc32c needs the compiled kernel, which is unavailable here")
+    return value
 
 
 def count_codes(codes: np.ndarray, flags: np.ndarray) -> int:
