@@ -130,7 +130,12 @@ def bench_section(ctx: Ctx, cols: GateCols) -> list[Block]:
             blocks.append(
                 Para(f"{t('bench.percentiles')}: {per_column[0][1]['percentile_method']}")
             )
-    png = latency_plot(table_cols_dists(per_column, t))
+    gate_plots = any(a.endswith(".png") for _, gate in cols for a in gate.artifacts)
+    png = (
+        b""
+        if gate_plots and len(per_column) == 1
+        else latency_plot(table_cols_dists(per_column, t))
+    )
     if png:
         blocks.append(Image("bench_latency.png", t("bench.plot_caption"), png))
     return blocks

@@ -9,17 +9,25 @@ from adaptgate.report.doc import Block, Bullets, Heading, Para, Table
 from adaptgate.report.sections.base import Ctx, get
 
 WARNING_KEYS = ("warnings", "plan.warnings", "validity.warnings", "risks")
-DIAGNOSIS_KEYS = ("diagnosis", "diagnoses", "doctor")
+DIAGNOSIS_KEYS = ("diagnosis", "stage_a.diagnosis", "stage_b.diagnosis", "doctor")
 
 
 def _diagnoses(result: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """serve's log doctor findings (a Diagnosis has ``findings``), wherever the gate keeps them."""
+    found: list[dict[str, Any]] = []
     for key in DIAGNOSIS_KEYS:
         value = get(result, key)
         if isinstance(value, dict):
-            value = value.get("findings") or value.get("matches") or [value]
+            value = value.get("findings") if "findings" in value else [value]
         if isinstance(value, list):
-            return [v for v in value if isinstance(v, dict)]
-    return []
+            found += [v for v in value if isinstance(v, dict)]
+    return found
+
+
+def _symptom(finding: dict[str, Any]) -> str:
+    title = str(finding.get("title") or finding.get("signature") or finding.get("id") or "-")
+    evidence = finding.get("evidence") or []
+    return f"{title}: `{evidence[0]}`" if evidence else title
 
 
 def notes_section(ctx: Ctx) -> list[Block]:
@@ -38,13 +46,9 @@ def notes_section(ctx: Ctx) -> list[Block]:
                 for w in get(gate.result, key, []):
                     warnings.setdefault(f"{prefix}{w}", f"{prefix}{title}: {w}")
             for d in _diagnoses(gate.result):
-                rows.append(
-                    [
-                        str(d.get("signature") or d.get("name") or d.get("title") or "-"),
-                        str(d.get("cause", "")),
-                        str(d.get("fix", "")),
-                    ]
-                )
+                row = [_symptom(d), str(d.get("cause", "")), str(d.get("fix", ""))]
+                if row not in rows:
+                    rows.append(row)
     blocks: list[Block] = []
     if failures:
         blocks += [Heading(t("notes.failures"), 3), Bullets(failures)]

@@ -1,37 +1,224 @@
-"""Precision (the precision gate): the metric table with one column per compared pair (seed
-``001_*``), thresholds beside the values, the verdict, and where the error starts (localization)."""
+"""Precision (the precision gate): one column per compared pair (the seed ``001_*`` table: NPU vs
+GPU, NPU vs CPU), each value beside the threshold it was held to; the checks that failed; where
+the error starts (localization) and the error of every layer.
+
+A pair is a tensor comparison of two reference dumps (``kind: compare``: logits, hidden states,
+greedy generations) or the served-model check (a ServedResult: the server's greedy tokens and
+logprobs against the CPU reference). The gate's result is one of them or holds several.
+"""
 
 from __future__ import annotations
 
-from adaptgate.report.doc import Block, Bullets, Heading, Table
-from adaptgate.report.sections.base import SECTIONS, Ctx, GateCols
-from adaptgate.report.sections.generic import generic_section, list_tables, scalar_rows
-from adaptgate.report.sections.matrix import columns_of, matrix_table
+from typing import Any
 
-PAIR_KEYS = ("comparisons", "pairs", "compared", "columns", "tensors")
+from adaptgate.report.doc import Block, Bullets, Heading, Table
+from adaptgate.report.i18n import Labels
+from adaptgate.report.numbers import num, pct
+from adaptgate.report.sections.base import SECTIONS, Ctx, GateCols, get
+from adaptgate.report.sections.generic import generic_section
+from adaptgate.report.sections.matrix import matrix_table
+
+LOGIT_TENSOR = ("cosine", "max_abs_err", "mean_abs_err", "rel_l1", "rel_l2", "within_1e3")
+LOGIT_EXTRA = ("kl_mean", "kl_max", "top1_agreement", "top5_overlap")
+RATES = frozenset(
+    {"exact_match_rate", "sequence_match_rate", "top1_agreement", "top5_overlap", "within_1e3",
+     "first_mismatch_in_topk"}
+)  # fmt: skip
+SERVED = (
+    "exact_match_rate",
+    "first_mismatch_in_topk",
+    "logprob_abs_diff_mean",
+    "logprob_abs_diff_max",
+    "topk_kl_mean",
+    "prompt_logprob_abs_diff_mean",
+)
+MAX_LAYER_ROWS = 100
+
+
+def pairs_of(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The compared pairs in a precision result, in order."""
+
+    def is_pair(x: Any) -> bool:
+        return isinstance(x, dict) and (
+            isinstance(x.get("tensors"), list)
+            or (isinstance(x.get("metrics"), dict) and "exact_match_rate" in x["metrics"])
+        )
+
+    if is_pair(result):
+        return [result]
+    found: list[dict[str, Any]] = []
+    for value in result.values():
+        items = value if isinstance(value, list) else [value]
+        found += [i for i in items if is_pair(i)]
+    return found
+
+
+def _side(d: dict[str, Any]) -> str:
+    text = f"{d.get('device', '?')} {d.get('dtype', '')}".strip()
+    if d.get("simulate"):
+        text += f" {d['simulate']}"
+    return text
+
+
+def pair_name(t: Labels, pair: dict[str, Any]) -> str:
+    ref = pair.get("reference") or {}
+    if "tensors" not in pair:
+        return f"{t('precision.served')} `{pair.get('model', '')}` vs {_side(ref)}"
+    cand = pair.get("candidate") or {}
+    a, b = _side(cand), _side(ref)
+    if cand.get("quantization") != ref.get("quantization") or a == b:
+        a, b = f"{a} {cand.get('quantization', '')}", f"{b} {ref.get('quantization', '')}"
+    return f"{a.strip()} vs {b.strip()}"
+
+
+def _value(metric: str, value: Any) -> str:
+    return pct(value) if metric in RATES else num(value)
+
+
+def _limit(check: dict[str, Any] | None) -> str:
+    if not check:
+        return ""
+    op = "≥" if check.get("bound") == "min" else "≤"
+    mark = "✓" if check.get("passed") else "✗"
+    return f" ({op} {num(check.get('threshold'))} {mark})"
+
+
+def pair_rows(pair: dict[str, Any]) -> list[tuple[str, str]]:
+    checks = {(c.get("subject"), c.get("metric")): c for c in pair.get("checks") or []}
+
+    def cell(subject: str, metric: str, value: Any) -> str:
+        check = checks.get((subject, metric))
+        text = _value(metric, value) + _limit(check)
+        return f"**{text}**" if check and not check.get("passed") else text
+
+    rows: list[tuple[str, str]] = []
+    if "tensors" not in pair:
+        m = pair.get("metrics") or {}
+        return [(f"served {k}", cell("served", k, m[k])) for k in SERVED if m.get(k) is not None]
+    tensors = {row.get("name"): row for row in pair["tensors"]}
+    logits = tensors.get("logits") or {}
+    for k in LOGIT_TENSOR:
+        if get(logits, f"metrics.{k}") is not None:
+            rows.append((f"logits {k}", cell("logits", k, logits["metrics"][k])))
+    for k in LOGIT_EXTRA:
+        if get(logits, f"logits.{k}") is not None:
+            rows.append((f"logits {k}", cell("logits", k, logits["logits"][k])))
+    layers = [row for row in pair["tensors"] if row.get("layer") is not None]
+    for metric, pick in (("cosine", min), ("rel_l2", max)):
+        values = [r for r in layers if get(r, f"metrics.{metric}") is not None]
+        if values:
+            worst = pick(values, key=lambda r: r["metrics"][metric])
+            subject = f"layer {worst['layer']}"
+            rows.append(
+                (
+                    f"hidden {metric} ({'min' if pick is min else 'max'})",
+                    cell(subject, metric, worst["metrics"][metric]) + f" @ {worst.get('name')}",
+                )
+            )
+    gen = pair.get("generation") or {}
+    for k in ("exact_match_rate", "sequence_match_rate", "earliest_divergence"):
+        if gen.get(k) is not None:
+            rows.append((f"generation {k}", cell("generation", k, gen[k])))
+    return rows
+
+
+def pair_table(ctx: Ctx, cols: GateCols) -> Table | None:
+    t = ctx.t
+    columns: list[tuple[str, dict[str, str], str]] = []
+    for run, gate in cols:
+        for pair in pairs_of(gate.result or {}):
+            name = pair_name(t, pair)
+            verdict = str(pair.get("verdict", ""))
+            columns.append(
+                (f"{run.label}: {name}" if ctx.merged else name, dict(pair_rows(pair)), verdict)
+            )
+    if not columns:
+        return None
+    order: list[str] = []
+    for _, rows, _ in columns:
+        order += [k for k in rows if k not in order]
+    body = [[k] + [rows.get(k, "-") for _, rows, _ in columns] for k in order]
+    body.append(
+        [f"**{t('col.verdict')}**"] + [f"**{t.status(v)}**" if v else "-" for _, _, v in columns]
+    )
+    return Table([t("col.metric"), *(name for name, _, _ in columns)], body)
+
+
+def layer_table(t: Labels, pair: dict[str, Any]) -> Table | None:
+    rows = []
+    for row in (pair.get("tensors") or [])[:MAX_LAYER_ROWS]:
+        m = row.get("metrics") or {}
+        rows.append(
+            [
+                str(row.get("name")),
+                num(m.get("cosine")),
+                num(m.get("rel_l2")),
+                num(m.get("max_abs_err")),
+                num(m.get("mean_abs_err")),
+            ]
+        )
+    if not rows:
+        return None
+    header = [t("col.tensor"), "cosine", "rel_l2", "max_abs_err", "mean_abs_err"]
+    return Table(header, rows, t("precision.layers_caption"))
+
+
+def localization(t: Labels, pair: dict[str, Any]) -> list[str]:
+    loc = pair.get("localization") or {}
+    items = []
+    if loc.get("name"):
+        where = f"{loc['name']}" + (f" ({loc['module']})" if loc.get("module") else "")
+        items.append(f"{t('precision.localized')}: **{where}** - {loc.get('criterion', '')}")
+    elif "tensors" in pair:
+        items.append(t("precision.not_localized"))
+    if loc.get("largest_jump_layer") is not None:
+        items.append(
+            f"{t('precision.largest_jump')}: layer {num(loc['largest_jump_layer'])}, "
+            f"rel_l2 +{num(loc.get('largest_jump'))}"
+        )
+    return items
+
+
+def failed_checks(pair: dict[str, Any]) -> list[str]:
+    out = []
+    for c in pair.get("checks") or []:
+        if not c.get("passed"):
+            op = ">=" if c.get("bound") == "min" else "<="
+            out.append(
+                f"{c.get('subject')} {c.get('metric')} {num(c.get('value'))} "
+                f"(need {op} {num(c.get('threshold'))}; {c.get('source', '')})"
+            )
+    return out
 
 
 @SECTIONS.register("precision")
 def precision_section(ctx: Ctx, cols: GateCols) -> list[Block]:
     t = ctx.t
-    table = matrix_table(ctx, cols, PAIR_KEYS)
+    table = pair_table(ctx, cols)
     if table is None:
-        return generic_section(ctx, cols)
+        table = matrix_table(ctx, cols, ("comparisons", "pairs"))
+        return [table] if table is not None else generic_section(ctx, cols)
     blocks: list[Block] = [table]
     for run, gate in cols:
-        r = gate.result or {}
         prefix = f"{run.label}: " if ctx.merged else ""
-        reasons = [
-            f"{prefix}{c.name}: {reason}" for c in columns_of(r, PAIR_KEYS) for reason in c.reasons
-        ]
-        if reasons:
-            blocks.append(Bullets(reasons))
-        rest = scalar_rows(r, skip=PAIR_KEYS)
-        if rest:
-            blocks += [
-                Heading(f"{t('precision.details')}{f' ({run.label})' if ctx.merged else ''}", 3),
-                Table([t("col.item"), t("col.value")], [list(row) for row in rest]),
-            ]
-        for tab in list_tables(r, skip=PAIR_KEYS):
-            blocks.append(Table(tab.header, tab.rows, prefix + tab.caption))
+        for pair in pairs_of(gate.result or {}):
+            name = pair_name(t, pair)
+            failed = failed_checks(pair)
+            if failed:
+                blocks += [
+                    Heading(f"{t('precision.failed')} ({prefix}{name})", 3),
+                    Bullets(failed),
+                ]
+            items = localization(t, pair)
+            if pair.get("reason"):
+                items.insert(0, str(pair["reason"]))
+            if items:
+                blocks.append(Bullets([f"{prefix}{name}: {i}" for i in items]))
+            layers = layer_table(t, pair)
+            if layers is not None:
+                blocks += [Heading(f"{t('precision.layers')} ({prefix}{name})", 3), layers]
+            thresholds = get(pair, "thresholds.profile")
+            if thresholds:
+                source = get(pair, "thresholds.file", "")
+                blocks.append(Bullets([f"{t('precision.thresholds')}: {thresholds} ({source})"]))
     return blocks

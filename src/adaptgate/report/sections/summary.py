@@ -26,10 +26,23 @@ def _compact(key: str, value: object) -> str:
     return fmt_by_key(key, value)
 
 
+def _scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
 def measured(gate: GateRecord) -> str:
-    return "; ".join(
-        f"{k}={_compact(k, v)}" for k, v in gate.summary.items() if k not in LONG_VALUES
-    )
+    """The gate's summary values: scalars, lists of scalars, and flat mappings (counts)."""
+    parts = []
+    for k, v in gate.summary.items():
+        if k in LONG_VALUES or v is None or v in ([], {}):
+            continue
+        if _scalar(v):
+            parts.append(f"{k}={_compact(k, v)}")
+        elif isinstance(v, list) and all(map(_scalar, v)):
+            parts.append(f"{k}={', '.join(_compact(k, x) for x in v)}")
+        elif isinstance(v, dict) and all(map(_scalar, v.values())):
+            parts.append(f"{k}=" + ", ".join(f"{a} {_compact(a, x)}" for a, x in v.items()))
+    return "; ".join(parts)
 
 
 def status_cell(ctx: Ctx, gate: GateRecord | None) -> str:

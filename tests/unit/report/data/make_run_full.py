@@ -1,0 +1,359 @@
+"""Regenerate ``run_full.json`` (not run by the tests; run it when a gate's result changes):
+
+    .venv/bin/python tests/unit/report/data/make_run_full.py
+
+inspect, convert (w8a8-dynamic), the serve plan, the precision comparison (CPU FP32 reference of
+the FP8 model vs the W8A8_DYNAMIC simulation) and the benchmark (against the calibration server)
+are real results of adaptgate's code on the tiny FP8 Qwen3 demo model. The serve stages and the
+smoke checks need a vLLM this machine may lack: their results are built with the gates' own
+result models, with the values of a CPU run. kvcache is SKIPPED with a reason.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).parent / "run_full.json"
+RUN_DIR = "runs/Qwen3-tiny-FP8-ascend-a2"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _gate(
+    name: str,
+    title: str,
+    status: str,
+    reason: str,
+    seconds: float,
+    summary: dict[str, Any],
+    result: Any,
+    artifacts: list[str],
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "title": title,
+        "status": status,
+        "reason": reason,
+        "started": "2026-11-22T02:20:00+00:00",
+        "finished": "2026-11-22T02:21:00+00:00",
+        "seconds": seconds,
+        "summary": summary,
+        "artifacts": artifacts,
+        "result": None if result is None else json.loads(result.to_json()),
+        "exit_code": None,
+    }
+
+
+def main() -> None:
+    from adaptgate.demo import make_model
+    from adaptgate.demo.spec import make_spec
+    from adaptgate.pipeline import runner
+    from adaptgate.pipeline.record import RunSettings
+
+    tmp = Path(tempfile.mkdtemp())
+    model = make_model(tmp / "Qwen3-tiny-FP8", make_spec(arch="qwen3", format="fp8_block"))
+    run_dir = tmp / "run"
+    runner.GATES = {
+        "inspect": "adaptgate.pipeline.gates:InspectGate",
+        "convert": "adaptgate.convert.gate:ConvertGate",
+    }
+    import os
+
+    os.environ["ADAPTGATE_CONVERT_TO"] = "w8a8-dynamic"
+    settings = RunSettings(model=str(model), target="ascend-a2", device="910b4")
+    record = runner.run_pipeline(runner.RunOptions(settings, run_dir, fresh=True))
+    data = json.loads(record.to_json())
+    gates = data["gates"]
+
+    # serve: the real plan; this host has no NPU, so the stages are built from the models
+    from adaptgate.pipeline.gate import RunContext
+    from adaptgate.serve.api import ServeResult
+    from adaptgate.serve.doctor import Diagnosis, Finding
+    from adaptgate.serve.gate import ServeGate, ServeGateResult
+    from adaptgate.serve.shell import engine_argv
+
+    ctx = RunContext(run_dir=run_dir, settings=settings, record=record)
+    outcome = ServeGate().run(ctx)
+    plan = outcome.result.plan  # type: ignore[union-attr]
+    url = "http://127.0.0.1:8000"
+    a = ServeResult(
+        verdict="PASS",
+        reason="serving after 38.2 s (dummy weights)",
+        stage="dummy",
+        url=url,
+        python="python3",
+        command=engine_argv(plan),
+        log="serve/stage-a/vllm.log",
+        plan=plan,
+        startup_seconds=38.2,
+        served_models=[plan.served_model_name],
+        reported_max_model_len=plan.max_model_len,
+    )
+    diag = Diagnosis(
+        log="serve/stage-b/vllm.log",
+        lines=812,
+        verdict="diagnosed",
+        findings=[
+            Finding(
+                id="aclinit-107001",
+                title="aclInit error 107001",
+                cause="a forked worker lost the NPU context",
+                fix="export VLLM_WORKER_MULTIPROC_METHOD=spawn",
+                line=311,
+                hits=1,
+                evidence=["RuntimeError: aclInit failed, error code 107001"],
+            )
+        ],
+    )
+    predicted = plan.memory.predicted_kv_tokens if plan.memory else 720384
+    reported = int(predicted * 0.9765)
+    b = ServeResult(
+        verdict="PASS",
+        reason=f"serving after 44.9 s; KV capacity {reported} tokens",
+        stage="real",
+        url=url,
+        python="python3",
+        command=engine_argv(plan),
+        log="serve/stage-b/vllm.log",
+        plan=plan,
+        startup_seconds=44.9,
+        served_models=[plan.served_model_name],
+        reported_max_model_len=plan.max_model_len,
+        kv_cache_tokens_reported=reported,
+        kv_cache_tokens_predicted=predicted,
+        kv_ratio=0.9765,
+        diagnosis=diag,
+    )
+    serve = ServeGateResult(plan=plan, stage_a=a, stage_b=b)
+    gates.append(
+        _gate(
+            "serve",
+            "Serve (Stage A dummy weights, Stage B real weights)",
+            "PASS",
+            f"Stage B: {b.reason}",
+            85.3,
+            {
+                "served_model_name": plan.served_model_name,
+                "url": url,
+                "stage_a_startup_s": 38.2,
+                "stage_b_startup_s": 44.9,
+                "kv_cache_tokens_reported": reported,
+                "kv_ratio": 0.9765,
+            },
+            serve,
+            ["serve/plan/RUNBOOK.md", "serve/stage-b/vllm.log"],
+        )
+    )
+
+    from adaptgate.checks.models import CheckResult, CheckStatus, Evidence, SmokeResult
+
+    def check(
+        cid: str, title: str, cat: str, status: CheckStatus, reason: str, resp: str
+    ) -> CheckResult:
+        return CheckResult(
+            id=cid,
+            title=title,
+            category=cat,
+            status=status,
+            reason=reason,  # type: ignore[arg-type]
+            evidence=[Evidence(status_code=200, response=resp)],
+            seconds=0.4,
+        )
+
+    smoke = SmokeResult(
+        url=url,
+        model=plan.served_model_name,
+        checks=[
+            check(
+                "models",
+                "/v1/models lists the served name",
+                "protocol",
+                CheckStatus.PASS,
+                "qwen3-tiny listed, max_model_len 40960",
+                '{"data":[{"id":"qwen3-tiny"}]}',
+            ),
+            check(
+                "chat",
+                "chat completion returns text",
+                "protocol",
+                CheckStatus.PASS,
+                "23 characters",
+                "hello there",
+            ),
+            check(
+                "max_tokens",
+                "max_tokens honoured",
+                "protocol",
+                CheckStatus.PASS,
+                "finish_reason length at 8",
+                "",
+            ),
+            check(
+                "chinese",
+                "a Chinese question gets a CJK answer",
+                "quality",
+                CheckStatus.FAIL,
+                "CJK share 0.12 below 0.5 (a tiny random model)",
+                "the the the",
+            ),
+            check(
+                "arithmetic",
+                "120 km in 2 hours",
+                "quality",
+                CheckStatus.FAIL,
+                "no 60 in the answer",
+                "km km",
+            ),
+        ],
+        protocol_verdict="PASS",
+        quality_verdict="FAIL",
+        verdict="PASS",
+        counts={"PASS": 3, "FAIL": 2, "SKIPPED": 0},
+    )
+    gates.append(
+        _gate(
+            "smoke",
+            "Smoke checks (protocol, then model quality)",
+            "PASS",
+            "protocol PASS; quality FAIL (failed: chinese, arithmetic)",
+            6.1,
+            {
+                "protocol": "PASS",
+                "quality": "FAIL",
+                "counts": smoke.counts,
+                "failed_protocol": [],
+                "failed_quality": ["chinese", "arithmetic"],
+            },
+            smoke,
+            ["smoke/smoke.json"],
+        )
+    )
+
+    # precision: the CPU FP32 reference vs the W8A8_DYNAMIC simulation, compared for real
+    from adaptgate.precision.compare import compare_dumps  # noqa: F401 - the real comparison
+
+    prec_dir = run_dir / "precision"
+    for out, extra in (("ref-cpu", []), ("ref-w8a8", ["--simulate", "w8a8-dynamic"])):
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from adaptgate.cli.reference import command; command()",
+                str(model),
+                "--out",
+                str(prec_dir / out),
+                "--max-new-tokens",
+                "8",
+                "-q",
+                *extra,
+            ],
+            check=True,
+        )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from adaptgate.cli.compare import command; command()",
+            str(prec_dir / "ref-cpu"),
+            str(prec_dir / "ref-w8a8"),
+            "--profile",
+            "quantized",
+            "--plot",
+            str(prec_dir / "depth.png"),
+            "--json",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    compare = json.loads(done.stdout)
+    gates.append(
+        {
+            **_gate(
+                "precision",
+                "Precision",
+                compare["verdict"],
+                compare["reason"],
+                24.0,
+                {"verdict": compare["verdict"]},
+                None,
+                ["precision/depth.png"],
+            ),
+            "result": compare,
+        }
+    )
+
+    gates.append(
+        _gate(
+            "kvcache",
+            "KV cache",
+            "SKIPPED",
+            "the launch plan uses --kv-cache-dtype auto (a bf16 cache): nothing to check",
+            0.01,
+            {},
+            None,
+            [],
+        )
+    )
+
+    # bench: the real client against the calibration server
+    port = _port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from adaptgate.cli.bench import command; command()",
+            "calibration-server",
+            "--port",
+            str(port),
+        ]
+    )
+    try:
+        time.sleep(2.0)
+        from adaptgate.bench.api import build_config, run
+        from adaptgate.bench.gate import _summary, default_scenario
+
+        cfg = default_scenario("cpu", f"http://127.0.0.1:{port}", None)
+        cfg["output"] = {"dir": str(run_dir / "bench")}
+        result = run(build_config(cfg))
+    finally:
+        server.terminate()
+        server.wait()
+    m = result.result.metrics  # type: ignore[union-attr]
+    valid = result.result.validity.status == "VALID"  # type: ignore[union-attr]
+    reason = f"{m.request_throughput:.2f} req/s, {m.output_throughput:.1f} output tok/s"
+    if not valid:
+        reason = "run: " + "; ".join(result.result.validity.reasons)  # type: ignore[union-attr]
+    gates.append(
+        _gate(
+            "bench",
+            "Serving benchmark",
+            "PASS" if valid else "FAIL",
+            reason,
+            12.3,
+            _summary(result.result),
+            result.result,
+            [str(p.relative_to(run_dir)) for p in result.files],
+        )
+    )
+    data["gates"] = gates
+    text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    text = text.replace(str(run_dir), RUN_DIR).replace(str(tmp), "/models")
+    OUT.write_text(text, encoding="utf-8")
+    print(f"wrote {OUT} from {run_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Run directories for report tests.
+
+``data/run_full.json`` holds a run of the tiny FP8 Qwen3 demo model with every gate (see
+``data/make_run_full.py``, which regenerates it): inspect, convert (w8a8-dynamic), the serve plan,
+precision and bench as those gates' code produced them; the serve stages and smoke checks in their
+result models; kvcache SKIPPED, to show a gate that did not run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DATA = Path(__file__).parent / "data"
+
+
+def png(path: Path, colour: tuple[int, int, int] = (40, 100, 170)) -> None:
+    """A small non-blank PNG, as a gate's plot would be."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (320, 200), "white")
+    draw = ImageDraw.Draw(img)
+    for i in range(8):
+        draw.rectangle([20 + 36 * i, 180 - 18 * i, 44 + 36 * i, 180], fill=colour)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+def full_record() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((DATA / "run_full.json").read_text(encoding="utf-8"))
+    return data
+
+
+def make_run_dir(
+    root: Path, name: str = "run", edit: Callable[[dict[str, Any]], None] | None = None
+) -> Path:
+    """A run directory holding run_full.json (changed by ``edit``, a function of the record
+    dict) and a file for every artifact it references (a PNG for each ``.png``)."""
+    run_dir = root / name
+    run_dir.mkdir()
+    record = full_record()
+    if edit is not None:
+        edit(record)
+    (run_dir / "run.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    for i, gate in enumerate(record["gates"]):
+        for rel in gate["artifacts"]:
+            path = run_dir / rel
+            if path.suffix == ".png":
+                png(path, ((40 * i) % 256, 100, 170))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("{}\n", encoding="utf-8")
+    return run_dir
