@@ -1,0 +1,82 @@
+"""``adaptgate kvcache``: parse options into KVCacheConfig, call run_kvcache, render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from adaptgate.cli._common import emit_json, handle_errors, output_options
+from adaptgate.console import Output
+from adaptgate.errors import EXIT_OK
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  adaptgate kvcache ./Qwen2.5-7B-Instruct
+  adaptgate kvcache ./Qwen3-8B-FP8 --kv-dtypes fp8_e4m3 --scales checkpoint
+  adaptgate kvcache ./Qwen2.5-7B-Instruct --scales calibrated --out kv/   # writes the fix
+  adaptgate kvcache ./model --json > kvcache.json"""
+)
+@click.argument("model")
+@click.option(
+    "--kv-dtypes",
+    default="fp8_e4m3,fp8_e5m2,int8_c8",
+    show_default=True,
+    help="Cache formats to test (fp8 = fp8_e4m3, int8 = int8_c8).",
+)
+@click.option(
+    "--scales",
+    type=click.Choice(["checkpoint", "unit", "calibrated"]),
+    default="checkpoint",
+    show_default=True,
+    help="checkpoint: the k/v scales stored in the model (1.0 where none, as vLLM); unit: 1.0; "
+    "calibrated: computed from the prompt set and written out with --out.",
+)
+@click.option("--new-tokens", default=256, show_default=True, type=click.IntRange(min=1),
+              help="Greedy tokens per prompt.")  # fmt: skip
+@click.option("--prompts", "prompts_file", type=click.Path(path_type=Path),
+              help="JSONL prompt file (default: the reference's built-in set).")  # fmt: skip
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32",
+              show_default=True, help="Reference dtype.")  # fmt: skip
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              help="Write kvcache.json, the outlier plot and calibrated scales here.")  # fmt: skip
+@click.option("--thresholds", "thresholds_file", type=click.Path(path_type=Path),
+              help="A YAML file shaped like adaptgate/kvcache/thresholds.yaml.")  # fmt: skip
+@click.option("--threads", type=click.IntRange(min=1), help="torch threads (default: auto).")
+@output_options
+@handle_errors
+def command(
+    model: str,
+    kv_dtypes: str,
+    scales: str,
+    new_tokens: int,
+    prompts_file: Path | None,
+    dtype: str,
+    out_dir: Path | None,
+    thresholds_file: Path | None,
+    threads: int | None,
+    out: Output,
+) -> int:
+    """Will an FP8 or INT8 KV cache break this model? SAFE / RISKY / UNSAFE per format, the
+    layers at risk, and the --kv-cache-dtype to use. Exit 1 when no tested format is SAFE."""
+    from adaptgate.kvcache.api import KVCacheConfig, parse_kv_dtypes, run_kvcache
+    from adaptgate.kvcache.render import render_result
+
+    cfg = KVCacheConfig(
+        model=model,
+        kv_dtypes=parse_kv_dtypes(kv_dtypes),
+        scales=scales,
+        new_tokens=new_tokens,
+        prompts_file=prompts_file,
+        dtype=dtype,
+        out=out_dir,
+        thresholds_file=thresholds_file,
+        threads=threads,
+    )
+    result = run_kvcache(cfg, out)
+    emit_json(out, result.to_json())
+    if out.human:
+        render_result(result, out.console())
+    return EXIT_OK if any(f.verdict == "SAFE" for f in result.formats) else 1

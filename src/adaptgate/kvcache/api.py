@@ -1,0 +1,313 @@
+"""``run_kvcache``: the one call behind ``adaptgate kvcache`` and the pipeline's KV-cache gate."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from adaptgate.errors import UsageError
+from adaptgate.kvcache.formats import FORMAT_NAMES, KV_FORMATS, KVFormat
+from adaptgate.kvcache.scales import ScaleMode, ScaleSet
+from adaptgate.kvcache.verdict import KVThresholds
+
+if TYPE_CHECKING:
+    from adaptgate.console import Output
+    from adaptgate.kvcache.result import FormatReport, KVCacheResult
+    from adaptgate.kvcache.run import ModelShape, Simulation
+    from adaptgate.kvcache.scan import LayerScan
+
+RESULT_FILE = "kvcache.json"
+PLOT_FILE = "kvcache_outliers.png"
+SCALES_DIR = "scales"
+# vLLM: prefer the finer format among the SAFE ones
+VLLM_PREFERENCE = ("fp8_e4m3", "fp8_e5m2")
+
+
+class KVCacheConfig(BaseModel):
+    """What ``adaptgate kvcache`` was asked to do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    kv_dtypes: list[str] = Field(default_factory=lambda: list(FORMAT_NAMES))
+    scales: ScaleMode = "checkpoint"
+    new_tokens: int = Field(256, ge=1, description="greedy tokens per prompt (the gate: 256)")
+    prompts_file: Path | None = None
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    out: Path | None = Field(None, description="write the JSON, plot and calibrated scales here")
+    threads: int | None = Field(None, ge=1, description="torch threads; None: 1 for tiny models")
+    thresholds_file: Path | None = None
+    plot: bool = True
+
+    @field_validator("kv_dtypes")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise UsageError("no KV-cache dtype to test", fix=f"use {','.join(FORMAT_NAMES)}")
+        for name in value:
+            KV_FORMATS.get(name)  # UnknownKind lists the valid names
+        return list(dict.fromkeys(value))
+
+
+def parse_kv_dtypes(spec: str) -> list[str]:
+    """``fp8_e4m3,int8_c8`` -> names (``fp8`` is vLLM's alias of ``fp8_e4m3``)."""
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    aliases = {"fp8": "fp8_e4m3", "int8": "int8_c8", "c8": "int8_c8"}
+    out = [aliases.get(n.lower(), n.lower()) for n in names]
+    for name in out:
+        KV_FORMATS.get(name)
+    return out
+
+
+def _scale_sets(
+    cfg: KVCacheConfig, formats: list[KVFormat], session: object, shape: ModelShape,
+    prefixes: list[str], calibration: object,
+) -> list[ScaleSet]:  # fmt: skip
+    from adaptgate.kvcache.scales import (
+        Calibration,
+        calibrated_scales,
+        checkpoint_scales,
+        unit_scales,
+    )
+
+    channels = shape.kv_heads * shape.head_dim
+    sets = []
+    for fmt in formats:
+        if cfg.scales == "unit":
+            sets.append(unit_scales(fmt, shape.num_layers, channels))
+        elif cfg.scales == "calibrated":
+            assert isinstance(calibration, Calibration)
+            sets.append(calibrated_scales(fmt, calibration))
+        else:
+            sets.append(checkpoint_scales(fmt, session.ckpt, prefixes, channels))  # type: ignore[attr-defined]
+    return sets
+
+
+def _scan_summary(scans: list[LayerScan], name: str) -> dict[str, float | int]:
+    elements = saturated = 0
+    flushed = rel = clip = 0.0
+    for ls in scans:
+        f = ls.formats[name]
+        for ts in (f.k, f.v):
+            elements += ts.elements
+            saturated += ts.saturated_total
+            flushed = max(flushed, ts.flushed_total / ts.elements if ts.elements else 0.0)
+            rel = max(rel, ts.rel_rms_error)
+        clip = max(clip, f.amax_scaled / f.limit)
+    return {
+        "elements": elements,
+        "saturated": saturated,
+        "saturated_fraction": saturated / elements if elements else 0.0,
+        "flushed_fraction": flushed,
+        "rel_rms_error": rel,
+        "clip_ratio": clip,
+    }
+
+
+def _report(
+    fmt: KVFormat, ss: ScaleSet, sim: Simulation, scans: list[LayerScan], th: KVThresholds
+) -> FormatReport:
+    from adaptgate.kvcache.degeneration import measure
+    from adaptgate.kvcache.result import FormatReport, ScaleReport, ScanSummary
+    from adaptgate.kvcache.verdict import decide, judge_layer, reason_text
+    from adaptgate.precision.metrics import generation_metrics
+
+    for ls in scans:
+        judge_layer(ls, ls.formats[fmt.name], fmt, th)
+    at_risk = [ls.name for ls in scans if ls.formats[fmt.name].at_risk]
+    run = sim.formats[fmt.name]
+    logits = run.logits.result()
+    generation = generation_metrics(list(zip(sim.baseline, run.tokens, strict=True)))
+    degeneration = [measure(t, b) for t, b in zip(run.tokens, sim.baseline, strict=True)]
+    increase = sum(d.increase for d in degeneration) / max(1, len(degeneration))
+    per_prompt = th.unsafe.get("repetition_increase")
+    limit = per_prompt.max if per_prompt is not None and per_prompt.max is not None else 0.25
+    degenerated = sum(d.degenerated(limit) for d in degeneration) / max(1, len(degeneration))
+    summary = _scan_summary(scans, fmt.name)
+    values: dict[str, float | None] = {
+        "saturated_fraction": float(summary["saturated_fraction"]),
+        "clip_ratio": float(summary["clip_ratio"]),
+        "layers_at_risk": float(len(at_risk)),
+        "kl_mean": logits.kl_mean,
+        "kl_max": logits.kl_max,
+        "top1_agreement": logits.top1_agreement,
+        "exact_match_rate": generation.exact_match_rate,
+        "repetition_increase": increase,
+        "degenerated_share": degenerated,
+        "nonfinite_steps": float(run.nonfinite),
+    }
+    verdict, checks = decide(values, th, fmt.name)
+    per_channel = not fmt.is_fp8
+    scales = ScaleReport(
+        source=ss.source,
+        per_channel=per_channel,
+        k=[float(s.k.max()) for s in ss.layers],
+        v=[float(s.v.max()) for s in ss.layers],
+        notes=ss.notes,
+    )
+    return FormatReport(
+        format=fmt.name,
+        title=fmt.title,
+        engine=fmt.engine,
+        prefill=fmt.prefill,
+        how_enabled=fmt.how_enabled,
+        vllm_flag=fmt.vllm_flag,
+        scales=scales,
+        verdict=verdict,
+        reason=reason_text(verdict, checks, at_risk, ss.notes),
+        checks=checks,
+        layers_at_risk=at_risk,
+        scan=ScanSummary(**summary),
+        logits=logits,
+        kl_per_step=[acc.result().kl_mean for acc in run.per_step],
+        generation=generation,
+        degeneration=degeneration,
+        repetition_increase=increase,
+        degenerated_share=degenerated,
+        nonfinite_steps=run.nonfinite,
+    )
+
+
+def recommend(reports: list[FormatReport], scales: ScaleMode) -> tuple[str, str, str]:
+    """(vLLM --kv-cache-dtype, Ascend cache, the sentence)."""
+    by_name = {r.format: r for r in reports}
+    safe = [n for n in VLLM_PREFERENCE if n in by_name and by_name[n].verdict == "SAFE"]
+    vllm = safe[0] if safe else "auto"
+    c8 = by_name.get("int8_c8")
+    ascend = "C8" if c8 is not None and c8.verdict == "SAFE" else "none"
+    tested = [n for n in VLLM_PREFERENCE if n in by_name]
+    if vllm != "auto":
+        text = f"vLLM: --kv-cache-dtype {vllm}"
+        if scales == "calibrated" and vllm == "fp8_e4m3":
+            text += " with the calibrated k/v scales merged into the checkpoint"
+    elif tested:
+        text = (
+            "vLLM: --kv-cache-dtype auto (no FP8 cache is SAFE: "
+            + ", ".join(f"{n} {by_name[n].verdict}" for n in tested)
+            + ")"
+        )
+    else:
+        text = "vLLM: not tested"
+    if c8 is not None:
+        text += "; vllm-ascend: " + (
+            "C8 int8 cache with the calibrated kv_cache_scale/offset"
+            if ascend == "C8" and scales == "calibrated"
+            else ("C8 int8 cache" if ascend == "C8" else f"bf16 cache (C8 {c8.verdict})")
+        )
+    return vllm, ascend, text
+
+
+def run_kvcache(cfg: KVCacheConfig, out: Output | None = None) -> KVCacheResult:
+    """Simulates every asked format on the CPU reference and judges it (see the package doc)."""
+    import torch
+
+    from adaptgate.console import progress
+    from adaptgate.kvcache.degeneration import repetition_rate, tail_loop
+    from adaptgate.kvcache.result import KVCacheResult, ModelInfo, PromptInfo, Settings, Timings
+    from adaptgate.kvcache.run import (
+        auto_threads,
+        calibrate,
+        model_shape,
+        simulate,
+        torch_threads,
+    )
+    from adaptgate.kvcache.scales import attention_prefixes
+    from adaptgate.kvcache.sim import Arm
+    from adaptgate.kvcache.verdict import load_kv_thresholds
+    from adaptgate.reference.prompts import builtin_prompts, encode_prompts, load_prompts
+    from adaptgate.reference.session import ReferenceSession
+
+    t0 = time.perf_counter()
+    thresholds = load_kv_thresholds(cfg.thresholds_file)
+    formats = [KV_FORMATS.get(n) for n in cfg.kv_dtypes]
+    prompts = load_prompts(cfg.prompts_file) if cfg.prompts_file else builtin_prompts()
+    if out is not None:
+        out.status(f"loading {cfg.model} on the CPU reference ({cfg.dtype})")
+    session = ReferenceSession(cfg.model, dtype=cfg.dtype, stream=False)
+    shape = model_shape(session)
+    prefixes = attention_prefixes(session.ckpt, shape.num_layers)
+    encoded = encode_prompts(prompts, session.tokenizer)
+    threads = cfg.threads or auto_threads(shape)
+    load_s = time.perf_counter() - t0
+    param_dtype = getattr(torch, shape.model_dtype, torch.bfloat16)
+    with torch_threads(threads):
+        t1 = time.perf_counter()
+        calibration = (
+            calibrate(session, shape, encoded).result() if cfg.scales == "calibrated" else None
+        )
+        cal_s = time.perf_counter() - t1
+        sets = _scale_sets(cfg, formats, session, shape, prefixes, calibration)
+        arms = [
+            Arm(ss, ss.format.prefill, shape.kv_heads, shape.head_dim, param_dtype) for ss in sets
+        ]
+        with progress(len(encoded) * cfg.new_tokens, "kvcache", unit="tokens") as bar:
+            sim = simulate(session, shape, encoded, arms, cfg.new_tokens, tick=bar.advance)
+    scans = sim.scan.result(prefixes)
+    reports = [_report(f, ss, sim, scans, thresholds) for f, ss in zip(formats, sets, strict=True)]
+    vllm, ascend, sentence = recommend(reports, cfg.scales)
+    result = KVCacheResult(
+        model=ModelInfo(
+            path=str(session.ckpt.root),
+            architecture=shape.architecture,
+            num_layers=shape.num_layers,
+            kv_heads=shape.kv_heads,
+            head_dim=shape.head_dim,
+            attention_bias=shape.attention_bias,
+            qk_norm=shape.qk_norm,
+            dtype=shape.model_dtype,
+        ),
+        settings=Settings(
+            scales=cfg.scales,
+            new_tokens=cfg.new_tokens,
+            prompts=len(encoded),
+            reference_dtype=cfg.dtype,
+            threads=threads,
+            thresholds=thresholds.file,
+        ),
+        prompts=[
+            PromptInfo(
+                id=e.prompt.id,
+                category=e.prompt.category,
+                tokens=len(e.token_ids),
+                baseline_repetition=repetition_rate(b),
+                baseline_loop_period=tail_loop(b),
+            )
+            for e, b in zip(encoded, sim.baseline, strict=True)
+        ],
+        formats=reports,
+        scan=scans,
+        recommended_kv_cache_dtype=vllm,
+        recommended_ascend=ascend,
+        recommendation=sentence,
+    )
+    if cfg.out is not None:
+        result.artifacts = _write_artifacts(cfg, result, sets, prefixes)
+    result.timings = Timings(
+        load_seconds=round(load_s, 3),
+        calibrate_seconds=round(cal_s, 3),
+        simulate_seconds=round(sim.seconds, 3),
+        total_seconds=round(time.perf_counter() - t0, 3),
+    )
+    if cfg.out is not None:
+        result.write_json(cfg.out / RESULT_FILE)
+    return result
+
+
+def _write_artifacts(
+    cfg: KVCacheConfig, result: KVCacheResult, sets: list[ScaleSet], prefixes: list[str]
+) -> list[str]:
+    from adaptgate.kvcache.scales import write_scales
+
+    assert cfg.out is not None
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    if cfg.scales == "calibrated":
+        files += write_scales(cfg.out / SCALES_DIR, sets, prefixes)
+    if cfg.plot:
+        from adaptgate.kvcache.plot import plot_outliers
+
+        files.append(plot_outliers(result, cfg.out / PLOT_FILE))
+    return [str(p.relative_to(cfg.out)) for p in files] + [RESULT_FILE]

@@ -1,0 +1,133 @@
+"""The KV-cache gate in ``adaptgate run``: decides the launch plan's ``--kv-cache-dtype``.
+
+It runs when asked -- ``RunSettings.kv_cache_dtype`` when the run settings carry it, else the
+``ADAPTGATE_KVCACHE`` environment variable (``1``/``all``, or formats such as
+``fp8_e4m3,int8_c8``) -- or when the plan would use a quantized cache anyway: the checkpoint
+declares one (a compressed-tensors ``kv_cache_scheme``, which makes vLLM pick fp8 by itself, or
+msModelSlim's ``"kv_cache_type": "C8"``, which makes vllm-ascend store int8). Otherwise SKIPPED.
+
+Formats tested: the asked ones, else those the target can run (Ascend: C8 -- ``--kv-cache-dtype
+fp8`` crashes on A2/A3; others: the two FP8 formats). Scales: the checkpoint's (what the engine
+would load). 256 greedy tokens per prompt of the reference's prompt set.
+
+``summary["kv_cache_dtype"]`` is the value the serve gate should pass as ``--kv-cache-dtype``:
+the best SAFE FP8 format, else ``auto`` -- or ``bfloat16`` when the checkpoint declares an FP8
+``kv_cache_scheme`` (vLLM honours the scheme unless an explicit dtype other than auto is given).
+``summary["ascend_kv_cache"]`` is ``C8`` when int8_c8 is SAFE, else ``none``. FAIL when the
+format the checkpoint declares (or that was asked by name) is UNSAFE; PASS otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
+from adaptgate.pipeline.record import GateStatus
+
+ENV = "ADAPTGATE_KVCACHE"
+ALL = ("1", "all", "yes", "true")
+OFF = ("", "0", "auto", "bf16", "bfloat16", "no", "false")
+
+
+def declared_kv_cache(model: str) -> str | None:
+    """The quantized cache the checkpoint makes the engine use by itself, if any."""
+    from adaptgate.checkpoint import open_checkpoint
+    from adaptgate.formats.detect import detect_quantization
+
+    ckpt = open_checkpoint(model)
+    scheme = detect_quantization(ckpt.config, ckpt.tensors, ckpt.quant_description)
+    if scheme.kv_cache_type == "C8":
+        return "int8_c8"
+    if scheme.kv_cache_scheme:
+        return "fp8_e4m3"
+    return None
+
+
+def target_formats(target: str) -> list[str]:
+    return ["int8_c8"] if target.startswith("ascend") else ["fp8_e4m3", "fp8_e5m2"]
+
+
+@dataclass
+class Plan:
+    """What the gate tests and why. ``formats`` None: skip. ``committed``: the format the
+    launch would use (declared by the checkpoint, or asked by name); ``declared`` when the
+    checkpoint itself turns it on."""
+
+    formats: list[str] | None
+    why: str
+    committed: str | None = None
+    declared: bool = False
+
+
+def wanted(ctx: RunContext, model: str) -> Plan:
+    from adaptgate.kvcache.api import parse_kv_dtypes
+
+    asked = str(getattr(ctx.settings, "kv_cache_dtype", None) or os.environ.get(ENV, "")).strip()
+    if asked.lower() in ALL:
+        return Plan(target_formats(ctx.settings.target), "asked for")
+    if asked.lower() not in OFF:
+        names = parse_kv_dtypes(asked)
+        return Plan(names, f"asked for {', '.join(names)}", names[0] if len(names) == 1 else None)
+    declared = declared_kv_cache(model)
+    if declared is not None:
+        formats = list(dict.fromkeys([declared, *target_formats(ctx.settings.target)]))
+        return Plan(formats, f"the checkpoint declares a {declared} KV cache", declared, True)
+    return Plan(
+        None,
+        "the plan keeps a bf16 KV cache (the checkpoint declares no quantized cache); "
+        f"set {ENV}=1 to test FP8/INT8 caches anyway",
+    )
+
+
+def _summary(result: Any, kv_dtype: str) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "kv_cache_dtype": kv_dtype,
+        "ascend_kv_cache": result.recommended_ascend,
+        "scales": result.settings.scales,
+        "verdicts": {f.format: f.verdict for f in result.formats},
+    }
+    for f in result.formats:
+        summary[f"{f.format}_kl_mean"] = f.logits.kl_mean
+        if f.layers_at_risk:
+            summary[f"{f.format}_layers_at_risk"] = f.layers_at_risk
+    if result.timings is not None:
+        summary["seconds"] = result.timings.total_seconds
+    return summary
+
+
+class KVCacheGate(Gate):
+    name = "kvcache"
+    title = "KV cache (FP8 / INT8 cache simulated on the CPU reference)"
+
+    def run(self, ctx: RunContext) -> GateOutcome:
+        from adaptgate.kvcache.api import KVCacheConfig, run_kvcache
+
+        model = ctx.model_path
+        plan = wanted(ctx, model)
+        if plan.formats is None:
+            return GateOutcome.skipped(plan.why)
+        why, committed = plan.why, plan.committed
+        out_dir = ctx.gate_dir(self.name)
+        result = run_kvcache(
+            KVCacheConfig(model=model, kv_dtypes=plan.formats, scales="checkpoint", out=out_dir),
+            ctx.out,
+        )
+        kv_dtype = result.recommended_kv_cache_dtype
+        if kv_dtype == "auto" and plan.declared and str(committed).startswith("fp8"):
+            kv_dtype = "bfloat16"  # an explicit dtype overrides the checkpoint's kv_cache_scheme
+        summary = _summary(result, kv_dtype)
+        artifacts = [out_dir / a for a in result.artifacts]
+        verdicts = ", ".join(f"{f.format} {f.verdict}" for f in result.formats)
+        report = result.format(committed) if committed else None
+        if report is not None and report.verdict == "UNSAFE":
+            reason = (
+                f"{why}, and {committed} is UNSAFE: {report.reason}; "
+                f"launch with --kv-cache-dtype {kv_dtype}"
+            )
+            return GateOutcome(GateStatus.FAIL, reason, summary, result, artifacts)
+        reason = f"{why}: {verdicts}; {result.recommendation}"
+        if kv_dtype == "bfloat16":
+            reason += " (--kv-cache-dtype bfloat16 overrides the checkpoint's kv_cache_scheme)"
+        return GateOutcome(GateStatus.PASS, reason, summary, result, artifacts)

@@ -1,0 +1,134 @@
+"""SAFE / RISKY / UNSAFE per format from measured values, against thresholds as data.
+
+The limits live in ``thresholds.yaml`` beside this module (or a user's file of that shape);
+limits and checks are the precision gate's (:class:`adaptgate.precision.thresholds.Limit`,
+:func:`~adaptgate.precision.thresholds.evaluate`). A layer is at risk when it fails a ``scan``
+limit; the format is UNSAFE when it fails an ``unsafe`` limit, RISKY when it fails a ``risky``
+one, SAFE otherwise. The reason lists every failed limit with its measured value.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from adaptgate.errors import CheckpointNotFound, UsageError
+from adaptgate.kvcache.formats import KVFormat
+from adaptgate.kvcache.scan import FormatLayerScan, LayerScan
+from adaptgate.precision.thresholds import Check, Limit, evaluate
+
+DEFAULT_FILE = "thresholds.yaml"
+SCAN_METRICS = {"saturated_fraction", "flushed_fraction", "rel_rms_error"}
+FORMAT_METRICS = {
+    "saturated_fraction", "clip_ratio", "layers_at_risk", "kl_mean", "kl_max",
+    "top1_agreement", "exact_match_rate", "repetition_increase", "degenerated_share",
+    "nonfinite_steps",
+}  # fmt: skip
+
+
+class KVThresholds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    file: str = ""
+    scan: dict[str, Limit] = Field(default_factory=dict)
+    unsafe: dict[str, Limit] = Field(default_factory=dict)
+    risky: dict[str, Limit] = Field(default_factory=dict)
+
+
+def load_kv_thresholds(path: Path | None = None) -> KVThresholds:
+    if path is None:
+        text = resources.files("adaptgate.kvcache").joinpath(DEFAULT_FILE).read_text("utf-8")
+        label = f"built-in {DEFAULT_FILE}"
+    else:
+        if not path.is_file():
+            raise CheckpointNotFound(
+                f"threshold file {path} does not exist", fix="pass a YAML file"
+            )
+        text, label = path.read_text(encoding="utf-8"), str(path)
+    try:
+        parsed = KVThresholds.model_validate({**(yaml.safe_load(text) or {}), "file": label})
+    except (yaml.YAMLError, ValidationError) as exc:
+        first = str(exc).replace("\n", " ")[:300]
+        raise UsageError(
+            f"{label} is not a valid KV-cache threshold file: {first}",
+            fix="follow the shape of adaptgate/kvcache/thresholds.yaml",
+        ) from None
+    for section, known in (
+        ("scan", SCAN_METRICS),
+        ("unsafe", FORMAT_METRICS),
+        ("risky", FORMAT_METRICS),
+    ):
+        unknown = set(getattr(parsed, section)) - known
+        if unknown:
+            raise UsageError(
+                f"{label}: {section}: unknown metric {sorted(unknown)[0]!r}",
+                fix=f"known: {', '.join(sorted(known))}",
+            )
+    return parsed
+
+
+def _fraction(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def judge_layer(scan: LayerScan, fls: FormatLayerScan, fmt: KVFormat, th: KVThresholds) -> None:
+    """Sets ``fls.at_risk`` and ``fls.reasons`` from the ``scan`` limits."""
+    fls.reasons = []
+    for t, ts in (("K", fls.k), ("V", fls.v)):
+        values: dict[str, float | None] = {
+            "saturated_fraction": _fraction(ts.saturated_total, ts.elements),
+            "rel_rms_error": ts.rel_rms_error,
+        }
+        if fmt.is_fp8:
+            values["flushed_fraction"] = _fraction(ts.flushed_total, ts.elements)
+        for check in evaluate(f"{scan.name} {t}", th.scan, values):
+            if check.passed:
+                continue
+            if check.metric == "saturated_fraction":
+                heads = [h for h, n in enumerate(ts.saturated) if n]
+                fls.reasons.append(
+                    f"{t} saturates: {ts.saturated_total} elements (heads {heads}), "
+                    f"max |{t}/scale| {max(ts.amax_scaled):.4g} > {fls.limit:g}"
+                )
+            elif check.metric == "flushed_fraction":
+                fls.reasons.append(f"{t} underflows: {check.value:.2%} of values stored as 0")
+            else:
+                fls.reasons.append(f"{t} relative RMS error {check.value:.3g}")
+    fls.at_risk = bool(fls.reasons)
+
+
+def decide(
+    values: dict[str, float | None], th: KVThresholds, subject: str
+) -> tuple[str, list[Check]]:
+    """The verdict and every check made (unsafe first, then risky)."""
+    unsafe = evaluate(subject, th.unsafe, values)
+    risky = evaluate(subject, th.risky, values)
+    if any(not c.passed for c in unsafe):
+        return "UNSAFE", unsafe + risky
+    if any(not c.passed for c in risky):
+        return "RISKY", unsafe + risky
+    return "SAFE", unsafe + risky
+
+
+def reason_text(verdict: str, checks: list[Check], at_risk: list[str], notes: list[str]) -> str:
+    failed: list[str] = []
+    seen: set[str] = set()
+    for c in checks:
+        if not c.passed and c.metric not in seen:
+            seen.add(c.metric)
+            op = ">=" if c.bound == "min" else "<="
+            value = "n/a" if c.value is None else f"{c.value:.4g}"
+            failed.append(f"{c.metric} {value} (need {op} {c.threshold:g})")
+    parts = []
+    if failed:
+        parts.append("; ".join(failed))
+    if at_risk:
+        parts.append("layers at risk: " + ", ".join(at_risk))
+    if verdict == "SAFE":
+        parts.insert(0, "every limit met")
+    parts += notes
+    return " -- ".join(parts)
