@@ -29,7 +29,7 @@ Rerun the same command after an interruption: finished shards are reused."""
 )
 @click.option("--max-shard-size", default="5GB", show_default=True, help="Largest output shard.")
 @click.option(
-    "--workers", type=click.IntRange(min=1), help="Worker threads [default: CPUs, max 4]."
+    "--workers", type=click.IntRange(min=1), help="Worker threads [default: 2 x CPUs, 2 to 4]."
 )
 @click.option("--verify", is_flag=True, help="Re-read the output and check every tensor.")
 @click.option("--no-source-hash", is_flag=True, help="Skip the sha256 of the source files.")

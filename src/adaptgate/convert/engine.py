@@ -138,6 +138,7 @@ class _Run:
                         self.open_shard(job[0].shard)
                     while len(pending) >= limit:
                         self._collect(pending, bar_advance)
+                    sources.prefetch(job[0].source)  # read-ahead while earlier jobs compute
                     pending[pool.submit(worker.run, job)] = job
                 while pending:
                     self._collect(pending, bar_advance)

@@ -7,6 +7,7 @@ few tens of MB per worker whatever the tensor size.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -61,6 +62,15 @@ class Sources:
         info = self.ckpt.tensors[name]
         begin = self.ckpt.headers[info.file].data_start + info.data_offsets[0] + start
         read_exact(self.fds[info.file], begin, view, f"{info.file}: tensor {name}")
+
+    def prefetch(self, name: str) -> None:
+        """Asks the kernel to start reading a tensor now (it is needed a few jobs later)."""
+        if not hasattr(os, "posix_fadvise"):
+            return
+        info = self.ckpt.tensors[name]
+        begin = self.ckpt.headers[info.file].data_start + info.data_offsets[0]
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(self.fds[info.file], begin, info.nbytes, os.POSIX_FADV_WILLNEED)
 
     def close(self) -> None:
         for fd in self.fds.values():
