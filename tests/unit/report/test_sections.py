@@ -66,8 +66,8 @@ def test_a_failed_gate_is_said_up_front(make_run):
         gate = _gate(record, "precision")
         gate["status"] = "FAIL"
         gate["reason"] = "layer.1 cosine 0.41 < 0.99: scales of layer 1 are wrong"
-        gate["result"]["verdict"] = "FAIL"
-        gate["result"]["checks"][-1]["passed"] = False
+        gate["result"]["conversion"]["verdict"] = "FAIL"
+        gate["result"]["conversion"]["checks"][-1]["passed"] = False
 
     md = _md(make_run(edit=fail_precision))
     head = md.split("## 1.")[0]
@@ -80,27 +80,32 @@ def test_a_failed_gate_is_said_up_front(make_run):
 
 def test_precision_has_one_column_per_compared_pair(make_run):
     def two_pairs(record):
-        gate = _gate(record, "precision")
-        pair = gate["result"]
-        served = {
+        result = _gate(record, "precision")["result"]
+        prompt = result["reference"]["prompts"][0]
+        result["served_skipped"] = None
+        result["served"] = {
             "kind": "precision",
             "model": "qwen3-tiny",
-            "reference": pair["reference"],
+            "reference": result["conversion"]["reference"],
             "metrics": {"exact_match_rate": 0.9375, "first_mismatch_in_topk": 1.0,
                         "topk_kl_mean": 0.00123},
+            "prompts": [{"id": prompt["id"], "reference_tokens": 8, "server_tokens": 8,
+                         "matched_tokens": 7, "first_mismatch": 7, "server_text": "sixty km/h"}],
             "checks": [{"subject": "served", "metric": "topk_kl_mean", "value": 0.00123,
                         "bound": "max", "threshold": 0.005, "source": "s", "passed": True}],
             "verdict": "PASS",
         }  # fmt: skip
-        gate["result"] = {"kind": "precision-gate", "compare": pair, "served": served}
 
     md = _md(make_run(edit=two_pairs))
-    header = next(line for line in md.splitlines() if line.startswith("| Metric | cpu float32"))
-    assert header.count("|") == 4  # metric + two pairs
-    assert "served `qwen3-tiny` vs cpu float32" in header
+    header = next(line for line in md.splitlines() if line.startswith("| Metric | W8A8"))
+    assert header == (
+        "| Metric | W8A8_DYNAMIC (cpu float32, simulated w8a8-dynamic) vs FP8_BLOCK (cpu float32) "
+        "| served `qwen3-tiny` vs FP8_BLOCK (cpu float32) |"
+    )
     assert "| served topk_kl_mean | - | 0.00123 (≤ 0.005 ✓) |" in md
     assert "| served exact_match_rate | - | 93.75% |" in md
     assert "| **Verdict** | **PASS** | **PASS** |" in md
+    assert "`sixty km/h` | 7 / 8 |" in md  # the server's output beside the reference's
 
 
 def test_serve_shows_the_command_parameters_with_reasons_and_stages(full_run):
@@ -161,3 +166,38 @@ def test_reproduce_command_carries_every_non_default_setting(full_run):
         "--max-model-len 8192 --run-dir runs/Qwen3-tiny-FP8-ascend-a2"
     )
     assert cmd in render_markdown(record)
+
+
+def test_reproduce_lists_each_gates_own_command(full_run):
+    md = _md(full_run)
+    section = md.split("## 11. Reproduce")[1]
+    record = json.loads((full_run / "run.json").read_text())
+    convert = _gate(record, "convert")["result"]
+    assert (
+        f"adaptgate convert {convert['source_dir']} {convert['output_dir']} "
+        f"--to {convert['target']} --verify"
+    ) in section
+    assert "adaptgate inspect /models/Qwen3-tiny-FP8 --target ascend-a2 --device 910b4" in section
+    assert "--profile quantized" in section and "--simulate w8a8-dynamic" in section
+    bench = _gate(record, "bench")["result"]["config"]
+    assert f"adaptgate bench {bench['endpoint']['url']} --input-len 64 --output-len 32" in section
+
+
+def test_a_bench_sweep_has_one_column_per_point(make_run):
+    def sweep(record):
+        gate = _gate(record, "bench")
+        one = gate["result"]
+        runs = []
+        for concurrency, throughput in ((1, 1.25), (8, 6.5)):
+            run = json.loads(json.dumps(one))
+            run["label"] = f"concurrency={concurrency}"
+            run["config"]["load"].update(mode="closed", rate=None, concurrency=concurrency)
+            run["metrics"]["request_throughput"] = throughput
+            runs.append(run)
+        gate["result"] = {"kind": "bench-sweep", "axis": "concurrency", "runs": runs}
+
+    md = _md(make_run(edit=sweep))
+    assert "| Metric | concurrency=1, whole run | concurrency=1, steady state |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| request_throughput |"))
+    assert row.startswith("| request_throughput | 1.25 req/s |") and "| 6.50 req/s |" in row
+    assert "--closed" in md and "--concurrencies 1,8" in md

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from adaptgate.report.doc import Block, Bullets, Heading, Table
+from adaptgate.report.doc import Block, Bullets, Heading, Para, Table
 from adaptgate.report.i18n import Labels
-from adaptgate.report.numbers import num, pct
+from adaptgate.report.numbers import num, pct, seconds, size
 from adaptgate.report.sections.base import SECTIONS, Ctx, GateCols, get
 from adaptgate.report.sections.generic import generic_section
 from adaptgate.report.sections.matrix import matrix_table
@@ -33,6 +33,7 @@ SERVED = (
     "prompt_logprob_abs_diff_mean",
 )
 MAX_LAYER_ROWS = 100
+EXCERPT = 80
 
 
 def pairs_of(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -54,21 +55,18 @@ def pairs_of(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _side(d: dict[str, Any]) -> str:
-    text = f"{d.get('device', '?')} {d.get('dtype', '')}".strip()
+    """``FP8_BLOCK (cpu float32)``: what was computed, and where."""
+    where = f"{d.get('device', '?')} {d.get('dtype', '')}".strip()
     if d.get("simulate"):
-        text += f" {d['simulate']}"
-    return text
+        where += f", simulated {d['simulate']}"
+    return f"{d.get('quantization', '')} ({where})".strip()
 
 
 def pair_name(t: Labels, pair: dict[str, Any]) -> str:
-    ref = pair.get("reference") or {}
+    ref = _side(pair.get("reference") or {})
     if "tensors" not in pair:
-        return f"{t('precision.served')} `{pair.get('model', '')}` vs {_side(ref)}"
-    cand = pair.get("candidate") or {}
-    a, b = _side(cand), _side(ref)
-    if cand.get("quantization") != ref.get("quantization") or a == b:
-        a, b = f"{a} {cand.get('quantization', '')}", f"{b} {ref.get('quantization', '')}"
-    return f"{a.strip()} vs {b.strip()}"
+        return f"{t('precision.served')} `{pair.get('model', '')}` vs {ref}"
+    return f"{_side(pair.get('candidate') or {})} vs {ref}"
 
 
 def _value(metric: str, value: Any) -> str:
@@ -191,6 +189,55 @@ def failed_checks(pair: dict[str, Any]) -> list[str]:
     return out
 
 
+def reference_rows(t: Labels, ref: dict[str, Any]) -> list[tuple[str, str]]:
+    """The CPU reference every pair is measured against (a ReferenceDump)."""
+    model = ref.get("model") or {}
+    timings = ref.get("timings") or {}
+    rows = [
+        (
+            t("precision.ref_model"),
+            f"`{model.get('path', '-')}` ({model.get('quantization', '-')})",
+        ),
+        (t("precision.ref_compute"), f"{ref.get('device')} {ref.get('dtype')}, {ref.get('mode')}"),
+        (t("precision.ref_prompts"), num(len(ref.get("prompts") or []))),
+        (t("precision.ref_new_tokens"), num(ref.get("max_new_tokens", "-"))),
+    ]
+    if timings.get("total_seconds") is not None:
+        rows.append((t("precision.ref_time"), seconds(timings["total_seconds"])))
+    if timings.get("peak_rss_bytes"):
+        rows.append((t("precision.ref_rss"), size(timings["peak_rss_bytes"])))
+    return rows
+
+
+def _excerpt(text: Any) -> str:
+    flat = " ".join(str(text or "").split())
+    return f"`{flat if len(flat) <= EXCERPT else flat[: EXCERPT - 3] + '...'}`" if flat else ""
+
+
+def outputs_table(t: Labels, result: dict[str, Any]) -> Table | None:
+    """Each prompt's greedy output: the reference's, and the server's with how far it matched
+    (the seed ``001_*`` shows the outputs it judged)."""
+    prompts = get(result, "reference.prompts", [])
+    served = {p.get("id"): p for p in get(result, "served.prompts", [])}
+    if not prompts:
+        return None
+    header = [t("col.prompt"), t("precision.ref_output")]
+    if served:
+        header += [t("precision.served_output"), t("precision.matched")]
+    rows = []
+    for p in prompts:
+        row = [f"{p.get('id')} ({p.get('category', '')})", _excerpt(p.get("generated_text"))]
+        s = served.get(p.get("id"))
+        if served:
+            row += (
+                [_excerpt(s.get("server_text")), f"{num(s.get('matched_tokens'))} / "
+                 f"{num(s.get('reference_tokens'))}"]
+                if s else ["-", "-"]
+            )  # fmt: skip
+        rows.append(row)
+    return Table(header, rows)
+
+
 @SECTIONS.register("precision")
 def precision_section(ctx: Ctx, cols: GateCols) -> list[Block]:
     t = ctx.t
@@ -201,6 +248,11 @@ def precision_section(ctx: Ctx, cols: GateCols) -> list[Block]:
     blocks: list[Block] = [table]
     for run, gate in cols:
         prefix = f"{run.label}: " if ctx.merged else ""
+        r = gate.result or {}
+        if r.get("served_skipped"):
+            blocks.append(
+                Para(f"{prefix}{t('precision.served_skipped')}: {r['served_skipped']}", "note")
+            )
         for pair in pairs_of(gate.result or {}):
             name = pair_name(t, pair)
             failed = failed_checks(pair)
@@ -221,4 +273,18 @@ def precision_section(ctx: Ctx, cols: GateCols) -> list[Block]:
             if thresholds:
                 source = get(pair, "thresholds.file", "")
                 blocks.append(Bullets([f"{t('precision.thresholds')}: {thresholds} ({source})"]))
+        if isinstance(r.get("reference"), dict) and get(r, "reference.model"):
+            rows = reference_rows(t, r["reference"])
+            blocks += [
+                Heading(f"{t('precision.reference')}{f' ({run.label})' if ctx.merged else ''}", 3),
+                Table([t("col.item"), t("col.value")], [list(row) for row in rows]),
+            ]
+            outputs = outputs_table(t, r)
+            if outputs is not None:
+                blocks += [
+                    Heading(
+                        f"{t('precision.outputs')}{f' ({run.label})' if ctx.merged else ''}", 3
+                    ),
+                    outputs,
+                ]
     return blocks

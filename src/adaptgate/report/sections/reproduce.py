@@ -7,9 +7,8 @@ from typing import Any
 
 from adaptgate.pipeline.record import RunRecord, RunSettings
 from adaptgate.report.doc import Block, Code, Para
-from adaptgate.report.sections.base import Ctx, get
-
-COMMAND_KEYS = ("command", "argv", "cli")
+from adaptgate.report.sections.base import Ctx
+from adaptgate.report.sections.commands import gate_commands
 
 
 def _words(value: Any) -> list[str]:
@@ -34,28 +33,14 @@ def reproduce_command(record: RunRecord) -> str:
     return shlex.join(args)
 
 
-def gate_commands(record: RunRecord) -> list[str]:
-    """The stand-alone command each gate recorded for itself (``command`` in its result or
-    summary, a string or an argv list)."""
-    lines = []
-    for gate in record.gates:
-        for source in (gate.result, gate.summary):
-            value = next((get(source, k) for k in COMMAND_KEYS if get(source, k)), None)
-            if value:
-                lines.append(shlex.join(map(str, value)) if isinstance(value, list) else str(value))
-                break
-    return lines
-
-
 def reproduce_section(ctx: Ctx, report_command: str) -> list[Block]:
     t = ctx.t
     blocks: list[Block] = [Para(t("reproduce.intro"))]
     for run in ctx.runs:
         lines = [f"# {run.label}"] if ctx.merged else []
         lines.append(reproduce_command(run.record))
-        rest = gate_commands(run.record)
-        if rest:
-            lines += ["", f"# {t('reproduce.per_gate')}", *rest]
+        for gate, commands in gate_commands(run.record):
+            lines += ["", f"# {t.opt(f'gate.{gate.name}', gate.title)}", *commands]
         blocks.append(Code("\n".join(lines)))
     blocks += [Para(t("reproduce.report")), Code(report_command)]
     return blocks

@@ -240,59 +240,22 @@ def main() -> None:
         )
     )
 
-    # precision: the CPU FP32 reference vs the W8A8_DYNAMIC simulation, compared for real
-    from adaptgate.precision.compare import compare_dumps  # noqa: F401 - the real comparison
+    # precision: the real gate (CPU FP32 reference, the W8A8_DYNAMIC simulation of the converted
+    # model compared with it); no server here, so its served-model check is SKIPPED
+    from adaptgate.precision.gate import PrecisionGate
 
-    prec_dir = run_dir / "precision"
-    for out, extra in (("ref-cpu", []), ("ref-w8a8", ["--simulate", "w8a8-dynamic"])):
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from adaptgate.cli.reference import command; command()",
-                str(model),
-                "--out",
-                str(prec_dir / out),
-                "--max-new-tokens",
-                "8",
-                "-q",
-                *extra,
-            ],
-            check=True,
-        )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from adaptgate.cli.compare import command; command()",
-            str(prec_dir / "ref-cpu"),
-            str(prec_dir / "ref-w8a8"),
-            "--profile",
-            "quantized",
-            "--plot",
-            str(prec_dir / "depth.png"),
-            "--json",
-            "-q",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    compare = json.loads(done.stdout)
+    prec = PrecisionGate(max_new_tokens=8).run(ctx)
     gates.append(
-        {
-            **_gate(
-                "precision",
-                "Precision",
-                compare["verdict"],
-                compare["reason"],
-                24.0,
-                {"verdict": compare["verdict"]},
-                None,
-                ["precision/depth.png"],
-            ),
-            "result": compare,
-        }
+        _gate(
+            "precision",
+            PrecisionGate.title,
+            prec.status.value,
+            prec.reason,
+            24.0,
+            prec.summary,
+            prec.result,
+            [str(p.relative_to(run_dir)) for p in prec.artifacts],
+        )
     )
 
     gates.append(
