@@ -142,10 +142,10 @@ def _child(model: str, stream: bool, out: str) -> None:
 def bench_memory(model: Path, workdir: Path) -> dict[str, dict[str, float]]:
     results = {}
     for stream in (False, True):
+        argv = [sys.executable, __file__, "--child", str(model), str(stream)]
         done = subprocess.run(
-            [sys.executable, __file__, "--child", str(model), str(stream), str(workdir / f"d{stream}")],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            [*argv, str(workdir / f"d{stream}")], capture_output=True, text=True, check=True
+        )
         results["streamed" if stream else "full"] = json.loads(done.stdout.strip().splitlines()[-1])
     return results
 
