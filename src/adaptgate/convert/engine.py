@@ -8,6 +8,7 @@ rerun after a kill reuses it. The source is only ever read.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -57,6 +58,9 @@ class _SourceHasher(threading.Thread):
         self.hashes: list[SourceHash] = []
 
     def run(self) -> None:
+        if hasattr(os, "setpriority"):  # Linux: per thread; conversion work goes first
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         for rel, path in self.files:
             digest = None
             try:
