@@ -48,11 +48,14 @@ def test_sections_follow_the_seed_order(full_run):
 
 
 def test_a_skipped_gate_shows_its_reason_and_a_missing_gate_is_skipped(make_run):
+    reason = "the plan keeps a bf16 KV cache (the checkpoint declares no quantized cache)"
+
     def drop_bench(record):
         record["gates"] = [g for g in record["gates"] if g["name"] != "bench"]
+        kvcache = _gate(record, "kvcache")
+        kvcache.update(status="SKIPPED", reason=reason, result=None, summary={}, artifacts=[])
 
     md = _md(make_run(edit=drop_bench))
-    reason = "the launch plan uses --kv-cache-dtype auto (a bf16 cache): nothing to check"
     assert f"| KV cache | SKIPPED | {reason} |" in md
     assert f"- KV cache: **SKIPPED** - {reason}" in md
     assert "| Benchmark | SKIPPED | not run: no record in run.json" in md
@@ -201,3 +204,15 @@ def test_a_bench_sweep_has_one_column_per_point(make_run):
     row = next(line for line in md.splitlines() if line.startswith("| request_throughput |"))
     assert row.startswith("| request_throughput | 1.25 req/s |") and "| 6.50 req/s |" in row
     assert "--closed" in md and "--concurrencies 1,8" in md
+
+
+def test_kvcache_has_one_column_per_format_and_the_flag(full_run):
+    md = _md(full_run)
+    record = json.loads((full_run / "run.json").read_text())
+    result = _gate(record, "kvcache")["result"]
+    names = [f["format"] for f in result["formats"]]
+    assert f"| Metric | {' | '.join(names)} |" in md
+    verdicts = " | ".join(f"**{f['verdict']}**" for f in result["formats"])
+    assert f"| **Verdict** | {verdicts} |" in md
+    assert f"Launch with: `--kv-cache-dtype {result['recommended_kv_cache_dtype']}`" in md
+    assert "![kvcache/kvcache_outliers.png](kvcache/kvcache_outliers.png)" in md

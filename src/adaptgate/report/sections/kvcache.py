@@ -1,40 +1,136 @@
-"""KV cache (the kvcache gate): SAFE / RISKY / UNSAFE per cache format with the measured reasons,
-the layers at risk, and the ``--kv-cache-dtype`` to use."""
+"""KV cache (the kvcache gate): SAFE / RISKY / UNSAFE per cache format, one column each, with
+the measurements behind the verdict (logit drift, greedy divergence, repetition, outliers
+against the format's range), the layers at risk, and the ``--kv-cache-dtype`` to launch with."""
 
 from __future__ import annotations
 
-from adaptgate.report.doc import Block, Bullets, Para, Table
-from adaptgate.report.numbers import num
-from adaptgate.report.sections.base import SECTIONS, Ctx, GateCols, get
-from adaptgate.report.sections.generic import generic_section, scalar_rows
-from adaptgate.report.sections.matrix import columns_of, matrix_table
+from typing import Any
 
-FORMAT_KEYS = ("formats", "verdicts", "results", "kv_dtypes")
-FLAG_KEYS = ("flag", "recommended_flag", "kv_cache_dtype", "recommended")
+from adaptgate.report.doc import Block, Bullets, Heading, Para
+from adaptgate.report.i18n import Labels
+from adaptgate.report.numbers import num, pct
+from adaptgate.report.sections.base import SECTIONS, Ctx, GateCols, Rows, column_table, get
+from adaptgate.report.sections.generic import generic_section
+from adaptgate.report.sections.matrix import matrix_table
+
+# (row label, path in a FormatReport, check subject/metric or None, rendered as a rate)
+MEASURES: tuple[tuple[str, str, bool], ...] = (
+    ("logits kl_mean", "logits.kl_mean", False),
+    ("logits kl_max", "logits.kl_max", False),
+    ("logits top1_agreement", "logits.top1_agreement", True),
+    ("generation exact_match_rate", "generation.exact_match_rate", True),
+    ("generation earliest_divergence", "generation.earliest_divergence", False),
+    ("repetition_increase", "repetition_increase", False),
+    ("degenerated_share", "degenerated_share", True),
+    ("scan saturated_fraction", "scan.saturated_fraction", True),
+    ("scan flushed_fraction", "scan.flushed_fraction", True),
+    ("scan rel_rms_error", "scan.rel_rms_error", False),
+    ("scan clip_ratio", "scan.clip_ratio", False),
+    ("nonfinite_steps", "nonfinite_steps", False),
+)
+
+
+def _checks(fmt: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The checks of each metric (a metric can have a RISKY and an UNSAFE limit)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for c in fmt.get("checks") or []:
+        out.setdefault(str(c.get("metric")), []).append(c)
+    return out
+
+
+def format_rows(t: Labels, fmt: dict[str, Any]) -> Rows:
+    checks = _checks(fmt)
+    rows: Rows = [
+        (t("kvcache.engine"), f"{fmt.get('engine', '')}: {fmt.get('how_enabled', '')}"),
+        (t("kvcache.scales"), str(get(fmt, "scales.source", "-"))),
+    ]
+    for label, path, rate in MEASURES:
+        value = get(fmt, path)
+        if value is None:
+            continue
+        text = pct(value) if rate else num(value)
+        limits = checks.get(path.rsplit(".", 1)[-1], [])
+        if limits:
+            text += (
+                " ("
+                + ", ".join(
+                    f"{'≥' if c.get('bound') == 'min' else '≤'} {num(c.get('threshold'))} "
+                    f"{'✓' if c.get('passed') else '✗'}"
+                    for c in limits
+                )
+                + ")"
+            )
+            if not all(c.get("passed") for c in limits):
+                text = f"**{text}**"
+        rows.append((label, text))
+    risky = fmt.get("layers_at_risk") or []
+    rows.append((t("kvcache.layers_at_risk"), ", ".join(map(str, risky)) if risky else "-"))
+    rows.append((f"**{t('col.verdict')}**", f"**{t.status(str(fmt.get('verdict')))}**"))
+    return rows
+
+
+def _failed(fmt: dict[str, Any]) -> list[str]:
+    out = []
+    for c in fmt.get("checks") or []:
+        if not c.get("passed"):
+            op = ">=" if c.get("bound") == "min" else "<="
+            out.append(
+                f"{fmt.get('format')}: {c.get('metric')} {num(c.get('value'))} "
+                f"(need {op} {num(c.get('threshold'))}; {c.get('source', '')})"
+            )
+    return out
 
 
 @SECTIONS.register("kvcache")
 def kvcache_section(ctx: Ctx, cols: GateCols) -> list[Block]:
     t = ctx.t
-    table = matrix_table(ctx, cols, FORMAT_KEYS)
-    if table is None:
-        return generic_section(ctx, cols)
-    blocks: list[Block] = [table]
+    columns = []
+    for run, gate in cols:
+        for fmt in get(gate.result, "formats", []):
+            if isinstance(fmt, dict) and fmt.get("verdict"):
+                name = str(fmt.get("format"))
+                columns.append(
+                    (f"{run.label}: {name}" if ctx.merged else name, format_rows(t, fmt))
+                )
+    if not columns:
+        table = matrix_table(ctx, cols, ("formats", "verdicts", "results"))
+        return [table] if table is not None else generic_section(ctx, cols)
+    blocks: list[Block] = []
+    table = column_table(ctx, t("col.metric"), columns)
+    if table is not None:
+        blocks.append(table)
     for run, gate in cols:
         r = gate.result or {}
         prefix = f"{run.label}: " if ctx.merged else ""
-        flag = next((r[k] for k in FLAG_KEYS if isinstance(r.get(k), str)), None)
+        flag = get(r, "recommended_kv_cache_dtype") or gate.summary.get("kv_cache_dtype")
         if flag:
-            blocks.append(Para(f"{prefix}{t('kvcache.flag')}: `{flag}`", "ok"))
-        items = []
-        for c in columns_of(r, FORMAT_KEYS):
-            items += [f"{prefix}{c.name}: {reason}" for reason in c.reasons]
-            risky = get(c.raw, "layers_at_risk", [])
-            if risky:
-                items.append(f"{prefix}{c.name}: {t('kvcache.layers_at_risk')}: {num(risky)}")
-        if items:
-            blocks.append(Bullets(items))
-        rest = scalar_rows(r, skip=(*FORMAT_KEYS, *FLAG_KEYS))
-        if rest:
-            blocks.append(Table([t("col.item"), t("col.value")], [list(row) for row in rest]))
+            text = f"{prefix}{t('kvcache.flag')}: `--kv-cache-dtype {flag}`"
+            if r.get("recommended_ascend"):
+                text += f"; {t('kvcache.ascend')}: {r['recommended_ascend']}"
+            blocks.append(Para(text, "ok"))
+        reasons = [f"{prefix}{f.get('format')} {f.get('verdict')}: {f.get('reason')}"
+                   for f in r.get("formats") or [] if f.get("reason")]  # fmt: skip
+        if r.get("recommendation"):
+            reasons.append(f"{prefix}{r['recommendation']}")
+        if reasons:
+            blocks.append(Bullets(reasons))
+        failed = [x for f in r.get("formats") or [] for x in _failed(f)]
+        if failed:
+            where = f" ({run.label})" if ctx.merged else ""
+            blocks += [Heading(t("precision.failed") + where, 3), Bullets(failed)]
+        settings = r.get("settings") or {}
+        if settings:
+            blocks.append(
+                Para(
+                    prefix
+                    + t(
+                        "kvcache.settings",
+                        scales=settings.get("scales", "-"),
+                        tokens=num(settings.get("new_tokens", "-")),
+                        prompts=num(settings.get("prompts", "-")),
+                        dtype=settings.get("reference_dtype", "-"),
+                    ),
+                    "note",
+                )
+            )
     return blocks

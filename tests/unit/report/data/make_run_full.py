@@ -6,7 +6,7 @@ inspect, convert (w8a8-dynamic), the serve plan, the precision comparison (CPU F
 the FP8 model vs the W8A8_DYNAMIC simulation) and the benchmark (against the calibration server)
 are real results of adaptgate's code on the tiny FP8 Qwen3 demo model. The serve stages and the
 smoke checks need a vLLM this machine may lack: their results are built with the gates' own
-result models, with the values of a CPU run. kvcache is SKIPPED with a reason.
+result models, with the values of a CPU run. kvcache runs for real on the FP8 and C8 caches.
 """
 
 from __future__ import annotations
@@ -258,16 +258,21 @@ def main() -> None:
         )
     )
 
+    # kvcache: the real gate, asked for both an FP8 (vLLM) and the C8 (vllm-ascend) cache
+    from adaptgate.kvcache.gate import KVCacheGate
+
+    os.environ["ADAPTGATE_KVCACHE"] = "fp8_e4m3,int8_c8"
+    kv = KVCacheGate().run(ctx)
     gates.append(
         _gate(
             "kvcache",
-            "KV cache",
-            "SKIPPED",
-            "the launch plan uses --kv-cache-dtype auto (a bf16 cache): nothing to check",
-            0.01,
-            {},
-            None,
-            [],
+            KVCacheGate.title,
+            kv.status.value,
+            kv.reason,
+            31.0,
+            kv.summary,
+            kv.result,
+            [str(p.relative_to(run_dir)) for p in kv.artifacts],
         )
     )
 
