@@ -10,11 +10,21 @@ import click
 COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": (
         "adaptgate.cli.inspect",
-        "Architecture, parameters, quantization, memory, support.",
+        "Architecture, parameters, quantization, memory, support, route.",
     ),
-    "demo-model": ("adaptgate.cli.demo_model", "Write a tiny checkpoint in a real on-disk format."),
+    "convert": ("adaptgate.cli.convert", "FP8 -> BF16/FP16 or Ascend W8A8_DYNAMIC, streaming."),
+    "plan": ("adaptgate.cli.plan", "Launch plan: vLLM command, env, container, RUNBOOK.md."),
+    "serve": ("adaptgate.cli.serve", "Start and supervise vLLM from the plan (dummy/real)."),
+    "doctor": ("adaptgate.cli.doctor", "Diagnose a vLLM / vllm-ascend log: cause and fix."),
+    "smoke": ("adaptgate.cli.smoke", "Functional checks against an OpenAI-compatible server."),
+    "reference": ("adaptgate.cli.reference", "CPU FP32 (or any device) reference dump."),
+    "compare": ("adaptgate.cli.compare", "Compare two dumps: metrics, verdict, localization."),
+    "precision": ("adaptgate.cli.precision", "Served-model check against a reference dump."),
+    "kvcache": ("adaptgate.cli.kvcache", "Is an FP8/INT8 KV cache safe for this model?"),
+    "bench": ("adaptgate.cli.bench", "Serving benchmark with self-describing metrics."),
     "run": ("adaptgate.cli.run", "Run the gates in order into a run directory."),
-    "report": ("adaptgate.cli.report", "Render the adaptation report of a run directory."),
+    "report": ("adaptgate.cli.report", "Render the adaptation report of run directories."),
+    "demo-model": ("adaptgate.cli.demo_model", "Write a tiny checkpoint in a real on-disk format."),
 }
 
 
