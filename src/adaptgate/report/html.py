@@ -43,7 +43,7 @@ pre code { background: none; color: inherit; padding: 0; }
 .ok { border-left: 4px solid #38a169; background: #f0fff4; padding: 8px 12px; }
 .note { border-left: 4px solid #a0aec0; background: var(--bg); padding: 8px 12px;
   color: var(--muted); }
-th, td:first-child { white-space: nowrap; }
+th, td:first-child, td.nw { white-space: nowrap; }
 .badge { white-space: nowrap; display: inline-block; padding: 0 8px; border-radius: 10px;
   font-weight: 600; font-size: 12px; }
 .badge.pass { background: #c6f6d5; color: #22543d; }
@@ -70,6 +70,14 @@ def inline(text: str) -> str:
     return "".join(out)
 
 
+SHORT = 16
+
+
+def _nowrap(cell: str) -> str:
+    """Short one-word cells (statuses, numbers, names) never break inside."""
+    return ' class="nw"' if len(cell) <= SHORT and " " not in cell.strip() else ""
+
+
 class HtmlRenderer:
     def __init__(self, statuses: dict[str, str]) -> None:
         """``statuses``: a status as the report writes it (in its language) -> its code."""
@@ -89,7 +97,8 @@ class HtmlRenderer:
         caption = f"<caption>{inline(t.caption)}</caption>" if t.caption else ""
         head = "".join(f"<th>{inline(h)}</th>" for h in t.header)
         rows = "".join(
-            "<tr>" + "".join(f"<td>{self.cell(c)}</td>" for c in row) + "</tr>" for row in t.rows
+            "<tr>" + "".join(f"<td{_nowrap(c)}>{self.cell(c)}</td>" for c in row) + "</tr>"
+            for row in t.rows
         )
         return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 

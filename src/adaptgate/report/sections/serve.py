@@ -186,7 +186,10 @@ def plan_blocks(ctx: Ctx, plan: dict[str, Any], where: str) -> list[Block]:
         ]
     features = feature_rows(t, plan)
     if features:
-        blocks.append(Table([t("col.item"), t("col.value")], [list(r) for r in features]))
+        blocks += [
+            Heading(t("serve.features") + suffix, 3),
+            Table([t("col.item"), t("col.value")], [list(r) for r in features]),
+        ]
     ops = operator_table(t, plan)
     if ops is not None:
         blocks += [Heading(t("serve.operators") + suffix, 3), ops]
