@@ -30,7 +30,7 @@ def plan_options(fn: F) -> F:
         click.option("--gpu-memory-utilization", type=click.FloatRange(0.05, 1.0)),
         click.option(
             "--kv-cache-dtype",
-            type=click.Choice(["auto", "bf16", "fp8", "int8"]),
+            type=click.Choice(["auto", "bf16", "fp8", "fp8_e4m3", "fp8_e5m2", "int8"]),
             default="auto",
             show_default=True,
         ),

@@ -18,7 +18,7 @@ from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
 from adaptgate.pipeline.record import GateStatus
 from adaptgate.results import Result
 from adaptgate.serve.api import ServeOptions, ServeResult, serve_model, vllm_python
-from adaptgate.serve.models import TARGETS, LaunchPlan, PlanOptions
+from adaptgate.serve.models import KV_CACHE_DTYPES, TARGETS, LaunchPlan, PlanOptions
 from adaptgate.serve.plan import PlanError, build_plan
 from adaptgate.serve.process import VllmNotFound, check_vllm
 from adaptgate.serve.runbook import write_plan_outputs
@@ -30,6 +30,9 @@ class ServeGateResult(Result):
     stage_a: ServeResult | None = None
     stage_b: ServeResult | None = None
     skipped: str | None = Field(None, description="why serving was skipped")
+    operators_proven: bool | None = Field(
+        None, description="Stage A started the architecture on the backend: the table holds"
+    )
 
 
 def host_can_run(target: str) -> str | None:
@@ -49,6 +52,17 @@ def python_has_vllm(python: str) -> bool:
     return True
 
 
+def kv_cache_dtype(ctx: RunContext) -> str:
+    """The kvcache gate's --kv-cache-dtype when it passed (int8 means Ascend C8), else auto."""
+    gate = ctx.record.gate("kvcache")
+    if gate is None or gate.status is not GateStatus.PASS:
+        return "auto"
+    dtype = str(gate.summary.get("kv_cache_dtype") or "auto")
+    if ctx.settings.target.startswith("ascend"):
+        return "int8" if gate.summary.get("ascend_kv_cache") == "C8" else "auto"
+    return dtype if dtype in KV_CACHE_DTYPES else "auto"
+
+
 def _plan_options(ctx: RunContext, stage: str, route: str | None) -> PlanOptions:
     s = ctx.settings
     return PlanOptions.model_validate(
@@ -61,6 +75,7 @@ def _plan_options(ctx: RunContext, stage: str, route: str | None) -> PlanOptions
             "gpu_memory_utilization": s.gpu_memory_utilization,
             "stage": stage,
             "route": route,
+            "kv_cache_dtype": kv_cache_dtype(ctx),
             "port": 0 if s.target == "cpu" else 8000,
         }
     )
@@ -143,7 +158,9 @@ class ServeGate(Gate):
                 keep=True,
             )
             artifacts += [Path(b.log), out_dir / "stage-b" / "serve.json"]
-        result = ServeGateResult(plan=plan, stage_a=a, stage_b=b)
+        result = ServeGateResult(
+            plan=plan, stage_a=a, stage_b=b, operators_proven=a.verdict == "PASS"
+        )
         last = b or a
         status = GateStatus.PASS if last.verdict == "PASS" else GateStatus.FAIL
         stage = "Stage B" if b is not None else "Stage A"

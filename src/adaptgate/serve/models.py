@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from adaptgate.errors import UsageError
 from adaptgate.inspect.facts import ArchFacts
 from adaptgate.results import Result
 
@@ -38,7 +39,9 @@ class PlanOptions(BaseModel):
     max_model_len: int | None = Field(None, ge=16)
     max_num_seqs: int | None = Field(None, ge=1)
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
-    kv_cache_dtype: Literal["auto", "bf16", "fp8", "int8"] = "auto"
+    kv_cache_dtype: str = Field(
+        "auto", description="auto, bf16, fp8, fp8_e4m3, fp8_e5m2 (vLLM) or int8 (Ascend C8)"
+    )
     avg_context_tokens: int = Field(
         2048, ge=16, description="average context per running request, sizes --max-num-seqs"
     )
@@ -58,6 +61,27 @@ class PlanOptions(BaseModel):
     image: str | None = Field(None, description="container image (default per target/release)")
     container_model_dir: str = "/models"
     cpu_memory_gib: float | None = Field(None, gt=0)
+
+    @field_validator("kv_cache_dtype")
+    @classmethod
+    def _known_kv_dtype(cls, value: str) -> str:
+        if value not in KV_CACHE_DTYPES:
+            raise UsageError(
+                f"unknown KV-cache dtype {value!r}", fix=f"use one of: {', '.join(KV_CACHE_DTYPES)}"
+            )
+        return value
+
+
+KV_CACHE_DTYPES = ("auto", "bf16", "fp8", "fp8_e4m3", "fp8_e5m2", "int8")
+
+
+def inspect_kv_dtype(value: str) -> Literal["auto", "bf16", "fp8", "int8"]:
+    """The element type inspect sizes the cache with (every FP8 variant is one byte)."""
+    if value.startswith("fp8"):
+        return "fp8"
+    if value in {"auto", "bf16", "int8"}:
+        return value  # type: ignore[return-value]
+    raise ValueError(value)
 
 
 class Flag(BaseModel):

@@ -34,6 +34,7 @@ from adaptgate.serve.models import (
     MtpPlan,
     NodeCommand,
     PlanOptions,
+    inspect_kv_dtype,
 )
 from adaptgate.serve.operators import operator_table
 
@@ -108,7 +109,7 @@ def _with_route(
             result.device,
             devices,
             utilization=result.utilization,
-            kv_dtype_bytes=KV_DTYPE_BYTES.get(options.kv_cache_dtype, default),
+            kv_dtype_bytes=KV_DTYPE_BYTES.get(inspect_kv_dtype(options.kv_cache_dtype), default),
             max_model_len=max_len,
             mtp=False,
         )
@@ -128,7 +129,7 @@ def _inspect_raw(options: PlanOptions, device: str, devices: int, **kw: Any) -> 
             device=device,
             devices=devices,
             gpu_memory_utilization=options.gpu_memory_utilization,
-            kv_cache_dtype=options.kv_cache_dtype,
+            kv_cache_dtype=inspect_kv_dtype(options.kv_cache_dtype),
             cpu_memory_gib=options.cpu_memory_gib,
             **kw,
         )
@@ -206,7 +207,8 @@ def _mtp(
     option = sizing.route_option(result, route)
     per_param = (option.weight_bytes if option else 0) / max(1, counts.total)
     mtp_bytes = int(counts.mtp * per_param / max(1, layout.ranks))
-    dtype = "bf16" if options.kv_cache_dtype == "auto" else options.kv_cache_dtype
+    kv = inspect_kv_dtype(options.kv_cache_dtype)
+    dtype = "bf16" if kv == "auto" else kv
     return MtpPlan(
         layers=facts.mtp_layers,
         enabled=enabled,
@@ -432,11 +434,20 @@ def build_plan(options: PlanOptions) -> LaunchPlan:
             quantization=f"{result.quant.label}"
             + (f" -> {route}" if route != "native" else "")
             + (f" (--quantization {quant_flag})" if quant_flag else ""),
-            kv_cache_dtype=options.kv_cache_dtype,
+            kv_cache_dtype=options.kv_cache_dtype
+            + (
+                " (C8 from quant_model_description.json)"
+                if options.kv_cache_dtype == "int8"
+                else ""
+            ),
         ),
         validation=_validation(name, host, options.port),
         warnings=warnings,
     )
+
+
+def _kv_label(dtype: str) -> str:
+    return f"{dtype} (C8 from quant_model_description.json)" if dtype == "int8" else dtype
 
 
 def _container(

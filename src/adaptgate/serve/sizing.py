@@ -131,7 +131,7 @@ def cpu_memory_summary(
     """vLLM CPU sizes its KV cache from VLLM_CPU_KVCACHE_SPACE, not from a memory fraction:
     the capacity is that space over inspect's KV bytes per token."""
     per_token = result.kv_cache.bytes_per_token_per_rank.get(
-        "bf16" if result.kv_cache_dtype == "auto" else result.kv_cache_dtype,
+        "bf16" if result.kv_cache_dtype in {"auto", "bf16"} else result.kv_cache_dtype,
         result.kv_cache.bytes_per_token_per_rank["bf16"],
     )
     budget = kv_gib * GiB

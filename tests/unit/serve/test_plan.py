@@ -201,3 +201,31 @@ def test_knowledge_conditions() -> None:
     assert not when_holds({"max_ranks": 4}, ctx)
     assert not when_holds({"targets": ["ascend-a3"]}, ctx)
     assert env_knowledge()["variables"] and recipes()["additional_config"]
+
+
+def test_fp8_kv_cache_on_cuda_doubles_the_tokens() -> None:
+    base = PlanOptions(config_path=CONFIGS / "Qwen3-8B.json", target="cuda", device="h100")
+    auto = build_plan(base)
+    fp8 = build_plan(base.model_copy(update={"kv_cache_dtype": "fp8_e4m3"}))
+    assert _flags(fp8)["--kv-cache-dtype"] == "fp8_e4m3"
+    assert "--kv-cache-dtype" not in _flags(auto)
+    assert auto.memory is not None and fp8.memory is not None
+    assert fp8.memory.kv_bytes_per_token * 2 == auto.memory.kv_bytes_per_token
+    assert 1.9 < fp8.memory.predicted_kv_tokens / auto.memory.predicted_kv_tokens <= 2.0
+
+
+def test_c8_kv_cache_on_ascend_needs_no_flag() -> None:
+    plan = build_plan(
+        PlanOptions(
+            config_path=CONFIGS / "Qwen3-8B.json", target="ascend-a2", kv_cache_dtype="int8"
+        )
+    )
+    assert "--kv-cache-dtype" not in _flags(plan)
+    assert plan.features.kv_cache_dtype.startswith("int8 (C8")
+
+
+def test_unknown_kv_dtype_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="unknown KV-cache dtype 'fp4'"):
+        PlanOptions(config_path=CONFIGS / "Qwen3-8B.json", target="cuda", kv_cache_dtype="fp4")

@@ -1,0 +1,81 @@
+"""ServeGate and SmokeGate in a run context: Stage A then Stage B on the fake engine, the URL
+handed to the smoke gate, skips that say why, and no server left once stop_all() ran."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from adaptgate.pipeline.gate import RunContext
+from adaptgate.pipeline.record import GateRecord, GateStatus, RunRecord, RunSettings
+from adaptgate.serve.gate import ServeGate
+from adaptgate.serve.process import stop_all
+from conftest import pid_alive, read_pids
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
+CHECKS_DIR = Path(__file__).parents[2] / "unit" / "checks"
+
+
+def context(tmp_path: Path, model: str, target: str = "cpu") -> RunContext:
+    settings = RunSettings(model=model, target=target)
+    record = RunRecord(run_dir=str(tmp_path), settings=settings)
+    return RunContext(run_dir=tmp_path, settings=settings, record=record)
+
+
+def test_serve_gate_runs_both_stages_and_keeps_stage_b(
+    fake_vllm: Path, tiny_bf16: Path, tmp_path: Path
+) -> None:
+    ctx = context(tmp_path, str(tiny_bf16))
+    try:
+        outcome = ServeGate().run(ctx)
+        assert outcome.status is GateStatus.PASS, outcome.reason
+        s = outcome.summary
+        assert s["url"].startswith("http://127.0.0.1:")
+        assert s["stage_a_startup_s"] > 0 and s["stage_b_startup_s"] > 0
+        assert s["kv_cache_tokens_reported"] == s["kv_cache_tokens_predicted"] == 1_048_576
+        assert (tmp_path / "serve" / "plan" / "RUNBOOK.md").is_file()
+        assert (tmp_path / "serve" / "stage-a" / "vllm.log").is_file()
+        pids = read_pids(fake_vllm)
+        assert len(pids) == 4  # stage A's server + engine (stopped), stage B's (running)
+        assert not any(pid_alive(p) for p in pids[:2])
+        assert all(pid_alive(p) for p in pids[2:])
+    finally:
+        stop_all()
+    assert not any(pid_alive(p) for p in read_pids(fake_vllm))
+
+
+def test_serve_gate_skips_targets_this_host_cannot_run(tiny_bf16: Path, tmp_path: Path) -> None:
+    if Path("/dev/davinci_manager").exists():
+        pytest.skip("this host has Ascend NPUs")
+    ctx = context(tmp_path, str(tiny_bf16), target="ascend-a2")
+    outcome = ServeGate().run(ctx)
+    assert outcome.status is GateStatus.SKIPPED
+    assert "needs Ascend NPUs" in outcome.reason
+    assert any(p.name == "RUNBOOK.md" for p in outcome.artifacts)
+
+
+def test_smoke_gate_checks_the_served_url(tmp_path: Path) -> None:
+    sys.path.insert(0, str(CHECKS_DIR))
+    from fake_openai import FakeConfig, FakeOpenAI
+
+    from adaptgate.checks.gate import SmokeGate
+
+    ctx = context(tmp_path, "m")
+    assert SmokeGate().run(ctx).status is GateStatus.SKIPPED  # no serve gate yet
+    with FakeOpenAI(FakeConfig(model="tiny")) as fake:
+        ctx.record.put(
+            GateRecord(
+                name="serve",
+                title="Serve",
+                status=GateStatus.PASS,
+                reason="ok",
+                summary={"url": fake.url, "served_model_name": "tiny", "max_model_len": 4096},
+            )
+        )
+        outcome = SmokeGate().run(ctx)
+    assert outcome.status is GateStatus.PASS, outcome.reason
+    assert outcome.summary["protocol"] == "PASS"
+    assert outcome.summary["failed_quality"] == ["chinese", "arithmetic"]
+    assert (tmp_path / "smoke" / "smoke.json").is_file()
