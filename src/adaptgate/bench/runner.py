@@ -24,7 +24,7 @@ from adaptgate.bench.validity import ClientHealth, assess, delivered_rates
 from adaptgate.console import Output
 from adaptgate.stats import Distribution
 
-START_MARGIN_S = 0.5  # lead time between "every client is ready" and the first dispatch
+START_MARGIN_S = 0.2  # lead time between "every client is ready" and the first dispatch
 
 
 @dataclass
@@ -99,7 +99,7 @@ def _workers(cfg: BenchConfig) -> int:
     if load.workers != "auto":
         return int(load.workers)
     rate = load.rate if load.mode == "open" else None
-    return auto_workers(rate, cfg.dataset.output_len)
+    return auto_workers(rate, cfg.dataset.output_len, cfg.endpoint.url)
 
 
 async def _progress(

@@ -14,7 +14,7 @@ import asyncio
 import gc
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,28 +73,33 @@ class ClientLoop:
         self.session: Any = None
         self.sem: asyncio.Semaphore | None = None
 
-    async def run(self) -> WorkerOutput:
+    async def run(self, get_epoch: Callable[[], Awaitable[float]] | None = None) -> WorkerOutput:
+        """Prewarm, then (if given) ask ``get_epoch`` for the epoch, then run the plan."""
         plan, loop = self.plan, asyncio.get_running_loop()
         if plan.handle_sigint:
             loop.add_signal_handler(signal.SIGINT, self.interrupt)
         self.session = new_session()
+        gc_was_on = gc.isenabled()
         try:
-            await self._prewarm()
-            lag_task = loop.create_task(self._monitor())
-            gc_was_on = gc.isenabled()
             gc.collect()
+            gc.freeze()  # what exists now is never scanned again
             gc.disable()  # a full collection over thousands of live timelines stalls the loop
+            await self._prewarm()
+            if get_epoch is not None:
+                plan.epoch = await get_epoch()
+            lag_task = loop.create_task(self._monitor())
             cpu0, wall0 = time.process_time(), time.monotonic()
             if plan.mode == "closed":
                 await self._closed(iter(plan.jobs), plan.concurrency or 1, record=True)
             else:
                 await self._open()
             cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-            if gc_was_on:
-                gc.enable()
             self.stop.set()
             await lag_task
         finally:
+            gc.unfreeze()
+            if gc_was_on:
+                gc.enable()
             await self.session.close()
             if plan.handle_sigint:
                 loop.remove_signal_handler(signal.SIGINT)
@@ -223,11 +228,8 @@ class ClientLoop:
             ex.prompt_tokens, ex.max_tokens = None, job.item.max_tokens
 
 
-def run_worker(plan: WorkerPlan) -> WorkerOutput:
-    """Run one plan in a fresh event loop (uvloop when installed)."""
-    try:
-        import uvloop
-
-        return uvloop.run(ClientLoop(plan).run())
-    except ImportError:
-        return asyncio.run(ClientLoop(plan).run())
+def run_worker(
+    plan: WorkerPlan, get_epoch: Callable[[], Awaitable[float]] | None = None
+) -> WorkerOutput:
+    """Run one plan in a fresh event loop."""
+    return asyncio.run(ClientLoop(plan).run(get_epoch))

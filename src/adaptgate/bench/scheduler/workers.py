@@ -22,12 +22,18 @@ from dataclasses import replace
 from adaptgate.bench.scheduler.loop import ClientLoop, Job, WorkerOutput, WorkerPlan
 
 # Token chunks per second one client loop handles with room to spare on these machines
-# (measured with benchmarks/bench_client_overhead.py); above it, "auto" adds processes.
-CHUNKS_PER_LOOP = 12_000
+# (measured with benchmarks/bench_client_overhead.py: 400 req/s x 34 chunks used ~35% of a
+# core); above it, "auto" adds processes.
+CHUNKS_PER_LOOP = 30_000
+LOCAL_HOSTS = ("127.", "localhost", "[::1]", "0.0.0.0")
 
 
-def auto_workers(rate: float | None, output_len: int) -> int:
+def auto_workers(rate: float | None, output_len: int, url: str = "") -> int:
+    """One process per CHUNKS_PER_LOOP chunks/s, leaving a CPU to a server on this machine."""
     cpus = os.cpu_count() or 1
+    host = url.split("://", 1)[-1]
+    if host.startswith(LOCAL_HOSTS):
+        cpus = max(1, cpus - 1)
     if rate is None:
         return 1
     chunks = rate * (output_len + 2)
@@ -59,7 +65,12 @@ async def run_plans(
     errors: list[str] = []
     try:
         if len(plans) == 1:
-            outputs = [await ClientLoop(plans[0]).run()]
+            lead = max(plans[0].epoch - time.monotonic(), 0.05)
+
+            async def after_prewarm() -> float:
+                return time.monotonic() + lead
+
+            outputs = [await ClientLoop(plans[0]).run(after_prewarm)]
             epoch = plans[0].epoch
         else:
             outputs, errors, epoch = await _multi(plans)
@@ -73,7 +84,7 @@ async def run_plans(
 
 async def _multi(plans: list[WorkerPlan]) -> tuple[list[WorkerOutput], list[str], float]:
     """Start the workers, wait until each is ready, hand them one epoch, collect the outputs."""
-    margin = plans[0].epoch - time.monotonic()  # the lead time the caller asked for
+    margin = max(plans[0].epoch - time.monotonic(), 0.05)  # the lead time the caller asked for
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable,
@@ -102,7 +113,7 @@ async def _multi(plans: list[WorkerPlan]) -> tuple[list[WorkerOutput], list[str]
             await proc.stdin.drain()
             if await proc.stdout.read(1) != b"R":
                 errors.append(f"client worker {plan.worker} did not start")
-        epoch = time.monotonic() + max(margin, 0.1)
+        epoch = time.monotonic() + margin
         for proc in procs:
             assert proc.stdin is not None
             proc.stdin.write(pickle.dumps(epoch))
