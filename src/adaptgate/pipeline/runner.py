@@ -28,9 +28,16 @@ from adaptgate.pipeline.record import (
 )
 from adaptgate.results import utc_now
 
-# The gates in pipeline order, imported lazily. Later gates add themselves here.
+# The gates in pipeline order, imported lazily. kvcache runs before serve because its verdict
+# decides the launch plan's --kv-cache-dtype (issue 5); the endpoint gates follow serve.
 GATES: dict[str, str] = {
     "inspect": "adaptgate.pipeline.gates:InspectGate",
+    "convert": "adaptgate.convert.gate:ConvertGate",
+    "kvcache": "adaptgate.kvcache.gate:KVCacheGate",
+    "serve": "adaptgate.serve.gate:ServeGate",
+    "smoke": "adaptgate.checks.gate:SmokeGate",
+    "precision": "adaptgate.precision.gate:PrecisionGate",
+    "bench": "adaptgate.bench.gate:BenchGate",
     "report": "adaptgate.pipeline.gates:ReportGate",
 }
 
