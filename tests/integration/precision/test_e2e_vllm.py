@@ -1,0 +1,98 @@
+"""The served-model check against the real vLLM CPU server (``shared/docs/engine-cpu.md``).
+
+The tiny FP8 model's CPU FP32 reference against vLLM serving it: vLLM's CPU FP8 kernels need AMX
+(Sapphire Rapids or newer), so on machines without it the FP8 checkpoint is served through the
+route Ascend A2/A3 take anyway, its exact bf16 conversion (``adaptgate convert --to bf16``).
+A different model served under the same name must fail."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from adaptgate.precision.served import ServedConfig, check_served
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+VLLM_PYTHON = os.environ.get("ADAPTGATE_VLLM_PYTHON", "/work/vllm-venv/bin/python")
+
+
+def _vllm_importable() -> str | None:
+    if not Path(VLLM_PYTHON).is_file():
+        return f"no vLLM interpreter at {VLLM_PYTHON} (set ADAPTGATE_VLLM_PYTHON)"
+    done = subprocess.run(
+        [VLLM_PYTHON, "-c", "import vllm"], capture_output=True, text=True, check=False, timeout=300
+    )
+    if done.returncode != 0:
+        return f"{VLLM_PYTHON} cannot import vllm: {done.stderr.strip().splitlines()[-1:]}"
+    return None
+
+
+@contextmanager
+def _vllm(model: Path, workdir: Path) -> Iterator[str]:
+    from adaptgate.serve.process import ManagedServer, ServerSpec, free_port
+
+    port = free_port()
+    argv = [
+        VLLM_PYTHON, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+        "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
+        "--enforce-eager", "--max-model-len", "2048", "--max-logprobs", "20",
+    ]  # fmt: skip
+    env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CACHE_ROOT": str(workdir / "vllm-cache")}
+    spec = ServerSpec(
+        argv=argv, log_path=workdir / "vllm.log", port=port, env=env,
+        served_model_name="tiny", ready_timeout_s=600,
+    )  # fmt: skip
+    with ManagedServer(spec) as server:
+        server.wait_ready()
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def vllm_available() -> None:
+    why = _vllm_importable()
+    if why is not None:
+        pytest.skip(why)
+
+
+def _has_amx() -> bool:
+    try:
+        return "amx_tile" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def _servable(fp8_model: Path, workdir: Path) -> Path:
+    if _has_amx():
+        return fp8_model
+    from adaptgate.convert.engine import run_conversion
+    from adaptgate.convert.models import Target
+    from adaptgate.convert.options import ConvertOptions
+
+    out = workdir / "bf16"
+    run_conversion(ConvertOptions(model=str(fp8_model), out=out, target=Target.BF16))
+    return out
+
+
+def test_vllm_serving_the_fp8_model_passes_and_another_model_fails(
+    vllm_available: None,
+    dump_of: Callable[..., Path],
+    fp8_model: Path,
+    tiny_model: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    reference = dump_of(fp8_model, max_new_tokens=16)
+    with _vllm(_servable(fp8_model, tmp_path), tmp_path / "same") as url:
+        same = check_served(ServedConfig(url=url, reference=reference))
+    assert same.verdict == "PASS", same.reason
+    assert same.model == "tiny"
+    other = tiny_model(arch="qwen3", format="bf16", num_layers=4, seed=7)
+    with _vllm(other, tmp_path / "other") as url:
+        wrong = check_served(ServedConfig(url=url, reference=reference))
+    assert wrong.verdict == "FAIL"
+    print(same.to_json())  # the measured numbers, for the record (pytest -s)
