@@ -292,9 +292,18 @@ def main() -> None:
     p.add_argument("--arrival", choices=["constant", "poisson"], default="constant")
     p.add_argument("--tools", default="adaptgate,vllm")
     p.add_argument("--repeats", type=int, default=1, help="runs per tool and rate (medians)")
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="scheduling priority for this run and its children (server and both tools alike); "
+        "negative shields the measurement from other work on a shared machine (needs root)",
+    )
     p.add_argument("--vllm-python", default=DEFAULT_VLLM_PYTHON)
     p.add_argument("--out", type=Path, default=None, help="where to write the JSON rows")
     args = p.parse_args()
+    if args.nice:
+        os.nice(args.nice)  # inherited by the calibration server and both clients
     tools = args.tools.split(",")
     vllm_skip = None
     if "vllm" in tools and not Path(args.vllm_python).exists():
@@ -336,7 +345,8 @@ def main() -> None:
     print(
         f"machine: {os.cpu_count()} CPUs; calibration server TTFT {args.ttft_ms} ms, ITL "
         f"{args.itl_ms} ms, {args.output_tokens} output tokens, {args.arrival} arrivals, "
-        f"{args.duration:g} s per rate, {args.repeats} run(s) per tool and rate (medians); "
+        f"{args.duration:g} s per rate, {args.repeats} run(s) per tool and rate (medians), "
+        f"nice {os.nice(0)}; "
         f"rows in {out_dir / 'overhead.json'}"
     )
     print(report(rows, vllm_skip))

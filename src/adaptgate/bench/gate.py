@@ -4,6 +4,7 @@ reasons) otherwise; SKIPPED when there is no server to measure."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from adaptgate.bench.config import BenchConfig
@@ -12,24 +13,18 @@ from adaptgate.bench.server import ServerUnavailable
 from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
 from adaptgate.pipeline.record import GateStatus
 
+SCENARIOS = Path(__file__).parent / "scenarios"
+
 
 def default_scenario(target: str, url: str, model: str | None) -> dict[str, Any]:
-    """Small on CPU (the vLLM CPU build's reference workload: 64 in / 32 out, rate 8 with 8 in
-    flight); on accelerators the seed reports' shape (128 in / 128 out at rate 4) plus a closed
-    loop concurrency sweep."""
-    endpoint = {"url": url, "model": model}
-    if target == "cpu":
-        return {
-            "endpoint": endpoint,
-            "dataset": {"input_len": 64, "output_len": 32},
-            "load": {"rate": 8, "concurrency": 8, "num_requests": 32, "warmup_requests": 4},
-        }
-    return {
-        "endpoint": endpoint,
-        "dataset": {"input_len": 128, "output_len": 128},
-        "load": {"mode": "closed", "concurrency": 1, "num_requests": 64, "warmup_requests": 4},
-        "sweep": {"concurrencies": [1, 8, 32]},
-    }
+    """Small on CPU (scenarios/cpu.yaml), the seed reports' shape on accelerators
+    (scenarios/accelerator.yaml); the server's URL and model filled in."""
+    from adaptgate.bench.config import load_scenario
+
+    name = "cpu.yaml" if target == "cpu" else "accelerator.yaml"
+    data = load_scenario(SCENARIOS / name)
+    data["endpoint"] = {"url": url, "model": model}
+    return data
 
 
 def _summary(result: BenchResult | SweepResult) -> dict[str, Any]:
