@@ -55,6 +55,8 @@ class KVCacheConfig(BaseModel):
 def parse_kv_dtypes(spec: str) -> list[str]:
     """``fp8_e4m3,int8_c8`` -> names (``fp8`` is vLLM's alias of ``fp8_e4m3``)."""
     names = [s.strip() for s in spec.split(",") if s.strip()]
+    if not names:
+        raise UsageError("no KV-cache dtype to test", fix=f"name some of: {','.join(FORMAT_NAMES)}")
     aliases = {"fp8": "fp8_e4m3", "int8": "int8_c8", "c8": "int8_c8"}
     out = [aliases.get(n.lower(), n.lower()) for n in names]
     for name in out:
@@ -88,19 +90,22 @@ def _scale_sets(
 
 def _scan_summary(scans: list[LayerScan], name: str) -> dict[str, float | int]:
     elements = saturated = 0
-    flushed = rel = clip = 0.0
+    flushed = rel = clip = overflow = 0.0
     for ls in scans:
         f = ls.formats[name]
         for ts in (f.k, f.v):
             elements += ts.elements
             saturated += ts.saturated_total
-            flushed = max(flushed, ts.flushed_total / ts.elements if ts.elements else 0.0)
+            share = 1.0 / ts.elements if ts.elements else 0.0
+            flushed = max(flushed, ts.flushed_total * share)
+            overflow = max(overflow, ts.overflow_total * share)
             rel = max(rel, ts.rel_rms_error)
         clip = max(clip, f.amax_scaled / f.limit)
     return {
         "elements": elements,
         "saturated": saturated,
         "saturated_fraction": saturated / elements if elements else 0.0,
+        "overflow_fraction": overflow,
         "flushed_fraction": flushed,
         "rel_rms_error": rel,
         "clip_ratio": clip,
@@ -129,6 +134,7 @@ def _report(
     summary = _scan_summary(scans, fmt.name)
     values: dict[str, float | None] = {
         "saturated_fraction": float(summary["saturated_fraction"]),
+        "overflow_fraction": float(summary["overflow_fraction"]),
         "clip_ratio": float(summary["clip_ratio"]),
         "layers_at_risk": float(len(at_risk)),
         "kl_mean": logits.kl_mean,
@@ -140,6 +146,13 @@ def _report(
         "nonfinite_steps": float(run.nonfinite),
     }
     verdict, checks = decide(values, th, fmt.name)
+    notes = list(ss.notes)
+    if summary["saturated"]:
+        notes.insert(
+            0,
+            f"{summary['saturated']} elements ({summary['saturated_fraction']:.2g}) clipped, "
+            f"up to {summary['clip_ratio']:.3g}x the largest code",
+        )
     per_channel = not fmt.is_fp8
     scales = ScaleReport(
         source=ss.source,
@@ -157,7 +170,7 @@ def _report(
         vllm_flag=fmt.vllm_flag,
         scales=scales,
         verdict=verdict,
-        reason=reason_text(verdict, checks, at_risk, ss.notes),
+        reason=reason_text(verdict, checks, at_risk, notes),
         checks=checks,
         layers_at_risk=at_risk,
         scan=ScanSummary(**summary),
@@ -200,8 +213,23 @@ def recommend(reports: list[FormatReport], scales: ScaleMode) -> tuple[str, str,
     return vllm, ascend, text
 
 
+def _check_model(model: str) -> None:
+    """The checkpoint exists and its attention caches per-head K/V (not an MLA latent)."""
+    from adaptgate.checkpoint import open_checkpoint
+
+    cfg = open_checkpoint(model).text_config()
+    if cfg.get("kv_lora_rank"):
+        raise UsageError(
+            f"{model} uses MLA: the engines cache its compressed latent, which this "
+            "simulation of per-head K/V caches does not model",
+            fix="MLA KV-cache formats (fp8_ds_mla) are not simulated yet",
+        )
+
+
 def run_kvcache(cfg: KVCacheConfig, out: Output | None = None) -> KVCacheResult:
     """Simulates every asked format on the CPU reference and judges it (see the package doc)."""
+    t0 = time.perf_counter()
+    _check_model(cfg.model)  # bad input fails here, before torch and transformers load
     import torch
 
     from adaptgate.console import progress
@@ -220,7 +248,6 @@ def run_kvcache(cfg: KVCacheConfig, out: Output | None = None) -> KVCacheResult:
     from adaptgate.reference.prompts import builtin_prompts, encode_prompts, load_prompts
     from adaptgate.reference.session import ReferenceSession
 
-    t0 = time.perf_counter()
     thresholds = load_kv_thresholds(cfg.thresholds_file)
     formats = [KV_FORMATS.get(n) for n in cfg.kv_dtypes]
     prompts = load_prompts(cfg.prompts_file) if cfg.prompts_file else builtin_prompts()

@@ -27,6 +27,7 @@ from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
 from adaptgate.pipeline.record import GateStatus
 
 ENV = "ADAPTGATE_KVCACHE"
+NEW_TOKENS = 256  # greedy tokens per prompt (issue 5: at least 256)
 ALL = ("1", "all", "yes", "true")
 OFF = ("", "0", "auto", "bf16", "bfloat16", "no", "false")
 
@@ -111,7 +112,13 @@ class KVCacheGate(Gate):
         why, committed = plan.why, plan.committed
         out_dir = ctx.gate_dir(self.name)
         result = run_kvcache(
-            KVCacheConfig(model=model, kv_dtypes=plan.formats, scales="checkpoint", out=out_dir),
+            KVCacheConfig(
+                model=model,
+                kv_dtypes=plan.formats,
+                scales="checkpoint",
+                new_tokens=NEW_TOKENS,
+                out=out_dir,
+            ),
             ctx.out,
         )
         kv_dtype = result.recommended_kv_cache_dtype

@@ -56,6 +56,9 @@ class ScanSummary(BaseModel):
     elements: int = Field(description="K and V elements scanned")
     saturated: int
     saturated_fraction: float
+    overflow_fraction: float = Field(
+        description="worst layer and tensor: share clipped by more than 20%"
+    )
     flushed_fraction: float = Field(description="worst layer (FP8 underflow to zero)")
     rel_rms_error: float = Field(description="worst layer and tensor")
     clip_ratio: float = Field(description="max |x/scale| over every layer / the largest code")

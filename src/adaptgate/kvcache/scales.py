@@ -24,7 +24,6 @@ vllm-ascend's decode kernel does not apply the offset.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,6 +221,8 @@ def write_scales(out_dir: Path, sets: list[ScaleSet], prefixes: list[str]) -> li
     ``<attn>.k_scale``/``v_scale`` (float32 scalars) with the compressed-tensors
     ``kv_cache_scheme`` to declare them, and msModelSlim C8's per-channel
     ``<attn>.{k,v}_proj.kv_cache_{scale,offset}`` with the description entries."""
+    import torch
+
     from adaptgate.checkpoint.writer import save_tensors
     from adaptgate.results import write_json_atomic
 
@@ -230,8 +231,8 @@ def write_scales(out_dir: Path, sets: list[ScaleSet], prefixes: list[str]) -> li
         if ss.format.name == "fp8_e4m3":
             tensors = {}
             for a, s in zip(prefixes, ss.layers, strict=True):
-                tensors[f"{a}.k_scale"] = s.k.reshape(()).contiguous()
-                tensors[f"{a}.v_scale"] = s.v.reshape(()).contiguous()
+                tensors[f"{a}.k_scale"] = s.k.reshape(()).to(torch.float32).clone()
+                tensors[f"{a}.v_scale"] = s.v.reshape(()).to(torch.float32).clone()
             out = out_dir / "vllm"
             save_tensors(tensors, out, prefix=VLLM_FILE.removesuffix(".safetensors"))
             write_json_atomic(out / VLLM_SCHEME_FILE, {"kv_cache_scheme": KV_CACHE_SCHEME})
@@ -244,15 +245,10 @@ def write_scales(out_dir: Path, sets: list[ScaleSet], prefixes: list[str]) -> li
                 for proj, scale, offset in (("k", s.k, s.k_offset), ("v", s.v, s.v_offset)):
                     for what, t in (("scale", scale), ("offset", offset)):
                         name = f"{a}.{proj}_proj.kv_cache_{what}"
-                        tensors[name] = t.reshape(-1).contiguous()
+                        tensors[name] = t.reshape(-1).to(torch.float32).clone()
                         desc[name] = "C8"
             out = out_dir / "msmodelslim"
             save_tensors(tensors, out, prefix=C8_FILE.removesuffix(".safetensors"))
             write_json_atomic(out / C8_DESCRIPTION_FILE, desc)
             written += [out / C8_FILE, out / C8_DESCRIPTION_FILE]
     return written
-
-
-def read_json(path: Path) -> dict[str, object]:
-    data: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
-    return data

@@ -3,7 +3,9 @@ resolution, measured on the unquantized model's own K/V (keys after rotary embed
 every prompt token and every token of the baseline's greedy continuation.
 
 Counted per head: ``saturated`` (FP8: ``|x / scale|`` beyond the largest finite value, which
-SATFINITE clips; int8: ``x / scale + offset`` rounding outside -128..127), ``flushed``
+SATFINITE clips; int8: ``x / scale + offset`` rounding outside -128..127), ``overflow`` (the
+subset clipped by more than 20%: ``|x / scale| > 1.25 x`` the largest code -- beyond FP8's own
+worst rounding error of 6.25% (e4m3) / 12.5% (e5m2), a systematic distortion), ``flushed``
 (non-zero values stored as zero), and the relative RMS error of what the cache gives back.
 A layer is *at risk* for a format when any limit of the ``scan`` section of the thresholds
 is exceeded; those layers are named in the verdict.
@@ -24,12 +26,15 @@ if TYPE_CHECKING:
 
     from adaptgate.kvcache.sim import Arm
 
+OVERFLOW = 1.25  # |x/scale| beyond 1.25 x the largest code: clipped by more than 20%
+
 
 class TensorScan(BaseModel):
     """K or V of one layer under one format; lists are per KV head."""
 
     amax_scaled: list[float] = Field(description="max |x/scale| (int8: |x/scale + offset|)")
     saturated: list[int]
+    overflow: list[int] = Field(description=f"clipped by over 20% (|x/scale| > {OVERFLOW} x limit)")
     flushed: list[int] = Field(description="non-zero values stored as 0")
     elements_per_head: int
     rel_rms_error: float = Field(description="||stored - x|| / ||x|| over the layer")
@@ -38,6 +43,10 @@ class TensorScan(BaseModel):
     @property
     def saturated_total(self) -> int:
         return sum(self.saturated)
+
+    @property
+    def overflow_total(self) -> int:
+        return sum(self.overflow)
 
     @property
     def flushed_total(self) -> int:
@@ -74,6 +83,7 @@ class _Acc:
     heads: int
     amax_scaled: list[float] = field(default_factory=list)
     saturated: list[int] = field(default_factory=list)
+    overflow: list[int] = field(default_factory=list)
     flushed: list[int] = field(default_factory=list)
     count: int = 0
     err2: float = 0.0
@@ -82,6 +92,7 @@ class _Acc:
     def __post_init__(self) -> None:
         self.amax_scaled = [0.0] * self.heads
         self.saturated = [0] * self.heads
+        self.overflow = [0] * self.heads
         self.flushed = [0] * self.heads
 
 
@@ -144,6 +155,9 @@ class ScanAccumulator:
         ]
         per_head = sat.reshape(sat.shape[0], -1).sum(dim=1).tolist()
         acc.saturated = [a + int(b) for a, b in zip(acc.saturated, per_head, strict=True)]
+        over = y.abs() > OVERFLOW * fmt.limit
+        per_head = over.reshape(over.shape[0], -1).sum(dim=1).tolist()
+        acc.overflow = [a + int(b) for a, b in zip(acc.overflow, per_head, strict=True)]
         per_head = flushed.reshape(flushed.shape[0], -1).sum(dim=1).tolist()
         acc.flushed = [a + int(b) for a, b in zip(acc.flushed, per_head, strict=True)]
         acc.count += int(x[0].numel())
@@ -164,6 +178,7 @@ class ScanAccumulator:
         return TensorScan(
             amax_scaled=acc.amax_scaled,
             saturated=acc.saturated,
+            overflow=acc.overflow,
             flushed=acc.flushed,
             elements_per_head=acc.count,
             rel_rms_error=rel,

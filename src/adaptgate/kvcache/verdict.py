@@ -23,7 +23,7 @@ from adaptgate.precision.thresholds import Check, Limit, evaluate
 DEFAULT_FILE = "thresholds.yaml"
 SCAN_METRICS = {"saturated_fraction", "flushed_fraction", "rel_rms_error"}
 FORMAT_METRICS = {
-    "saturated_fraction", "clip_ratio", "layers_at_risk", "kl_mean", "kl_max",
+    "saturated_fraction", "overflow_fraction", "clip_ratio", "layers_at_risk", "kl_mean", "kl_max",
     "top1_agreement", "exact_match_rate", "repetition_increase", "degenerated_share",
     "nonfinite_steps",
 }  # fmt: skip
