@@ -44,7 +44,7 @@ def test_converts_on_the_route_and_points_later_gates_at_it(
     tmp_path, tiny_model, monkeypatch, route, target
 ):
     monkeypatch.delenv("ADAPTGATE_CONVERT_TO", raising=False)
-    src = tiny_model(arch="qwen3_moe", format="fp8_block")
+    src = tiny_model(arch="qwen3_moe", format="fp8_block", non_divisible=True, shards=2)
     ctx = _ctx(tmp_path, src, route=route)
     outcome = ConvertGate().run(ctx)
     assert outcome.status is GateStatus.PASS, outcome.reason
