@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from adaptgate.cli._common import emit_json, handle_errors, output_options
-from adaptgate.console import Output, progress
+from adaptgate.console import Output, Progress
 from adaptgate.errors import EXIT_OK
 
 EXAMPLES = """\b
@@ -109,13 +109,18 @@ def command(
         stream=stream,
         simulate=simulate,
     )
-    with progress(None, "reference", unit="units") as bar:
+    bars: list[Progress] = []
 
-        def start(total: int) -> None:
-            if bar._bar is not None:
-                bar._bar.update(bar._task, total=total)
+    def start(total: int) -> None:
+        bars.append(Progress(total, "reference", unit="units").__enter__())
 
-        meta = build_reference(cfg, on_unit=lambda _u: bar.advance(), on_start=start)
+    try:
+        meta = build_reference(
+            cfg, on_unit=lambda _u: bars[0].advance() if bars else None, on_start=start
+        )
+    finally:
+        for bar in bars:
+            bar.__exit__(None, None, None)
     emit_json(out, meta.to_json())
     if out.human:
         from adaptgate.reference.render import render
