@@ -11,10 +11,13 @@ from report_runs import make_run_dir
 
 @pytest.fixture
 def make_run(tmp_path: Path) -> Callable[..., Path]:
-    """``make_run(name="run", edit=None)``: a run directory under tmp_path."""
+    """``make_run(name="run", edit=None, source="run_full.json")``: a run directory under
+    tmp_path."""
 
-    def build(name: str = "run", edit: Callable[..., None] | None = None) -> Path:
-        return make_run_dir(tmp_path, name, edit)
+    def build(
+        name: str = "run", edit: Callable[..., None] | None = None, source: str = "run_full.json"
+    ) -> Path:
+        return make_run_dir(tmp_path, name, edit, source)
 
     return build
 
@@ -22,3 +25,8 @@ def make_run(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def full_run(make_run: Callable[..., Path]) -> Path:
     return make_run()
+
+
+@pytest.fixture
+def cpu_run(make_run: Callable[..., Path]) -> Path:
+    return make_run("cpu-run", source="run_cpu.json")

@@ -1,9 +1,13 @@
 """Run directories for report tests.
 
-``data/run_full.json`` holds a run of the tiny FP8 Qwen3 demo model with every gate (see
+``data/run_full.json``: the tiny FP8 Qwen3 demo model for ascend-a2 with every gate (see
 ``data/make_run_full.py``, which regenerates it): inspect, convert (w8a8-dynamic), the serve plan,
-precision and bench as those gates' code produced them; the serve stages and smoke checks in their
-result models; kvcache SKIPPED, to show a gate that did not run.
+precision, kvcache and bench as those gates' code produced them; the serve stages and the smoke
+checks built with their result models (this machine has no NPU).
+
+``data/run_cpu.json``: the same model through ``adaptgate run --target cpu`` on one of these 2-core
+machines with the real vLLM CPU build (``data/make_run_cpu.py``): serve FAILS (vLLM CPU's FP8
+kernels need AMX, which this CPU lacks) and the doctor names it; the gates after it are SKIPPED.
 """
 
 from __future__ import annotations
@@ -28,19 +32,22 @@ def png(path: Path, colour: tuple[int, int, int] = (40, 100, 170)) -> None:
     img.save(path)
 
 
-def full_record() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((DATA / "run_full.json").read_text(encoding="utf-8"))
+def full_record(source: str = "run_full.json") -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((DATA / source).read_text(encoding="utf-8"))
     return data
 
 
 def make_run_dir(
-    root: Path, name: str = "run", edit: Callable[[dict[str, Any]], None] | None = None
+    root: Path,
+    name: str = "run",
+    edit: Callable[[dict[str, Any]], None] | None = None,
+    source: str = "run_full.json",
 ) -> Path:
     """A run directory holding run_full.json (changed by ``edit``, a function of the record
     dict) and a file for every artifact it references (a PNG for each ``.png``)."""
     run_dir = root / name
     run_dir.mkdir()
-    record = full_record()
+    record = full_record(source)
     if edit is not None:
         edit(record)
     (run_dir / "run.json").write_text(json.dumps(record, indent=1), encoding="utf-8")

@@ -61,3 +61,18 @@ def test_cli_refuses_mismatched_runs_with_one_line_and_exit_2(make_run, tmp_path
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith("adaptgate: error: runs of different models cannot be merged")
+
+
+def test_merge_of_an_npu_run_and_a_real_cpu_run(full_run, cpu_run, tmp_path):
+    md = write_merged([full_run, cpu_run], tmp_path / "cmp", langs=("zh",))[0].read_text()
+    assert "| 验证阶段 | ascend-a2 910b4 | cpu |" in md
+    assert "| 服务启动 | 通过 (85.3 s) | **失败** (164.8 s) |" in md
+    assert "ascend-a2 910b4: 总体结论" in md and "cpu: 总体结论: **失败**" in md
+    # the KV-cache formats of both runs, each in its own column
+    header = next(
+        line for line in md.splitlines() if line.startswith("| 指标 | ascend-a2 910b4: fp8")
+    )
+    assert header == (
+        "| 指标 | ascend-a2 910b4: fp8_e4m3 | ascend-a2 910b4: int8_c8 | cpu: fp8_e4m3 "
+        "| cpu: fp8_e5m2 |"
+    )

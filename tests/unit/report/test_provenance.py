@@ -51,3 +51,16 @@ def test_every_number_of_a_merged_report_is_in_one_of_the_runs(make_run, tmp_pat
         found = markdown_numbers(text) if f.suffix == ".md" else tokens(html_text(text))
         assert not found - allowed, f
     assert "0.42 req/s" in files[0].read_text()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_number_of_the_npu_and_real_cpu_comparison_is_in_their_runs(
+    full_run, cpu_run, tmp_path, lang
+):
+    out = tmp_path / "cmp"
+    files = write_merged([full_run, cpu_run], out, langs=(lang,))
+    records = [json.loads((d / "run.json").read_text()) for d in (full_run, cpu_run)]
+    allowed = allowed_tokens(*records) | tokens(f"{full_run} {cpu_run} {out}")
+    md, html = (f.read_text() for f in files)
+    assert not markdown_numbers(md) - allowed
+    assert not tokens(html_text(html)) - allowed

@@ -216,3 +216,18 @@ def test_kvcache_has_one_column_per_format_and_the_flag(full_run):
     assert f"| **Verdict** | {verdicts} |" in md
     assert f"Launch with: `--kv-cache-dtype {result['recommended_kv_cache_dtype']}`" in md
     assert "![kvcache/kvcache_outliers.png](kvcache/kvcache_outliers.png)" in md
+
+
+def test_a_real_cpu_run_whose_serve_failed_says_so_up_front(cpu_run):
+    """run_cpu.json: a real `adaptgate run --target cpu` on a CPU without AMX."""
+    md = _md(cpu_run)
+    record = json.loads((cpu_run / "run.json").read_text())
+    serve = _gate(record, "serve")
+    head = md.split("## 1.")[0]
+    assert "Overall: **FAIL** - Serve FAIL: " + serve["reason"] in head
+    # the doctor's diagnosis is in the troubleshooting table, the later gates SKIPPED with why
+    finding = serve["result"]["stage_a"]["diagnosis"]["findings"][0]
+    assert f"| {finding['cause']} |" in md
+    assert "| Benchmark | SKIPPED | serve did not pass: no server to benchmark |" in md
+    # precision measured nothing, yet its CPU reference is shown
+    assert "### 7.1 CPU reference" in md and "Served-model check not run" in md

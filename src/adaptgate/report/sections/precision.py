@@ -242,10 +242,11 @@ def outputs_table(t: Labels, result: dict[str, Any]) -> Table | None:
 def precision_section(ctx: Ctx, cols: GateCols) -> list[Block]:
     t = ctx.t
     table = pair_table(ctx, cols)
-    if table is None:
+    has_reference = any(get(g.result, "reference.model") for _, g in cols)
+    if table is None and not has_reference:
         table = matrix_table(ctx, cols, ("comparisons", "pairs"))
         return [table] if table is not None else generic_section(ctx, cols)
-    blocks: list[Block] = [table]
+    blocks: list[Block] = [table] if table is not None else []
     for run, gate in cols:
         prefix = f"{run.label}: " if ctx.merged else ""
         r = gate.result or {}
