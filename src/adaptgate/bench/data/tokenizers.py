@@ -88,14 +88,18 @@ class ServerTokenizer:
 
 
 async def fit_length(tok: Tokenizer, pool: list[int], n: int, rng: random.Random) -> str:
-    """Text that ``tok`` encodes to exactly ``n`` tokens (best effort after a few rounds)."""
+    """Text that ``tok`` encodes to exactly ``n`` tokens (best effort after a few rounds): sample
+    ``n`` ids, decode, re-encode, and grow or cut the id list by the difference."""
     ids = [rng.choice(pool) for _ in range(n)]
     text = await tok.decode(ids)
-    for _ in range(6):
-        got = await tok.encode(text)
-        if len(got) == n:
-            return text
-        ids = got[:n] if len(got) > n else got + [rng.choice(pool) for _ in range(n - len(got))]
+    for _ in range(8):
+        got = len(await tok.encode(text))
+        if got == n:
+            break
+        if got > n:
+            ids = ids[: max(1, len(ids) - (got - n))]
+        else:
+            ids = ids + [rng.choice(pool) for _ in range(n - got)]
         text = await tok.decode(ids)
     return text
 
