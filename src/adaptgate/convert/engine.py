@@ -223,6 +223,15 @@ def run_conversion(opts: ConvertOptions, out: Output | None = None) -> Conversio
         warnings=plan.warnings,
         errors=error_stats(plan, stats),
     )
+    if result.errors.nonfinite:
+        result.warnings.append(
+            f"{result.errors.nonfinite} FP8 codes in the source are NaN/inf; they stay NaN/inf"
+        )
+    if result.errors.saturated:
+        result.warnings.append(
+            f"{result.errors.saturated} values exceed the float16 range and were clamped to "
+            "+-65504; bf16 keeps them"
+        )
     result.seconds = round(time.perf_counter() - started, 3)
     result.write_json(opts.partial / RECORD_FILE)
     _publish(opts)
