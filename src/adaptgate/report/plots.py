@@ -8,13 +8,33 @@ when there is nothing to draw or matplotlib is not installed.
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+import json
+from collections.abc import Callable
+from functools import lru_cache, wraps
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 COLOURS = ("#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d53f8c", "#718096")
 STATUS_COLOURS = {"PASS": "#38a169", "FAIL": "#e53e3e", "ERROR": "#e53e3e", "SKIPPED": "#a0aec0"}
+
+
+F = TypeVar("F", bound=Callable[..., bytes])
+
+
+def cached(fn: F) -> F:
+    """Plots are language-neutral: a report rendered in two languages draws each one once."""
+
+    @lru_cache(maxsize=32)
+    def by_key(key: str) -> bytes:
+        return fn(*json.loads(key))
+
+    @wraps(fn)
+    def wrapper(*args: Any) -> bytes:
+        return by_key(json.dumps(args))
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _figure(width: float, height: float) -> Figure | None:
@@ -31,6 +51,7 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+@cached
 def gate_timing(columns: list[tuple[str, list[tuple[str, float, str]]]]) -> bytes:
     """Horizontal bars of seconds per gate, coloured by status; one group per run."""
     bars = [
@@ -53,6 +74,7 @@ def gate_timing(columns: list[tuple[str, list[tuple[str, float, str]]]]) -> byte
     return _png(fig)
 
 
+@cached
 def latency_bars(series: list[tuple[str, dict[str, dict[str, float]]]]) -> bytes:
     """Grouped bars: for each latency metric, its mean/p50/p90/p99 per column (run or window)."""
     metrics = [

@@ -231,3 +231,29 @@ def test_a_real_cpu_run_whose_serve_failed_says_so_up_front(cpu_run):
     assert "| Benchmark | SKIPPED | serve did not pass: no server to benchmark |" in md
     # precision measured nothing, yet its CPU reference is shown
     assert "### 7.1 CPU reference" in md and "Served-model check not run" in md
+
+
+def test_a_serve_gate_skipped_on_this_host_still_shows_its_plan(make_run):
+    why = "target ascend-a2 needs Ascend NPUs; this host has no /dev/davinci_manager"
+
+    def no_npu(record):
+        serve = _gate(record, "serve")
+        serve["status"], serve["reason"] = "SKIPPED", f"{why}; the launch plan is in RUNBOOK.md"
+        serve["result"].update(stage_a=None, stage_b=None, skipped=why)
+
+    md = _md(make_run(edit=no_npu))
+    section = md.split("## 5. Service launch")[1].split("## 6.")[0]
+    assert f"- Serve: **SKIPPED** - {why}; the launch plan is in RUNBOOK.md" in section
+    assert f"> Not served on this machine: {why}" in section
+    assert "### 5.1 Container" in section and "vllm serve /models/model \\" in section
+    assert "Stage A" not in section
+
+
+def test_an_errored_gate_is_an_error_up_front(make_run):
+    def error(record):
+        gate = _gate(record, "convert")
+        gate.update(status="ERROR", reason="internal error: OSError: disk full", exit_code=3)
+
+    md = _md(make_run(edit=error))
+    assert "Overall: **ERROR** - Convert ERROR: internal error: OSError: disk full" in md
+    assert "| Convert | **ERROR** | internal error: OSError: disk full |" in md
