@@ -20,13 +20,16 @@ def _ctx(run_dir: Path, model: Path) -> RunContext:
     return RunContext(run_dir, settings, RunRecord(run_dir=str(run_dir), settings=settings))
 
 
-def test_without_server_the_served_check_is_skipped(fp8_model: Path, tmp_path: Path) -> None:
+def test_without_server_the_served_check_is_skipped(
+    fp8_model: Path, prompts_file: Path, tmp_path: Path
+) -> None:
     ctx = _ctx(tmp_path, fp8_model)
-    outcome = PrecisionGate().run(ctx)
+    outcome = PrecisionGate(prompts_file=prompts_file, max_new_tokens=4).run(ctx)
     assert outcome.status is GateStatus.SKIPPED
     assert "serve gate did not run" in outcome.reason
     assert (tmp_path / "precision" / "reference" / "reference.json").is_file()
-    assert outcome.summary["prompts"] >= 5  # the built-in prompt set
+    assert outcome.summary["prompts"] == 3
+    assert outcome.summary["reference_mode"] == "full"
 
 
 def test_served_check_and_conversion_compare(
