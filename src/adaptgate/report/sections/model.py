@@ -74,7 +74,7 @@ def spec_rows(t: Labels, r: dict[str, Any]) -> Rows:
     if q.get("block_size"):
         quant += f", block_size [{num(q['block_size'])}]"
     if q.get("activation_scheme"):
-        quant += f", activation {q['activation_scheme']}"
+        quant += f", {t('spec.activation')} {q['activation_scheme']}"
     rows.append((t("spec.quant"), quant))
     if q.get("weight_dtype"):
         rows.append((t("spec.weight_dtype"), num(q["weight_dtype"])))

@@ -54,19 +54,19 @@ def pairs_of(result: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _side(d: dict[str, Any]) -> str:
+def _side(t: Labels, d: dict[str, Any]) -> str:
     """``FP8_BLOCK (cpu float32)``: what was computed, and where."""
     where = f"{d.get('device', '?')} {d.get('dtype', '')}".strip()
     if d.get("simulate"):
-        where += f", simulated {d['simulate']}"
+        where += f", {t('precision.simulated')} {d['simulate']}"
     return f"{d.get('quantization', '')} ({where})".strip()
 
 
 def pair_name(t: Labels, pair: dict[str, Any]) -> str:
-    ref = _side(pair.get("reference") or {})
+    ref = _side(t, pair.get("reference") or {})
     if "tensors" not in pair:
         return f"{t('precision.served')} `{pair.get('model', '')}` vs {ref}"
-    return f"{_side(pair.get('candidate') or {})} vs {ref}"
+    return f"{_side(t, pair.get('candidate') or {})} vs {ref}"
 
 
 def _value(metric: str, value: Any) -> str:
@@ -171,7 +171,7 @@ def localization(t: Labels, pair: dict[str, Any]) -> list[str]:
         items.append(t("precision.not_localized"))
     if loc.get("largest_jump_layer") is not None:
         items.append(
-            f"{t('precision.largest_jump')}: layer {num(loc['largest_jump_layer'])}, "
+            f"{t('precision.largest_jump')}: {t('col.layer')} {num(loc['largest_jump_layer'])}, "
             f"rel_l2 +{num(loc.get('largest_jump'))}"
         )
     return items

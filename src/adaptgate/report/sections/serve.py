@@ -150,8 +150,8 @@ def feature_rows(t: Labels, plan: dict[str, Any]) -> Rows:
         rows.append(
             (
                 t("serve.layout"),
-                f"TP={num(layout.get('tp'))}, DP={num(layout.get('dp'))}, "
-                f"EP={'on' if layout.get('expert_parallel') else 'off'}, "
+                f"TP={num(layout.get('tp'))}, DP={num(layout.get('dp'))}"
+                f"{', EP' if layout.get('expert_parallel') else ''}, "
                 f"{num(layout.get('nodes'))} x {num(layout.get('devices_per_node'))}: "
                 f"{layout.get('reason', '')}",
             )
