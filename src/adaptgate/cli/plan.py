@@ -118,8 +118,6 @@ def command(
         files = write_plan_outputs(plan, out_dir)
         out.status(f"wrote {', '.join(str(f) for f in files)}")
     emit_json(out, plan.to_json())
-    if out.human:
-        from rich.markdown import Markdown
-
-        out.console().print(Markdown(render_runbook(plan)))
+    if out.human:  # plain Markdown, never wrapped: every command stays copy-pasteable
+        out.console().print(render_runbook(plan), markup=False, highlight=False, soft_wrap=True)
     return 0

@@ -227,7 +227,9 @@ def _mtp(
     )
 
 
-def _validation(name: str, host: str, port: int) -> list[list[str]]:
+def _validation(
+    name: str, host: str, port: int, max_len: int, tools: bool, thinking: bool
+) -> list[list[str]]:
     base = f"http://{'127.0.0.1' if host in {'0.0.0.0', '::'} else host}:{port}"
     body = {
         "model": name,
@@ -247,8 +249,12 @@ def _validation(name: str, host: str, port: int) -> list[list[str]]:
             "-d",
             json.dumps(body, ensure_ascii=False),
         ],
-        ["adaptgate", "smoke", base, "--model", name],
-    ]
+        [
+            "adaptgate", "smoke", base, "--model", name, "--max-model-len", str(max_len),
+            *(["--tools"] if tools else []),
+            "--thinking" if thinking else "--no-thinking",
+        ],
+    ]  # fmt: skip
 
 
 def _paths(options: PlanOptions, route: str, name: str) -> tuple[str, str, ConversionStep | None]:
@@ -441,7 +447,7 @@ def build_plan(options: PlanOptions) -> LaunchPlan:
                 else ""
             ),
         ),
-        validation=_validation(name, host, options.port),
+        validation=_validation(name, host, options.port, max_len, chat.tools, chat.thinking),
         warnings=warnings,
     )
 

@@ -73,6 +73,7 @@ class ServerSpec:
     served_model_name: str | None = None
     ready_timeout_s: float = 900.0
     stop_grace_s: float = 30.0
+    term_grace_s: float = 10.0
     api_key: str | None = None
 
     @property
@@ -356,7 +357,7 @@ class ManagedServer:
             sent: list[str] = []
             steps = (
                 (signal.SIGINT, self.spec.stop_grace_s),
-                (signal.SIGTERM, 10.0),
+                (signal.SIGTERM, self.spec.term_grace_s),
                 (signal.SIGKILL, 10.0),
             )
             for sig, grace in steps:

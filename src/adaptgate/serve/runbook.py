@@ -75,7 +75,8 @@ def _steps(plan: LaunchPlan) -> list[str]:
         step += 1
     for node in plan.commands:
         where = "" if node.role == "single" else f" on node {node.node} ({node.role})"
-        out += [f"### {step}. Launch vLLM{where}", ""]
+        inside = " inside the container" if plan.container else ""
+        out += [f"### {step}. Launch vLLM{where}{inside}", ""]
         out += _code(node_script(plan, node, comments=False))
         step += 1
     out += [f"### {step}. Validate", ""]

@@ -52,6 +52,7 @@ def spec_for(tmp_path: Path, *, port: int | None = None, **kw: object) -> Server
         served_model_name="tiny",
         ready_timeout_s=60,
         stop_grace_s=3,
+        term_grace_s=2,
         **kw,  # type: ignore[arg-type]
     )
 
