@@ -63,14 +63,11 @@ def test_run_on_missing_model_is_one_line_exit_2_and_writes_nothing(tmp_path):
 def test_report_command_rerenders_from_run_json(tiny_model, tmp_path):
     model = tiny_model(arch="qwen3", format="bf16")
     run_dir = tmp_path / "run"
-    assert (
-        _adaptgate(
-            "run", str(model), "--target", "cpu", "--run-dir", str(run_dir), cwd=tmp_path
-        ).returncode
-        == 0
-    )
+    args = ["run", str(model), "--target", "cpu", "--run-dir", str(run_dir)]
+    done = _adaptgate(*args, "--only", "inspect,report", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
     (run_dir / "REPORT.md").unlink()
     done = _adaptgate("report", str(run_dir), "--json", cwd=tmp_path)
     assert done.returncode == 0
-    assert json.loads(done.stdout)["files"] == [str(run_dir / "REPORT.md")]
-    assert "# Adaptation report" in (run_dir / "REPORT.md").read_text()
+    assert str(run_dir / "REPORT.md") in json.loads(done.stdout)["files"]
+    assert "adaptation report" in (run_dir / "REPORT.md").read_text()
