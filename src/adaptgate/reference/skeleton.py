@@ -147,7 +147,7 @@ class LayeredModel:
         from transformers.modeling_utils import LoadStateDictConfig
 
         config = LoadStateDictConfig(
-            weight_mapping=self._mapping, dtype=self.dtype, device_map={"": self.device}
+            weight_mapping=self._mapping, dtype=self.dtype, device_map={"": str(self.device)}
         )
         info, _ = convert_and_load_state_dict_in_model(self.model, state, config)
         if info.conversion_errors:
@@ -212,19 +212,26 @@ def build_model(weights: WeightSource, device: str, dtype: torch.dtype) -> Layer
     from transformers.conversion_mapping import get_model_conversion_mapping
 
     config = build_config(weights)
+    if device.split(":", maxsplit=1)[0] == "npu":
+        try:
+            import torch_npu  # noqa: F401  (registers the npu device with torch)
+        except ImportError:
+            raise UsageError(
+                "device npu needs torch_npu", fix="install torch_npu matching your CANN"
+            ) from None
     try:
         dev = torch.device(device)
     except RuntimeError:
         raise UsageError(
             f"unknown torch device {device!r}", fix="use cpu, cuda, cuda:1, npu, npu:0, ..."
         ) from None
-    if dev.type == "npu":
-        try:
-            import torch_npu  # noqa: F401
-        except ImportError:
-            raise UsageError(
-                "device npu needs torch_npu", fix="install torch_npu matching your CANN"
-            ) from None
+    try:
+        torch.empty(1, device=dev)
+    except (RuntimeError, AssertionError) as exc:
+        raise UsageError(
+            f"torch cannot use device {device!r}: {str(exc).splitlines()[0]}",
+            fix="install a torch build for that device (or torch_npu), or use --device cpu",
+        ) from None
     with _meta_parameters():
         try:
             model = AutoModelForCausalLM.from_config(config, dtype=dtype)
