@@ -44,6 +44,14 @@ Examples:
               help="Write kvcache.json, the outlier plot and calibrated scales here.")  # fmt: skip
 @click.option("--thresholds", "thresholds_file", type=click.Path(path_type=Path),
               help="A YAML file shaped like adaptgate/kvcache/thresholds.yaml.")  # fmt: skip
+@click.option(
+    "--prefill",
+    type=click.Choice(["engine", "fresh", "cache"]),
+    default="engine",
+    show_default=True,
+    help="Where prefill attention reads K/V: as each format's engine does (vLLM V1: the "
+    "quantized cache; vllm-ascend C8: the fresh K/V), or forced for every format.",
+)
 @click.option("--threads", type=click.IntRange(min=1), help="torch threads (default: auto).")
 @output_options
 @handle_errors
@@ -56,6 +64,7 @@ def command(
     dtype: str,
     out_dir: Path | None,
     thresholds_file: Path | None,
+    prefill: str,
     threads: int | None,
     out: Output,
 ) -> int:
@@ -74,6 +83,7 @@ def command(
         out=out_dir,
         thresholds_file=thresholds_file,
         threads=threads,
+        prefill=prefill,
     )
     result = run_kvcache(cfg, out)
     emit_json(out, result.to_json())

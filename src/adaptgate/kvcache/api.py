@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from adaptgate.kvcache.result import FormatReport, KVCacheResult
     from adaptgate.kvcache.run import ModelShape, Simulation
     from adaptgate.kvcache.scan import LayerScan
+    from adaptgate.kvcache.sim import Arm
 
 RESULT_FILE = "kvcache.json"
 PLOT_FILE = "kvcache_outliers.png"
@@ -41,6 +42,11 @@ class KVCacheConfig(BaseModel):
     threads: int | None = Field(None, ge=1, description="torch threads; None: 1 for tiny models")
     thresholds_file: Path | None = None
     plot: bool = True
+    prefill: Literal["engine", "fresh", "cache"] = Field(
+        "engine",
+        description="where prefill attention reads K/V: as the format's engine does (vLLM V1: "
+        "the cache; vllm-ascend C8: fresh K/V), or forced",
+    )
 
     @field_validator("kv_dtypes")
     @classmethod
@@ -113,13 +119,19 @@ def _scan_summary(scans: list[LayerScan], name: str) -> dict[str, float | int]:
 
 
 def _report(
-    fmt: KVFormat, ss: ScaleSet, sim: Simulation, scans: list[LayerScan], th: KVThresholds
+    fmt: KVFormat,
+    arm: Arm,
+    sim: Simulation,
+    scans: list[LayerScan],
+    th: KVThresholds,
+    refused: str | None = None,
 ) -> FormatReport:
     from adaptgate.kvcache.degeneration import measure
     from adaptgate.kvcache.result import FormatReport, ScaleReport, ScanSummary
     from adaptgate.kvcache.verdict import decide, judge_layer, reason_text
     from adaptgate.precision.metrics import generation_metrics
 
+    ss = arm.scales
     for ls in scans:
         judge_layer(ls, ls.formats[fmt.name], fmt, th)
     at_risk = [ls.name for ls in scans if ls.formats[fmt.name].at_risk]
@@ -146,7 +158,7 @@ def _report(
         "nonfinite_steps": float(run.nonfinite),
     }
     verdict, checks = decide(values, th, fmt.name)
-    notes = list(ss.notes)
+    notes = list(ss.notes) + ([refused] if refused else [])
     if summary["saturated"]:
         notes.insert(
             0,
@@ -165,9 +177,10 @@ def _report(
         format=fmt.name,
         title=fmt.title,
         engine=fmt.engine,
-        prefill=fmt.prefill,
+        prefill=arm.prefill,
         how_enabled=fmt.how_enabled,
         vllm_flag=fmt.vllm_flag,
+        deployable=refused is None,
         scales=scales,
         verdict=verdict,
         reason=reason_text(verdict, checks, at_risk, notes),
@@ -187,7 +200,11 @@ def _report(
 def recommend(reports: list[FormatReport], scales: ScaleMode) -> tuple[str, str, str]:
     """(vLLM --kv-cache-dtype, Ascend cache, the sentence)."""
     by_name = {r.format: r for r in reports}
-    safe = [n for n in VLLM_PREFERENCE if n in by_name and by_name[n].verdict == "SAFE"]
+    safe = [
+        n
+        for n in VLLM_PREFERENCE
+        if n in by_name and by_name[n].verdict == "SAFE" and by_name[n].deployable
+    ]
     vllm = safe[0] if safe else "auto"
     c8 = by_name.get("int8_c8")
     ascend = "C8" if c8 is not None and c8.verdict == "SAFE" else "none"
@@ -198,8 +215,11 @@ def recommend(reports: list[FormatReport], scales: ScaleMode) -> tuple[str, str,
             text += " with the calibrated k/v scales merged into the checkpoint"
     elif tested:
         text = (
-            "vLLM: --kv-cache-dtype auto (no FP8 cache is SAFE: "
-            + ", ".join(f"{n} {by_name[n].verdict}" for n in tested)
+            "vLLM: --kv-cache-dtype auto (no deployable FP8 cache is SAFE: "
+            + ", ".join(
+                f"{n} {by_name[n].verdict}" + ("" if by_name[n].deployable else " but refused")
+                for n in tested
+            )
             + ")"
         )
     else:
@@ -242,7 +262,7 @@ def run_kvcache(cfg: KVCacheConfig, out: Output | None = None) -> KVCacheResult:
         simulate,
         torch_threads,
     )
-    from adaptgate.kvcache.scales import attention_prefixes
+    from adaptgate.kvcache.scales import attention_prefixes, engine_refuses
     from adaptgate.kvcache.sim import Arm
     from adaptgate.kvcache.verdict import load_kv_thresholds
     from adaptgate.reference.prompts import builtin_prompts, encode_prompts, load_prompts
@@ -268,12 +288,22 @@ def run_kvcache(cfg: KVCacheConfig, out: Output | None = None) -> KVCacheResult:
         cal_s = time.perf_counter() - t1
         sets = _scale_sets(cfg, formats, session, shape, prefixes, calibration)
         arms = [
-            Arm(ss, ss.format.prefill, shape.kv_heads, shape.head_dim, param_dtype) for ss in sets
+            Arm(
+                ss,
+                ss.format.prefill if cfg.prefill == "engine" else cfg.prefill,
+                shape.kv_heads,
+                shape.head_dim,
+                param_dtype,
+            )
+            for ss in sets
         ]
         with progress(len(encoded) * cfg.new_tokens, "kvcache", unit="tokens") as bar:
             sim = simulate(session, shape, encoded, arms, cfg.new_tokens, tick=bar.advance)
     scans = sim.scan.result(prefixes)
-    reports = [_report(f, ss, sim, scans, thresholds) for f, ss in zip(formats, sets, strict=True)]
+    reports = [
+        _report(f, a, sim, scans, thresholds, engine_refuses(f, session.ckpt))
+        for f, a in zip(formats, arms, strict=True)
+    ]
     vllm, ascend, sentence = recommend(reports, cfg.scales)
     result = KVCacheResult(
         model=ModelInfo(

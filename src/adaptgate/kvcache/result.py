@@ -73,6 +73,7 @@ class FormatReport(BaseModel):
     )
     how_enabled: str
     vllm_flag: str | None
+    deployable: bool = Field(True, description="False: the engine refuses this checkpoint")
     scales: ScaleReport
     verdict: Verdict
     reason: str

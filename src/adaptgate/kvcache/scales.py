@@ -216,6 +216,25 @@ def checkpoint_scales(
     return ScaleSet(fmt, "checkpoint", layers, notes)
 
 
+def engine_refuses(fmt: KVFormat, ckpt: Checkpoint) -> str | None:
+    """Why the engine would refuse to serve this checkpoint with ``fmt``, or None.
+
+    vLLM (``_init_kv_cache_quant``) raises "fp8_e5m2 kv-cache is not supported with fp8
+    checkpoints" whenever the checkpoint's quantization gives attention a KV-scale method:
+    ``quant_method: fp8``, or compressed-tensors with a ``kv_cache_scheme``."""
+    from adaptgate.formats.detect import detect_quantization
+
+    if fmt.name != "fp8_e5m2":
+        return None
+    scheme = detect_quantization(ckpt.config, ckpt.tensors, ckpt.quant_description)
+    if scheme.method == "fp8" or (scheme.method == "compressed-tensors" and scheme.kv_cache_scheme):
+        return (
+            f"vLLM refuses fp8_e5m2 for this {scheme.label} checkpoint "
+            '("fp8_e5m2 kv-cache is not supported with fp8 checkpoints")'
+        )
+    return None
+
+
 def write_scales(out_dir: Path, sets: list[ScaleSet], prefixes: list[str]) -> list[Path]:
     """Writes calibrated scales in the engines' tensor names: vLLM's per-tensor
     ``<attn>.k_scale``/``v_scale`` (float32 scalars) with the compressed-tensors

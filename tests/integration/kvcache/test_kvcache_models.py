@@ -54,6 +54,8 @@ def test_planted_biases_calibrated_scales(planted_model: Path, tmp_path: Path) -
     )
     e4m3 = result.format("fp8_e4m3")
     assert e4m3 is not None and e4m3.verdict in ("SAFE", "RISKY")
+    c8 = result.format("int8_c8")
+    assert e4m3.prefill == "cache" and c8 is not None and c8.prefill == "fresh"  # the engines
     assert e4m3.reason and e4m3.scan.overflow_fraction <= 0.001
     if e4m3.verdict == "RISKY":
         assert any(not c.passed for c in e4m3.checks)

@@ -141,3 +141,17 @@ def test_unit_scales() -> None:
     ss = unit_scales(get_format("int8_c8"), 2, CH)
     assert ss.source == "unit" and ss.layers[0].k_offset is not None
     assert float(unit_scales(get_format("fp8_e4m3"), 2, CH).layers[1].v) == 1.0
+
+
+def test_vllm_refuses_e5m2_for_fp8_checkpoints(tmp_path: Path) -> None:
+    from adaptgate.kvcache.scales import engine_refuses
+
+    plain = open_checkpoint(_ckpt(tmp_path / "a", {}))
+    assert engine_refuses(get_format("fp8_e5m2"), plain) is None
+    root = _ckpt(tmp_path / "b", {})
+    cfg = json.loads((root / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "fp8", "weight_block_size": [128, 128]}
+    (root / "config.json").write_text(json.dumps(cfg))
+    fp8 = open_checkpoint(root)
+    assert "refuses fp8_e5m2" in str(engine_refuses(get_format("fp8_e5m2"), fp8))
+    assert engine_refuses(get_format("fp8_e4m3"), fp8) is None
