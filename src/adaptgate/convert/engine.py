@@ -8,8 +8,6 @@ rerun after a kill reuses it. The source is only ever read.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
 import shutil
 import threading
@@ -33,9 +31,10 @@ from adaptgate.convert.record import (
     error_stats,
     tensor_records,
 )
+from adaptgate.convert.source import Sources
 from adaptgate.convert.state import INCOMPLETE, ConvertState, ShardDone
 from adaptgate.convert.validate import check_disk_space, check_scales
-from adaptgate.convert.work import Sources, TensorStats, Worker
+from adaptgate.convert.work import TensorStats, Worker
 
 RECORD_FILE = "conversion.json"
 
@@ -46,31 +45,6 @@ def jobs_of(plan: ConversionPlan) -> list[list[TensorPlan]]:
     for t in plan.tensors:
         jobs.setdefault(t.source, []).append(t)
     return list(jobs.values())
-
-
-class _SourceHasher(threading.Thread):
-    """sha256 of every source file, in the background."""
-
-    def __init__(self, ckpt: Checkpoint, enabled: bool) -> None:
-        super().__init__(daemon=True, name="adaptgate-hash")
-        self.files = [(rel, ckpt.root / rel) for rel in ckpt.weight_files]
-        self.enabled = enabled
-        self.hashes: list[SourceHash] = []
-
-    def run(self) -> None:
-        if hasattr(os, "setpriority"):  # Linux: per thread; conversion work goes first
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        for rel, path in self.files:
-            digest = None
-            try:
-                if self.enabled:
-                    with path.open("rb") as fh:
-                        digest = hashlib.file_digest(fh, "sha256").hexdigest()
-                size = path.stat().st_size
-            except OSError:  # the conversion itself reports an unreadable source
-                size = -1
-            self.hashes.append(SourceHash(file=rel, size=size, sha256=digest))
 
 
 def _check_paths(ckpt: Checkpoint, opts: ConvertOptions) -> None:
@@ -104,6 +78,17 @@ class _Run:
         self.remaining: dict[str, int] = {}
         self.stats: dict[str, dict[str, TensorStats]] = defaultdict(dict)
         self.lock = threading.Lock()
+
+    def source_reads(self, ckpt: Checkpoint) -> dict[str, list[tuple[int, int]]]:
+        """Per source file, the byte ranges this run's jobs read."""
+        reads: dict[str, list[tuple[int, int]]] = {}
+        todo = {s.file for s in self.todo}
+        for job in jobs_of(self.plan):
+            if job[0].shard in todo:
+                info = ckpt.tensors[job[0].source]
+                begin = ckpt.headers[info.file].data_start + info.data_offsets[0]
+                reads.setdefault(info.file, []).append((begin, begin + info.nbytes))
+        return reads
 
     def open_shard(self, file: str) -> None:
         shard = next(s for s in self.plan.shards if s.file == file)
@@ -142,11 +127,11 @@ class _Run:
                         self.open_shard(job[0].shard)
                     while len(pending) >= limit:
                         self._collect(pending, bar_advance)
-                    sources.prefetch(job[0].source)  # read-ahead while earlier jobs compute
                     pending[pool.submit(worker.run, job)] = job
                 while pending:
                     self._collect(pending, bar_advance)
             except BaseException:
+                sources.abort()  # workers waiting to hash in order stop waiting
                 for fut in pending:
                     fut.cancel()
                 for writer in self.writers.values():
@@ -188,18 +173,17 @@ def run_conversion(opts: ConvertOptions, out: Output | None = None) -> Conversio
     kept = state.prepare(plan)
     if kept:
         out.status(f"resuming: {len(kept)} of {len(plan.shards)} shards already done and verified")
-    hasher = _SourceHasher(ckpt, opts.hash_sources)
-    hasher.start()
     run = _Run(plan, opts, state, kept)
     todo_bytes = sum(s.data_size for s in run.todo)
-    sources = Sources(ckpt)
+    reads = run.source_reads(ckpt) if opts.hash_sources else None
+    sources = Sources(ckpt, reads, direct=opts.direct_io)
     try:
         with progress(todo_bytes, f"convert -> {opts.target.value}", unit="bytes") as bar:
             run.execute(sources, workers, bar.advance)
+        digests = sources.hashes()
     finally:
         sources.close()
     written = write_model_files(ckpt, plan, opts.partial)
-    hasher.join()
     done = state.all_done()
     stats = {name: s for d in done.values() for name, s in d.tensors.items()}
     from adaptgate.convert.kernels import checksum_algorithm, kernel_name
@@ -212,7 +196,9 @@ def run_conversion(opts: ConvertOptions, out: Output | None = None) -> Conversio
         source_scheme=plan.source_scheme,
         kernel=kernel_name(),
         checksum=checksum_algorithm(),
-        sources=hasher.hashes,
+        sources=[
+            SourceHash(file=f.file, size=f.size, sha256=digests.get(f.file)) for f in plan.sources
+        ],
         bytes_in=sum(f.size for f in plan.sources),
         bytes_out=plan.output_bytes + sum((opts.partial / f).stat().st_size for f in written),
         seconds=0.0,

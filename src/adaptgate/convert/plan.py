@@ -14,7 +14,7 @@ from pathlib import Path
 
 from adaptgate.checkpoint import Checkpoint, TensorInfo
 from adaptgate.convert.errors import ConversionInputError
-from adaptgate.convert.layout import layout_shards, natural_key
+from adaptgate.convert.layout import layout_shards
 from adaptgate.convert.models import (
     Action,
     ConversionPlan,
@@ -128,7 +128,9 @@ class _Builder:
 
     def classify(self) -> list[list[TensorPlan]]:
         tensors = self.ckpt.tensors
-        names = sorted(tensors, key=natural_key)
+        files = {rel: i for i, rel in enumerate(self.ckpt.weight_files)}
+        # jobs in the order the bytes lie on disk: workers read every file front to back
+        names = sorted(tensors, key=lambda n: (files[tensors[n].file], tensors[n].data_offsets))
         for name in names:
             info = tensors[name]
             if info.dtype in FP8_CODES:

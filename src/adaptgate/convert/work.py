@@ -7,18 +7,15 @@ few tens of MB per worker whatever the tensor size.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
-from adaptgate.checkpoint import Checkpoint
-from adaptgate.convert.io import BufferPool, ShardWriter, read_exact
+from adaptgate.convert.io import BufferPool, ShardWriter
 from adaptgate.convert.kernels import checksum
 from adaptgate.convert.models import Action, ConversionPlan, Target, TensorPlan
+from adaptgate.convert.source import Sources
 from adaptgate.formats.dequantize import ceil_div, dequantize_codes, scale_grid
 
 if TYPE_CHECKING:
@@ -45,37 +42,6 @@ class TensorStats(BaseModel):
         if self.err_sq is None or not self.ref_sq:
             return None
         return math.sqrt(self.err_sq / self.ref_sq)
-
-
-@dataclass
-class Sources:
-    """Open descriptors of the source files (``pread`` is thread-safe)."""
-
-    ckpt: Checkpoint
-    fds: dict[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for rel in self.ckpt.weight_files:
-            self.fds[rel] = os.open(self.ckpt.root / rel, os.O_RDONLY)
-
-    def read(self, name: str, view: memoryview, start: int = 0) -> None:
-        info = self.ckpt.tensors[name]
-        begin = self.ckpt.headers[info.file].data_start + info.data_offsets[0] + start
-        read_exact(self.fds[info.file], begin, view, f"{info.file}: tensor {name}")
-
-    def prefetch(self, name: str) -> None:
-        """Asks the kernel to start reading a tensor now (it is needed a few jobs later)."""
-        if not hasattr(os, "posix_fadvise"):
-            return
-        info = self.ckpt.tensors[name]
-        begin = self.ckpt.headers[info.file].data_start + info.data_offsets[0]
-        with contextlib.suppress(OSError):
-            os.posix_fadvise(self.fds[info.file], begin, info.nbytes, os.POSIX_FADV_WILLNEED)
-
-    def close(self) -> None:
-        for fd in self.fds.values():
-            os.close(fd)
-        self.fds.clear()
 
 
 def _bands(rows: int, cols: int, bn: int, itemsize: int) -> list[tuple[int, int, int]]:
@@ -125,8 +91,9 @@ class Worker:
         crc, done, dst = 0, 0, self._offset(t)
         while done < t.nbytes:
             n = min(BAND_BYTES, t.nbytes - done)
-            view = self.pool.get("copy", n, phase=dst + done)
-            self.sources.read(t.source, view, done)
+            src = self.sources.read(t.source, done, n)
+            view = self.pool.get("copy", n, phase=dst + done)  # aligned like its file offset
+            view[:] = src
             crc = checksum(view, crc)
             self.writers[t.shard].write_at(dst + done, view)
             done += n
@@ -145,8 +112,7 @@ class Worker:
         dst = self._offset(t)
         for e0 in range(0, numel, step):
             n = min(step, numel - e0)
-            src_view = self.pool.get("in", n * src_size)
-            self.sources.read(t.source, src_view, e0 * src_size)
+            src_view = self.sources.read(t.source, e0 * src_size, n * src_size)
             x = torch.frombuffer(src_view, dtype=torch.uint8).view(src_dtype)
             out_view = self.pool.get("out", n * dst_size, phase=dst + e0 * dst_size)
             y = torch.frombuffer(out_view, dtype=torch.uint8).view(dst_dtype)
@@ -162,8 +128,7 @@ class Worker:
         import numpy as np
 
         cols = t.source_shape[1]
-        view = self.pool.get("in", (r1 - r0) * cols)
-        self.sources.read(t.source, view, r0 * cols)
+        view = self.sources.read(t.source, r0 * cols, (r1 - r0) * cols)
         return np.frombuffer(view, dtype=np.uint8).reshape(r1 - r0, cols)
 
     def _grid(self, t: TensorPlan) -> torch.Tensor:
