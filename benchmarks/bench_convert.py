@@ -9,7 +9,7 @@ model.safetensors of 5.19 GB), then measures, each in a child process:
   float32, save_file the whole dict);
 - adaptgate: ``adaptgate convert SRC OUT --to bf16`` (streaming, default options);
 - disk floor: ``dd`` reading the input and ``dd`` writing as many bytes as the output (buffered
-  with fdatasync, and O_DIRECT; the faster one counts).
+  with fdatasync, and both with O_DIRECT; the faster one counts).
 
 For each: wall time, peak RSS of the child (wait4), output GB/s. Page caches are dropped before
 each measurement when running as root (``--no-drop-caches`` to keep them). ``--scale 0.25``
@@ -215,12 +215,14 @@ def dir_bytes(path: Path) -> int:
 def measure_floor(src: Path, out_bytes: int, work: Path, drop: bool) -> list[Measure]:
     count = max(1, out_bytes // (16 << 20))
     results = []
-    for label, flags in (
-        ("buffered+fdatasync", ["conv=fdatasync"]),
-        ("O_DIRECT", ["oflag=direct"]),
+    for label, rflags, wflags in (
+        ("buffered+fdatasync", [], ["conv=fdatasync"]),
+        ("O_DIRECT", ["iflag=direct"], ["oflag=direct"]),
     ):
         drop_caches(drop)
-        r, rss_r, cpu_r = run_child(["dd", f"if={src}", "of=/dev/null", "bs=16M", "status=none"])
+        r, rss_r, cpu_r = run_child(
+            ["dd", f"if={src}", "of=/dev/null", "bs=16M", "status=none", *rflags]
+        )
         target = work / "floor.bin"
         w, rss_w, cpu_w = run_child(
             [
@@ -230,7 +232,7 @@ def measure_floor(src: Path, out_bytes: int, work: Path, drop: bool) -> list[Mea
                 "bs=16M",
                 f"count={count}",
                 "status=none",
-                *flags,
+                *wflags,
             ]
         )
         target.unlink()
