@@ -1,11 +1,13 @@
-"""The one hot loop of conversion: a per-block lookup-table gather.
+"""The hot loops of conversion: a per-block lookup-table gather, and CRC-32C checksums.
 
 Dequantizing an FP8 block is ``out[r, c] = lut[r // bn, c // bk][code[r, c]]`` where each block's
 256-entry table was computed by torch as ``float32(fp8 value) * float32(scale)`` rounded once to
 the target type. The tables carry all the arithmetic, so any gather is bit-identical to torch's
 own float32 dequantization. A small C kernel (compiled on first use with the system C compiler,
 cached) does the gather; without a compiler a numpy version does the same, more slowly.
-``ADAPTGATE_KERNEL=numpy`` forces the numpy path.
+``ADAPTGATE_KERNEL=numpy`` forces the numpy path. Checksums of written tensors are CRC-32C
+(SSE4.2 instruction where available) with the kernel, zlib's CRC-32 without it; the algorithm
+is recorded next to every checksum.
 """
 
 from __future__ import annotations
