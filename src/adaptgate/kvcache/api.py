@@ -137,6 +137,7 @@ def _report(
     at_risk = [ls.name for ls in scans if ls.formats[fmt.name].at_risk]
     run = sim.formats[fmt.name]
     logits = run.logits.result()
+    per_step = [acc.result() for acc in run.per_step]
     generation = generation_metrics(list(zip(sim.baseline, run.tokens, strict=True)))
     degeneration = [measure(t, b) for t, b in zip(run.tokens, sim.baseline, strict=True)]
     increase = sum(d.increase for d in degeneration) / max(1, len(degeneration))
@@ -188,7 +189,8 @@ def _report(
         layers_at_risk=at_risk,
         scan=ScanSummary(**summary),
         logits=logits,
-        kl_per_step=[acc.result().kl_mean for acc in run.per_step],
+        kl_per_step=[r.kl_mean for r in per_step],
+        top1_per_step=[r.top1_agreement for r in per_step],
         generation=generation,
         degeneration=degeneration,
         repetition_increase=increase,

@@ -82,6 +82,7 @@ class FormatReport(BaseModel):
     scan: ScanSummary
     logits: LogitMetrics = Field(description="teacher-forced, every step of every prompt")
     kl_per_step: list[float] = Field(description="mean KL over prompts at each step")
+    top1_per_step: list[float] = Field(description="top-1 agreement over prompts at each step")
     generation: GenerationMetrics
     degeneration: list[Degeneration]
     repetition_increase: float

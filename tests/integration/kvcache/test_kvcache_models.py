@@ -39,6 +39,9 @@ def test_planted_biases_unit_scales(planted_model: Path, tmp_path: Path) -> None
     assert again.format("fp8_e4m3") == e4m3
     assert (out / "kvcache_outliers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(e4m3.kl_per_step) == TOKENS and len(e4m3.degeneration) == result.settings.prompts
+    assert len(e4m3.top1_per_step) == TOKENS
+    mean_kl = sum(e4m3.kl_per_step) / TOKENS  # every prompt has every step: means agree
+    assert abs(mean_kl - e4m3.logits.kl_mean) < 1e-9
 
 
 def test_planted_biases_calibrated_scales(planted_model: Path, tmp_path: Path) -> None:
