@@ -68,9 +68,15 @@ def _answer(ctx: SmokeContext, prompt: str, **extra: Any) -> tuple[Any, str, str
 
 def _no_answer(reply: Any, reasoning: str) -> Outcome:
     finish = choice_of(reply).get("finish_reason")
+    where = ""
+    if reasoning:
+        where = (
+            ": the token budget ended inside the reasoning"
+            if finish == "length"
+            else ": the reply ended inside the reasoning"
+        )
     return Outcome.failed(
-        f"no final answer (finish_reason {finish}"
-        + (", the budget ended inside the reasoning)" if reasoning else ")"),
+        f"no final answer (finish_reason {finish}){where}",
         evidence(reply, reasoning=excerpt(reasoning, 200)),
     )
 

@@ -213,7 +213,11 @@ def lengths(
             facts.context_length, capacity, asked=options.max_model_len
         )
         memory = sizing.cpu_memory_summary(result, route, kv_gib, block, max_len)
-        return result, memory, layout, max_len, why
+        why_layout = (
+            f"one CPU engine (TP=1); its KV cache is VLLM_CPU_KVCACHE_SPACE={kv_gib} GiB = "
+            f"{memory.predicted_kv_tokens:,} tokens, not a fraction of the RAM"
+        )
+        return result, memory, layout.model_copy(update={"reason": why_layout}), max_len, why
     max_len, why = sizing.choose_max_model_len(
         facts.context_length, chosen.max_len_one_seq, asked=options.max_model_len
     )

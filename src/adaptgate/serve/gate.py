@@ -63,7 +63,9 @@ def kv_cache_dtype(ctx: RunContext) -> str:
     return dtype if dtype in KV_CACHE_DTYPES else "auto"
 
 
-def _plan_options(ctx: RunContext, stage: str, route: str | None) -> PlanOptions:
+def _plan_options(
+    ctx: RunContext, stage: str, route: str | None, *, port: int | None = None
+) -> PlanOptions:
     s = ctx.settings
     return PlanOptions.model_validate(
         {
@@ -76,7 +78,7 @@ def _plan_options(ctx: RunContext, stage: str, route: str | None) -> PlanOptions
             "stage": stage,
             "route": route,
             "kv_cache_dtype": kv_cache_dtype(ctx),
-            "port": 0 if s.target == "cpu" else 8000,
+            "port": port if port is not None else (0 if s.target == "cpu" else 8000),
         }
     )
 
@@ -116,7 +118,7 @@ class ServeGate(Gate):
             return GateOutcome.skipped("inspect did not pass")
         out_dir = ctx.gate_dir(self.name)
         try:
-            plan = build_plan(_plan_options(ctx, "real", None))
+            plan = build_plan(_plan_options(ctx, "real", None, port=8000))  # the runbook's
         except PlanError as exc:
             return GateOutcome(GateStatus.FAIL, exc.one_line())
         artifacts = write_plan_outputs(plan, out_dir / "plan")
