@@ -149,3 +149,19 @@ def test_killing_adaptgate_leaves_no_engine_behind(
             proc.wait()
     if sig != signal.SIGKILL:
         assert proc.returncode in {0, 130}
+
+
+def test_serve_smoke_records_the_checks(fake_vllm: Path, tiny_bf16: Path, tmp_path: Path) -> None:
+    """The fake engine serves /v1/models but no completions: the smoke run says so."""
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [*serve_cmd(tiny_bf16, run, "--port", "0", "--smoke"), "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    result = json.loads(done.stdout)
+    first = result["smoke"]["checks"][0]
+    assert (first["id"], first["status"]) == ("models", "PASS")
+    assert result["smoke"]["protocol_verdict"] == "FAIL"
+    assert "smoke protocol checks failed" in result["reason"]
+    assert (run / "smoke.json").is_file()
