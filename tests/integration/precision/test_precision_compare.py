@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from adaptgate.cli.compare import command as compare_command
@@ -28,6 +29,11 @@ def test_unchanged_model_passes(
     assert result.localization.name is None
     assert result.row("logits").metrics.max_abs_err == 0.0  # type: ignore[union-attr]
     assert (tmp_path / "depth.png").stat().st_size > 1000
+    # the dumps themselves are identical, tensor for tensor
+    from safetensors.torch import load_file
+
+    ta, tb = load_file(a / "reference.safetensors"), load_file(b / "reference.safetensors")
+    assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
 
 
 def test_transposed_scales_fail_and_name_the_layer(
