@@ -79,17 +79,6 @@ class _Run:
         self.stats: dict[str, dict[str, TensorStats]] = defaultdict(dict)
         self.lock = threading.Lock()
 
-    def source_reads(self, ckpt: Checkpoint) -> dict[str, list[tuple[int, int]]]:
-        """Per source file, the byte ranges this run's jobs read."""
-        reads: dict[str, list[tuple[int, int]]] = {}
-        todo = {s.file for s in self.todo}
-        for job in jobs_of(self.plan):
-            if job[0].shard in todo:
-                info = ckpt.tensors[job[0].source]
-                begin = ckpt.headers[info.file].data_start + info.data_offsets[0]
-                reads.setdefault(info.file, []).append((begin, begin + info.nbytes))
-        return reads
-
     def open_shard(self, file: str) -> None:
         shard = next(s for s in self.plan.shards if s.file == file)
         path = self.opts.partial / (file + INCOMPLETE)
@@ -131,7 +120,6 @@ class _Run:
                 while pending:
                     self._collect(pending, bar_advance)
             except BaseException:
-                sources.abort()  # workers waiting to hash in order stop waiting
                 for fut in pending:
                     fut.cancel()
                 for writer in self.writers.values():
@@ -175,8 +163,7 @@ def run_conversion(opts: ConvertOptions, out: Output | None = None) -> Conversio
         out.status(f"resuming: {len(kept)} of {len(plan.shards)} shards already done and verified")
     run = _Run(plan, opts, state, kept)
     todo_bytes = sum(s.data_size for s in run.todo)
-    reads = run.source_reads(ckpt) if opts.hash_sources else None
-    sources = Sources(ckpt, reads, direct=opts.direct_io)
+    sources = Sources(ckpt, digest=opts.hash_sources, direct=opts.direct_io)
     try:
         with progress(todo_bytes, f"convert -> {opts.target.value}", unit="bytes") as bar:
             run.execute(sources, workers, bar.advance)
@@ -197,7 +184,7 @@ def run_conversion(opts: ConvertOptions, out: Output | None = None) -> Conversio
         kernel=kernel_name(),
         checksum=checksum_algorithm(),
         sources=[
-            SourceHash(file=f.file, size=f.size, sha256=digests.get(f.file)) for f in plan.sources
+            SourceHash(file=f.file, size=f.size, digest=digests.get(f.file)) for f in plan.sources
         ],
         bytes_in=sum(f.size for f in plan.sources),
         bytes_out=plan.output_bytes + sum((opts.partial / f).stat().st_size for f in written),

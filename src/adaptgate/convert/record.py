@@ -17,7 +17,11 @@ _LAYER = re.compile(r"^(.*?\.layers\.\d+)\.")
 class SourceHash(BaseModel):
     file: str
     size: int
-    sha256: str | None = Field(description="of the whole file; None when hashing was skipped")
+    digest: str | None = Field(
+        description="sha256(sha256(header) || sha256(each tensor's bytes, in file order)); "
+        "adaptgate.convert.source.file_digest recomputes it; None when hashing was skipped"
+    )
+    algorithm: str = "sha256-tensors"
 
 
 class TensorRecord(BaseModel):

@@ -1,120 +1,86 @@
-"""Reading the source: direct I/O, and each file's sha256 computed from the same reads.
+"""Reading the source with direct I/O, and a content digest of every file from the same reads.
 
-Jobs run in source-file order, so together the workers read every file front to back. Each read
-goes through ``O_DIRECT`` where the file system allows it (on small VMs filling the page cache
-costs more CPU than converting), into a page-aligned pool buffer. The sha256 of every file is
-computed from those same bytes: a worker that has read bytes ``[a, b)`` waits until the file's
-digest has reached ``a``, adds its bytes and moves it to ``b``. Bytes no job reads (the header,
-scales, dropped tensors, shards kept from an earlier run) are read and added by whichever worker
-reaches them first. So the source is read from disk once, and hashing costs no extra I/O.
+Each read goes through ``O_DIRECT`` where the file system allows it (on small VMs filling the
+page cache costs more CPU than converting) into a page-aligned pool buffer. Every tensor's bytes
+are hashed (sha256) by the worker that reads them, in order, as they pass; tensors no job reads
+(scales, dropped tensors, shards kept from an earlier run) are read and hashed at the end. A
+file's digest is ``sha256(sha256(header) || sha256(tensor) for each tensor in file order)`` --
+the tensors tile the data section, so it covers every byte, and the source is read from disk once
+without any worker waiting for another. :func:`file_digest` computes the same from a path.
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import errno
 import hashlib
 import os
-import threading
 from pathlib import Path
+from typing import Any
 
-from adaptgate.checkpoint import Checkpoint
+from adaptgate.checkpoint import Checkpoint, read_safetensors_header
 from adaptgate.convert.io import ALIGN, BufferPool, read_exact
 from adaptgate.errors import CheckpointFormatError
 
+DIGEST_ALGORITHM = "sha256-tensors"
 _DIRECT_MIN = 1 << 20
-_GAP_CHUNK = 16 << 20
+_CHUNK = 16 << 20
 
 
-class Aborted(RuntimeError):
-    """Another worker failed; this one stops waiting."""
+def combine(header_sha: bytes, tensor_shas: list[bytes]) -> str:
+    outer = hashlib.sha256(header_sha)
+    for digest in tensor_shas:
+        outer.update(digest)
+    return outer.hexdigest()
 
 
-class _FileDigest:
-    """The sha256 of one file, fed in order by the threads that read it."""
+def _hash_range(fd: int, begin: int, end: int) -> bytes:
+    sha = hashlib.sha256()
+    pos = begin
+    while pos < end:
+        data = os.pread(fd, min(_CHUNK, end - pos), pos)
+        if not data:
+            raise CheckpointFormatError(
+                f"file ends at byte {pos}, inside a tensor", fix="re-download the shard"
+            )
+        sha.update(data)
+        pos += len(data)
+    return sha.digest()
 
-    def __init__(self, path: Path, fd: int, owned: list[tuple[int, int]], size: int) -> None:
-        self.path, self.fd, self.size = path, fd, size
-        self.starts = [a for a, _ in owned]
-        self.owned = owned
-        self.pos = 0
-        self.sha = hashlib.sha256()
-        self.cond = threading.Condition()
-        self.aborted = False
 
-    def _owned_at(self, pos: int) -> tuple[int, int] | None:
-        """The owned range starting at or covering ``pos``, else None."""
-        i = bisect.bisect_right(self.starts, pos) - 1
-        if i >= 0 and self.owned[i][0] <= pos < self.owned[i][1]:
-            return self.owned[i]
-        return None
-
-    def _fill_gap(self, limit: int) -> None:
-        """Hashes unowned bytes from ``pos`` up to the next owned range (or ``limit``)."""
-        i = bisect.bisect_right(self.starts, self.pos)
-        end = min(limit, self.starts[i] if i < len(self.starts) else self.size)
-        while self.pos < end:
-            data = os.pread(self.fd, min(_GAP_CHUNK, end - self.pos), self.pos)
-            if not data:
-                raise CheckpointFormatError(
-                    f"{self.path.name}: file ends at {self.pos} bytes while being hashed",
-                    fix="re-download the shard and rerun",
-                )
-            self.sha.update(data)
-            self.pos += len(data)
-
-    def feed(self, begin: int, data: memoryview) -> None:
-        with self.cond:
-            while self.pos < begin:
-                if self.aborted:
-                    raise Aborted("stopped: another worker failed")
-                if self._owned_at(self.pos) is None:
-                    self._fill_gap(begin)
-                    continue
-                self.cond.wait(timeout=1.0)
-            if self.pos == begin:
-                self.sha.update(data)  # sha256 of > 2 KiB releases the GIL
-                self.pos = begin + len(data)
-                self.cond.notify_all()
-
-    def finish(self) -> str:
-        with self.cond:
-            self._fill_gap(self.size)
-            return self.sha.hexdigest()
-
-    def abort(self) -> None:
-        with self.cond:
-            self.aborted = True
-            self.cond.notify_all()
+def file_digest(path: Path) -> str:
+    """The ``sha256-tensors`` digest of one safetensors file, computed from scratch."""
+    header = read_safetensors_header(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        head = _hash_range(fd, 0, header.data_start)
+        infos = sorted(header.tensors.values(), key=lambda i: i.data_offsets)
+        parts = [
+            _hash_range(
+                fd, header.data_start + i.data_offsets[0], header.data_start + i.data_offsets[1]
+            )
+            for i in infos
+        ]
+    finally:
+        os.close(fd)
+    return combine(head, parts)
 
 
 class Sources:
-    """The source files, open for (direct) reading, with optional in-order sha256."""
+    """The source files, open for (direct) reading; per-tensor sha256 as tensors are read."""
 
-    def __init__(
-        self,
-        ckpt: Checkpoint,
-        reads: dict[str, list[tuple[int, int]]] | None,
-        *,
-        direct: bool = True,
-    ) -> None:
-        """``reads``: per file, the absolute byte ranges the jobs will read (for hashing);
-        None: no hashing."""
+    def __init__(self, ckpt: Checkpoint, *, digest: bool = True, direct: bool = True) -> None:
         self.ckpt = ckpt
         self.fds: dict[str, int] = {}
         self.direct_fds: dict[str, int] = {}
-        self.digests: dict[str, _FileDigest] = {}
+        self.digest = digest
+        self.tensor_sha: dict[str, tuple[int, Any]] = {}  # name -> (bytes hashed, sha256)
         for rel in ckpt.weight_files:
             path = ckpt.root / rel
             self.fds[rel] = os.open(path, os.O_RDONLY)
             if direct and hasattr(os, "O_DIRECT"):
                 with contextlib.suppress(OSError):  # e.g. tmpfs: buffered reads only
                     self.direct_fds[rel] = os.open(path, os.O_RDONLY | os.O_DIRECT)
-            if reads is not None:
-                owned = sorted(reads.get(rel, []))
-                size = ckpt.headers[rel].file_size
-                self.digests[rel] = _FileDigest(path, self.fds[rel], owned, size)
         self.pool = BufferPool()
 
     def span(self, name: str, start: int) -> tuple[str, int]:
@@ -125,9 +91,13 @@ class Sources:
         """Bytes ``start:start+n`` of tensor ``name``, in a per-thread buffer of ``role``."""
         file, begin = self.span(name, start)
         view = self._read(file, begin, n, role, f"{file}: tensor {name}")
-        digest = self.digests.get(file)
-        if digest is not None:
-            digest.feed(begin, view)
+        if self.digest:
+            done, sha = self.tensor_sha.get(name, (0, None))
+            if sha is None:
+                sha = hashlib.sha256()
+            if done == start:  # a job reads its tensor front to back
+                sha.update(view)  # releases the GIL for more than 2 KiB
+                self.tensor_sha[name] = (start + n, sha)
         return view
 
     def _read(self, file: str, begin: int, n: int, role: str, label: str) -> memoryview:
@@ -156,11 +126,23 @@ class Sources:
         return view
 
     def hashes(self) -> dict[str, str]:
-        return {rel: d.finish() for rel, d in self.digests.items()}
-
-    def abort(self) -> None:
-        for d in self.digests.values():
-            d.abort()
+        """Every file's digest; tensors not (completely) read by a job are read now."""
+        if not self.digest:
+            return {}
+        out = {}
+        for rel in self.ckpt.weight_files:
+            header = self.ckpt.headers[rel]
+            fd = self.fds[rel]
+            parts = []
+            for info in sorted(header.tensors.values(), key=lambda i: i.data_offsets):
+                done, sha = self.tensor_sha.get(info.name, (0, None))
+                if sha is not None and done == info.nbytes:
+                    parts.append(sha.digest())
+                else:
+                    a = header.data_start + info.data_offsets[0]
+                    parts.append(_hash_range(fd, a, a + info.nbytes))
+            out[rel] = combine(_hash_range(fd, 0, header.data_start), parts)
+        return out
 
     def close(self) -> None:
         for fd in [*self.fds.values(), *self.direct_fds.values()]:

@@ -102,3 +102,21 @@ def bits(t: torch.Tensor) -> torch.Tensor:
     """An integer view, so NaN payloads and signed zeros compare exactly."""
     view = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()]
     return t.contiguous().view(view)
+
+
+def tensorwise_sha256(path: Path) -> str:
+    """The source digest recomputed independently: sha256 of the header's sha256 followed by
+    every tensor's sha256, in file order."""
+    import hashlib
+    import struct
+
+    data = path.read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8 : 8 + n])
+    header.pop("__metadata__", None)
+    start = 8 + n
+    outer = hashlib.sha256(hashlib.sha256(data[:start]).digest())
+    for entry in sorted(header.values(), key=lambda e: e["data_offsets"]):
+        a, b = entry["data_offsets"]
+        outer.update(hashlib.sha256(data[start + a : start + b]).digest())
+    return outer.hexdigest()

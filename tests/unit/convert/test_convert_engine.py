@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from convert_testlib import bits, convert, load_dir
+from convert_testlib import bits, convert, load_dir, tensorwise_sha256
 
 from adaptgate.checkpoint import open_checkpoint
 from adaptgate.formats.dequantize import dequantize_reference
@@ -111,10 +111,8 @@ def test_config_side_files_index_and_record(tiny_model, tmp_path):
     assert record["kind"] == "conversion" and record["schema_version"]
     assert record["adaptgate_version"] and record["target"] == "bf16"
     assert record["checksum"] == "crc32c" and record["kernel"] == "c"
-    import hashlib
-
     for source in record["sources"]:  # computed from the workers' own reads, in file order
-        assert source["sha256"] == hashlib.sha256((src / source["file"]).read_bytes()).hexdigest()
+        assert source["digest"] == tensorwise_sha256(src / source["file"])
     assert {t["name"] for t in record["tensors"]} == set(index["weight_map"])
     first = record["tensors"][0]
     assert {"source_dtype", "source_shape", "dtype", "shape", "checksum"} <= set(first)
@@ -180,3 +178,16 @@ def test_buffered_writes_give_the_same_bytes(tiny_model, tmp_path):
     convert(src, tmp_path / "b", "bf16", direct_io=False, fsync=False)
     for file in (tmp_path / "d").glob("*.safetensors"):
         assert file.read_bytes() == (tmp_path / "b" / file.name).read_bytes()
+
+
+def test_file_digest_recomputes_the_recorded_digest(tiny_model, tmp_path):
+    from adaptgate.convert.source import file_digest
+
+    src = tiny_model(arch="qwen3", format="fp8_block", shards=3, scale_dtype="float32")
+    result = convert(src, tmp_path / "out", "bf16", hash_sources=True)
+    for source in result.sources:
+        assert (
+            source.digest == file_digest(src / source.file) == tensorwise_sha256(src / source.file)
+        )
+    skipped = convert(src, tmp_path / "out2", "bf16", hash_sources=False)
+    assert all(s.digest is None for s in skipped.sources)
