@@ -68,8 +68,7 @@ def render_served(result: ServedResult, console: Console) -> None:
     console.print(
         f"{result.url} model {result.model!r} vs {result.reference.path}, top-{result.top_k}"
     )
-    table = Table("prompt", "ref tokens", "server tokens", "first mismatch", "in top-k",
-                  "|Δ logprob| mean", "top-k KL")  # fmt: skip
+    table = Table("prompt", "ref", "server", "1st diff", "top-k", "|Δ lp|", "top-k KL")
     for r in result.prompts:
         topk = (
             ""
@@ -83,7 +82,7 @@ def render_served(result: ServedResult, console: Console) -> None:
         table.add_row(
             r.id, str(r.reference_tokens), str(r.server_tokens),
             "-" if r.first_mismatch is None else str(r.first_mismatch), topk,
-            _g(r.logprob_abs_diff_mean), _g(r.topk_kl_mean),
+            _s(r.logprob_abs_diff_mean), "-" if r.topk_kl_mean is None else f"{r.topk_kl_mean:.1e}",
         )  # fmt: skip
     console.print(table)
     prompt_lp = (
