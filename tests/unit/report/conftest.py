@@ -30,3 +30,8 @@ def full_run(make_run: Callable[..., Path]) -> Path:
 @pytest.fixture
 def cpu_run(make_run: Callable[..., Path]) -> Path:
     return make_run("cpu-run", source="run_cpu.json")
+
+
+@pytest.fixture
+def cpu_bf16_run(make_run: Callable[..., Path]) -> Path:
+    return make_run("cpu-bf16-run", source="run_cpu_bf16.json")

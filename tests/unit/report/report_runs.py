@@ -8,6 +8,10 @@ checks built with their result models (this machine has no NPU).
 ``data/run_cpu.json``: the same model through ``adaptgate run --target cpu`` on one of these 2-core
 machines with the real vLLM CPU build (``data/make_run_cpu.py``): serve FAILS (vLLM CPU's FP8
 kernels need AMX, which this CPU lacks) and the doctor names it; the gates after it are SKIPPED.
+
+``data/run_cpu_bf16.json``: the BF16 demo model the same way; every gate that runs PASSES (smoke's
+model-quality checks fail, as they must on random weights), with the served-model precision
+check and the benchmark against the real vLLM CPU server.
 """
 
 from __future__ import annotations

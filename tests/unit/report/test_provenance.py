@@ -64,3 +64,13 @@ def test_every_number_of_the_npu_and_real_cpu_comparison_is_in_their_runs(
     md, html = (f.read_text() for f in files)
     assert not markdown_numbers(md) - allowed
     assert not tokens(html_text(html)) - allowed
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_number_of_a_real_cpu_run_is_in_its_run_json(cpu_bf16_run, lang):
+    files = write_report(cpu_bf16_run, langs=(lang,))
+    record = json.loads((cpu_bf16_run / "run.json").read_text())
+    allowed = allowed_tokens(record) | tokens(str(cpu_bf16_run))
+    md, html = (f.read_text() for f in files)
+    assert not markdown_numbers(md) - allowed
+    assert not tokens(html_text(html)) - allowed

@@ -257,3 +257,22 @@ def test_an_errored_gate_is_an_error_up_front(make_run):
     md = _md(make_run(edit=error))
     assert "Overall: **ERROR** - Convert ERROR: internal error: OSError: disk full" in md
     assert "| Convert | **ERROR** | internal error: OSError: disk full |" in md
+
+
+def test_a_real_cpu_run_shows_the_served_check_the_answers_and_the_live_port(cpu_bf16_run):
+    """run_cpu_bf16.json: every gate against the real vLLM CPU server."""
+    md = _md(cpu_bf16_run)
+    record = json.loads((cpu_bf16_run / "run.json").read_text())
+    served = _gate(record, "precision")["result"]["served"]
+    assert f"| Metric | served `{served['model']}` vs unquantized (cpu float32) |" in md
+    m = served["metrics"]
+    assert (
+        f"| served first_mismatch_in_topk | {m['first_mismatch_in_topk'] * 100:.4g}% (≥ 1 ✓) |"
+        in md
+    )
+    # smoke shows the text the server generated, not the raw JSON of its response
+    smoke = md.split("## 6. Smoke test")[1].split("## 7.")[0]
+    assert '`{"id":"cmpl-' not in smoke
+    # the plan's validation commands name the port the server really got (the plan said 0)
+    url = _gate(record, "serve")["summary"]["url"]
+    assert f"curl -sf {url}/v1/models" in smoke and ":0/" not in smoke

@@ -219,21 +219,22 @@ def outputs_table(t: Labels, result: dict[str, Any]) -> Table | None:
     (the seed ``001_*`` shows the outputs it judged)."""
     prompts = get(result, "reference.prompts", [])
     served = {p.get("id"): p for p in get(result, "served.prompts", [])}
+    texts = any(p.get("server_text") for p in served.values())
     if not prompts:
         return None
     header = [t("col.prompt"), t("precision.ref_output")]
     if served:
-        header += [t("precision.served_output"), t("precision.matched")]
+        header += [t("precision.served_output")] if texts else []
+        header.append(t("precision.matched"))
     rows = []
     for p in prompts:
         row = [f"{p.get('id')} ({p.get('category', '')})", _excerpt(p.get("generated_text"))]
         s = served.get(p.get("id"))
         if served:
-            row += (
-                [_excerpt(s.get("server_text")), f"{num(s.get('matched_tokens'))} / "
-                 f"{num(s.get('reference_tokens'))}"]
-                if s else ["-", "-"]
-            )  # fmt: skip
+            row += [_excerpt(s.get("server_text")) if s else "-"] if texts else []
+            row.append(
+                f"{num(s.get('matched_tokens'))} / {num(s.get('reference_tokens'))}" if s else "-"
+            )
         rows.append(row)
     return Table(header, rows)
 

@@ -4,6 +4,8 @@ model fails only those), then the plan's validation commands, as the seeds show 
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
 from typing import Any
 
@@ -22,13 +24,47 @@ def checks_of(result: dict[str, Any]) -> list[dict[str, Any]]:
     return []
 
 
+DETAIL_KEYS = ("text", "content", "reasoning", "answer", "arguments")
+_TEXT_FIELD = re.compile(r'"(?:text|content|reasoning|reasoning_content)":"((?:[^"\\]|\\.)*)')
+
+
+def _unescape(fragment: str) -> str:
+    try:
+        return str(json.loads(f'"{fragment}"'))
+    except ValueError:  # cut inside an escape
+        return fragment
+
+
+def _from_json(text: str) -> str:
+    """The generated text of an OpenAI response body, else the body itself."""
+    try:
+        body = json.loads(text)
+        choice = body["choices"][0]
+    except (ValueError, KeyError, IndexError, TypeError):
+        # a body cut to its excerpt is no longer JSON: find the generated text in it
+        found = [m for m in _TEXT_FIELD.findall(text) if m]
+        return _unescape(found[0]) if found else text
+    message = choice.get("message") or choice.get("delta") or {}
+    for value in (choice.get("text"), message.get("content"), message.get("reasoning"),
+                  message.get("reasoning_content")):  # fmt: skip
+        if value:
+            return str(value)
+    return text
+
+
 def response_excerpt(check: dict[str, Any]) -> str:
+    """What the server answered: the generated text the check looked at, shortened."""
     evidence = check.get("evidence")
     items = evidence if isinstance(evidence, list) else [evidence]
     for item in items:
-        text = item.get("response") if isinstance(item, dict) else item
-        if text:
-            flat = " ".join(str(text).split())
+        if not isinstance(item, dict):
+            text = str(item or "")
+        else:
+            details = item.get("details") or {}
+            text = next((str(details[k]) for k in DETAIL_KEYS if details.get(k)), "")
+            text = text or _from_json(str(item.get("response") or ""))
+        flat = " ".join(text.split())
+        if flat:
             return f"`{flat if len(flat) <= EXCERPT else flat[: EXCERPT - 3] + '...'}`"
     return ""
 
@@ -62,8 +98,14 @@ def validation_commands(run: RunView) -> list[str]:
     for gate in run.gates_of("serve"):
         plan = plan_of(gate.result)
         argvs = get(plan, "validation", [])
-        if argvs:
-            return [shlex.join(map(str, a)) if isinstance(a, list) else str(a) for a in argvs]
+        if not argvs:
+            continue
+        lines = [shlex.join(map(str, a)) if isinstance(a, list) else str(a) for a in argvs]
+        url = gate.summary.get("url")
+        if plan and plan.get("port") == 0 and url:  # port 0: the server's port was chosen at launch
+            planned = f"http://{plan.get('bind_host') or plan.get('host')}:0"
+            lines = [line.replace(planned, str(url).rstrip("/")) for line in lines]
+        return lines
     return []
 
 
