@@ -122,8 +122,15 @@ def _opening(ctx: Ctx, model: str) -> list[Block]:
     return blocks
 
 
+GENERIC_DIRS = frozenset({"model", "models", "checkpoint", "weights", "hf", "snapshot"})
+
+
 def model_name(runs: list[RunView]) -> str:
-    return Path(runs[0].record.settings.model.rstrip("/")).name or runs[0].record.settings.model
+    """The model directory's name (with its parent's when the name says nothing: demo/model)."""
+    path = Path(runs[0].record.settings.model.rstrip("/"))
+    if path.name.lower() in GENERIC_DIRS and path.parent.name:
+        return f"{path.parent.name}/{path.name}"
+    return path.name or str(path)
 
 
 def build_document(runs: list[RunView], lang: str, report_command: str) -> Document:

@@ -276,3 +276,17 @@ def test_a_real_cpu_run_shows_the_served_check_the_answers_and_the_live_port(cpu
     # the plan's validation commands name the port the server really got (the plan said 0)
     url = _gate(record, "serve")["summary"]["url"]
     assert f"curl -sf {url}/v1/models" in smoke and ":0/" not in smoke
+
+
+def test_the_report_opens_with_the_seeds_at_a_glance_table(cpu_bf16_run, make_run):
+    zh = _md(cpu_bf16_run, "zh")
+    opening = zh.split("## 1. 验证结论")[1].split("| 验证阶段 |")[0]
+    for row in ("| 模型 | `/models/Qwen3-tiny-BF16` |", "| 架构 | Qwen3ForCausalLM, 稠密 (Dense) |",
+                "| 量化格式 | unquantized |", "| 部署路线 | native |", "| 目标平台与硬件 | cpu |",
+                "| 推理框架 | vLLM 0.32.0 (服务端报告) |", "| 总体结论 | **通过** |"):  # fmt: skip
+        assert row in opening
+
+    def demo_dir(record):
+        record["settings"]["model"] = "demo-out/model"
+
+    assert _md(make_run("demo", demo_dir)).startswith("# demo-out/model adaptation report\n")

@@ -20,6 +20,24 @@ PACKAGE_ORDER = (
 )
 
 
+SERVER_VERSION_KEYS = (
+    "server.version",
+    "runs.0.server.version",
+    "stage_b.log_facts.vllm_version",
+    "stage_a.log_facts.vllm_version",
+)
+
+
+def server_version(run: RunView) -> str | None:
+    """The vLLM version the server reported (bench's /version, or serve's log)."""
+    for gate in run.record.gates:
+        for key in SERVER_VERSION_KEYS:
+            value = get(gate.result, key)
+            if value:
+                return str(value)
+    return None
+
+
 def version_rows(t: Labels, run: RunView) -> Rows:
     host = run.record.host
     packages = dict(host.packages)
@@ -29,11 +47,9 @@ def version_rows(t: Labels, run: RunView) -> Rows:
     rows: Rows = [(name, packages[name]) for name in names]
     if host.cann_version:
         rows.append(("CANN", host.cann_version))
-    for gate in run.record.gates:
-        server = get(gate.result, "server.version") or get(gate.result, "runs.0.server.version")
-        if server:
-            rows.append((t("env.server_vllm"), str(server)))
-            break
+    server = server_version(run)
+    if server:
+        rows.append((t("env.server_vllm"), server))
     rows += [("python", host.python), ("adaptgate", run.record.adaptgate_version)]
     return rows
 

