@@ -32,6 +32,15 @@ Rerunning into the same --run-dir resumes from the first gate not passed."""
 @click.option("--skip", multiple=True, help="Skip these gates (comma-separated).")
 @click.option("--fresh", is_flag=True, help="Start the run directory over instead of resuming.")
 @click.option("--allow-pickle", is_flag=True, help="Accept pickle (.bin/.pt) weights.")
+@click.option(
+    "--convert-to",
+    type=click.Choice(["bf16", "fp16", "w8a8-dynamic"]),
+    help="Convert to this format (default: the route inspect recommends).",
+)
+@click.option(
+    "--kv-cache-dtype",
+    help="Run the kvcache gate on these formats (fp8_e4m3,fp8_e5m2,int8_c8 or all).",
+)
 @output_options
 @handle_errors
 def command(
@@ -46,6 +55,8 @@ def command(
     skip: tuple[str, ...],
     fresh: bool,
     allow_pickle: bool,
+    convert_to: str | None,
+    kv_cache_dtype: str | None,
     out: Output,
 ) -> int:
     """Run every gate on MODEL for a target and write run.json and the report."""
@@ -60,6 +71,8 @@ def command(
         max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization,
         allow_pickle=allow_pickle,
+        convert_to=convert_to,
+        kv_cache_dtype=kv_cache_dtype,
     )
     name = Path(model.rstrip("/")).name or "model"
     run_dir = run_dir or Path("runs") / f"{name.replace('/', '--')}-{target}"

@@ -14,7 +14,7 @@ class ReportGate(Gate):
         from adaptgate.report.render import write_report
 
         ctx.record.save(ctx.run_dir)
-        files = write_report(ctx.run_dir, ctx.record)
+        files = write_report(ctx.run_dir, ctx.record, langs=("en", "zh"))
         return GateOutcome(
             GateStatus.PASS,
             f"rendered from run.json ({len(ctx.record.gates)} gates)",

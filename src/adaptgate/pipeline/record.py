@@ -54,6 +54,14 @@ class RunSettings(BaseModel):
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = None
     allow_pickle: bool = False
+    convert_to: str | None = Field(
+        default=None, description="bf16, fp16 or w8a8-dynamic; default: inspect's route"
+    )
+    kv_cache_dtype: str | None = Field(
+        default=None,
+        description="KV-cache formats to test (fp8_e4m3,fp8_e5m2,int8_c8 or all); "
+        "default: only when the plan would use a quantized cache",
+    )
 
 
 class RunRecord(Result):

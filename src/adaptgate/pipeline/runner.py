@@ -111,6 +111,16 @@ def _execute(gate: Gate, ctx: RunContext) -> GateRecord:
     )
 
 
+def _not_selected(gate: Gate, opts: RunOptions) -> GateRecord:
+    how = f"--only {','.join(opts.only)}" if opts.only else f"--skip {','.join(opts.skip)}"
+    return GateRecord(
+        name=gate.name,
+        title=gate.title,
+        status=GateStatus.SKIPPED,
+        reason=f"not selected ({how})",
+    )
+
+
 def run_pipeline(opts: RunOptions, out: Output | None = None) -> RunRecord:
     """Run the selected gates; a gate already PASSED in this run directory is reused until the
     first gate that had not passed, from which every gate runs again."""
@@ -122,6 +132,9 @@ def run_pipeline(opts: RunOptions, out: Output | None = None) -> RunRecord:
     opts.run_dir.mkdir(parents=True, exist_ok=True)
     record = _open_record(opts)
     ctx = RunContext(run_dir=opts.run_dir, settings=opts.settings, record=record, out=out)
+    for name in GATES:
+        if name not in names and record.gate(name) is None:
+            record.put(_not_selected(load_gate(name), opts))
     resuming = True
     for name in names:
         previous = record.gate(name)

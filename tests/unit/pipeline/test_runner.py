@@ -85,7 +85,17 @@ def test_fresh_reruns_everything(tmp_path):
 
 def test_only_and_skip(tmp_path):
     record = run_pipeline(_opts(tmp_path, only=["alpha", "gamma"], skip=["gamma"]))
-    assert [g.name for g in record.gates] == ["alpha"]
+    assert fake_gates.CALLS == ["alpha"]
+    assert [(g.name, g.status) for g in record.gates] == [
+        ("alpha", GateStatus.PASS),
+        ("beta", GateStatus.SKIPPED),
+        ("gamma", GateStatus.SKIPPED),
+    ]
+    assert record.gate("beta").reason == "not selected (--only alpha,gamma)"
+    # a later run that selects them runs them: a skip is not a pass
+    fake_gates.CALLS.clear()
+    run_pipeline(_opts(tmp_path))
+    assert fake_gates.CALLS == ["beta", "gamma"]
     with pytest.raises(UsageError, match="unknown gate 'delta'"):
         run_pipeline(_opts(tmp_path, only=["delta"]))
 
