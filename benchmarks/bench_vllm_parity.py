@@ -82,8 +82,10 @@ def run_adaptgate(url: str, args: argparse.Namespace, out: Path) -> dict[str, An
         url, "--model", "demo", "--rate", str(args.rate), "--concurrency", str(args.concurrency),
         "-n", str(args.num_prompts), "--input-len", str(args.input_len),
         "--output-len", str(args.output_len), "--seed", "0", "--no-plots", "--json",
-        "--out", str(out),
+        "--out", str(out), "--arrival", args.arrival,
     ]  # fmt: skip
+    if args.no_scrape:
+        cmd.append("--no-scrape")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     if proc.returncode not in (0, 1):
         raise RuntimeError(proc.stderr[-2000:])
@@ -101,6 +103,7 @@ def run_vllm_bench(
         "--random-input-len", str(args.input_len), "--random-output-len", str(args.output_len),
         "--ignore-eos", "--num-prompts", str(args.num_prompts),
         "--request-rate", str(args.rate), "--max-concurrency", str(args.concurrency),
+        "--burstiness", "1000000" if args.arrival == "constant" else "1.0",
         "--seed", "0", "--num-warmups", "0", "--disable-tqdm",
         "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99",
         "--save-result", "--result-dir", str(out.parent), "--result-filename", out.name,
@@ -139,6 +142,8 @@ def main() -> None:
     p.add_argument("--input-len", type=int, default=64)
     p.add_argument("--output-len", type=int, default=32)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--arrival", choices=["constant", "poisson"], default="constant")
+    p.add_argument("--no-scrape", action="store_true", help="adaptgate without /metrics scraping")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     if not Path(args.vllm_python).exists():
@@ -158,9 +163,12 @@ def main() -> None:
         run_adaptgate(
             server.url, argparse.Namespace(**{**vars(args), "num_prompts": 16}), work / "warmup"
         )
-        for i in range(args.repeats):
+        for i in range(args.repeats):  # alternate who goes first
+            if i % 2:
+                theirs.append(run_vllm_bench(server.url, model_dir, args, work / f"vllm-{i}.json"))
             ours.append(run_adaptgate(server.url, args, work / f"adaptgate-{i}"))
-            theirs.append(run_vllm_bench(server.url, model_dir, args, work / f"vllm-{i}.json"))
+            if not i % 2:
+                theirs.append(run_vllm_bench(server.url, model_dir, args, work / f"vllm-{i}.json"))
             print(
                 f"repeat {i}: adaptgate {ours[-1]['validity']['status']}, "
                 f"{ours[-1]['metrics']['request_throughput']:.2f} vs "
@@ -172,7 +180,7 @@ def main() -> None:
     rows = summarize(ours, theirs)
     (work / "parity.json").write_text(json.dumps(rows, indent=2))
     print(
-        f"\n{args.num_prompts} prompts, {args.input_len} in / {args.output_len} out, Poisson "
+        f"\n{args.num_prompts} prompts, {args.input_len} in / {args.output_len} out, {args.arrival} arrivals "
         f"{args.rate:g} req/s, max {args.concurrency} in flight, {args.repeats} runs per tool; "
         f"rows in {work / 'parity.json'}"
     )
