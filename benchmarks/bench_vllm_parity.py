@@ -180,7 +180,8 @@ def main() -> None:
     rows = summarize(ours, theirs)
     (work / "parity.json").write_text(json.dumps(rows, indent=2))
     print(
-        f"\n{args.num_prompts} prompts, {args.input_len} in / {args.output_len} out, {args.arrival} arrivals "
+        f"\n{args.num_prompts} prompts, {args.input_len} in / {args.output_len} out, "
+        f"{args.arrival} arrivals "
         f"{args.rate:g} req/s, max {args.concurrency} in flight, {args.repeats} runs per tool; "
         f"rows in {work / 'parity.json'}"
     )
