@@ -16,7 +16,7 @@ from adaptgate.inspect.formula import count_from_config
 from adaptgate.inspect.kvcache import KV_DTYPE_BYTES, KVCacheFacts, kv_facts
 from adaptgate.inspect.memory import RoutePlan, plan_route
 from adaptgate.inspect.params import ParamCounts, count_from_headers
-from adaptgate.inspect.support import SupportReport, check_support
+from adaptgate.inspect.support import SupportReport, check_support, host_cpu_flags
 from adaptgate.inspect.weights import ROUTE_TITLES, weight_bytes
 from adaptgate.results import Result
 
@@ -193,6 +193,7 @@ def inspect_model(
             quant,
             kv_cache_dtype=options.kv_cache_dtype,
             compute_capability=profile.compute_capability if profile else None,
+            cpu_flags=host_cpu_flags() if target == "cpu" else None,
         )
     names = ["native"] if support is None or support.verdict == "SUPPORTED" else support.routes
     if support and support.verdict == "UNSUPPORTED":

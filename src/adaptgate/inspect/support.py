@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -81,6 +82,18 @@ def _row_matches(row: dict[str, Any], key: str, target: str, release: tuple[int,
     return True
 
 
+def host_cpu_flags() -> frozenset[str] | None:
+    """The flags of this host's CPU (/proc/cpuinfo), None where it cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return None
+
+
 def check_support(
     target: str,
     release: str | None,
@@ -89,6 +102,7 @@ def check_support(
     *,
     kv_cache_dtype: str = "auto",
     compute_capability: float | None = None,
+    cpu_flags: frozenset[str] | None = None,
 ) -> SupportReport:
     if target not in TARGETS:
         raise UsageError(f"unknown target {target!r}", fix=f"use one of: {', '.join(TARGETS)}")
@@ -117,6 +131,12 @@ def check_support(
         min_cc = row.get("min_compute_capability")
         if min_cc and compute_capability is not None and compute_capability < min_cc:
             notes.append(f"compute capability {compute_capability} < {min_cc}: {row['below_min']}")
+        flag = row.get("requires_cpu_flag")
+        if flag and cpu_flags is None:
+            notes.append(f"needs cpu flag {flag}; this host's flags are unknown")
+        elif flag and cpu_flags is not None and flag not in cpu_flags:
+            status = "unsupported"
+            row = {**row, "error": row["missing_flag_error"]}
         if status == "unsupported":
             errors.append(f"{quant.label} ({key}) on {target} v{release}: {row.get('error', '')}")
     if not target.startswith("ascend"):

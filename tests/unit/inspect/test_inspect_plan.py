@@ -210,6 +210,18 @@ def test_support_matrix_rows() -> None:
         _support("Qwen3-8B", "tpu")
 
 
+def test_cpu_fp8_depends_on_amx() -> None:
+    with_amx = _support("Qwen3-4B-Thinking-2507-FP8", "cpu", cpu_flags=frozenset({"amx_tile"}))
+    assert with_amx.verdict == "SUPPORTED"
+    without = _support("Qwen3-4B-Thinking-2507-FP8", "cpu", cpu_flags=frozenset({"avx512f"}))
+    assert without.verdict == "NEEDS_CONVERSION" and without.routes == ["bf16"]
+    assert "AMX" in without.errors[0]
+    unknown = _support("Qwen3-4B-Thinking-2507-FP8", "cpu")
+    assert unknown.verdict == "SUPPORTED" and "amx_tile" in unknown.notes[-1]
+    # bf16 needs no AMX
+    assert _support("Qwen3-8B", "cpu", cpu_flags=frozenset()).verdict == "SUPPORTED"
+
+
 def test_compressed_tensors_int8_and_block_on_ascend() -> None:
     base = cfg("Qwen3-8B")
     group = {
