@@ -51,6 +51,9 @@ class InspectOptions(BaseModel):
     kv_cache_dtype: Literal["auto", "bf16", "fp8", "int8"] = "auto"
     cpu_memory_gib: float | None = Field(None, gt=0)
     speculative_mtp: bool = Field(False, description="plan the MTP draft layers' KV too")
+    cpu_flags: frozenset[str] | None = Field(
+        None, description="flags of the target CPU (--target cpu); default: this host's"
+    )
     allow_pickle: bool = False
 
 
@@ -126,6 +129,10 @@ def _load(options: InspectOptions, ckpt: CheckpointLike | None) -> tuple[Any, ..
     return opened.config, opened.tensors, opened.quant_description, "checkpoint"
 
 
+def _cpu_flags(options: InspectOptions) -> frozenset[str] | None:
+    return options.cpu_flags if options.cpu_flags is not None else host_cpu_flags()
+
+
 def _resolve_target(options: InspectOptions) -> tuple[str | None, DeviceProfile | None]:
     profile = device_profile(options.device, options.cpu_memory_gib) if options.device else None
     target = options.target or (profile.platform if profile else None)
@@ -193,7 +200,7 @@ def inspect_model(
             quant,
             kv_cache_dtype=options.kv_cache_dtype,
             compute_capability=profile.compute_capability if profile else None,
-            cpu_flags=host_cpu_flags() if target == "cpu" else None,
+            cpu_flags=_cpu_flags(options) if target == "cpu" else None,
         )
     names = ["native"] if support is None or support.verdict == "SUPPORTED" else support.routes
     if support and support.verdict == "UNSUPPORTED":

@@ -67,6 +67,10 @@ def with_route(
     return result.model_copy(update={"routes": [*result.routes, option]})
 
 
+def _amx_flags(amx: bool) -> frozenset[str]:
+    return frozenset({"amx_tile"}) if amx else frozenset()
+
+
 def inspect_raw(options: PlanOptions, device: str, devices: int, **kw: Any) -> InspectResult:
     return inspect_model(
         InspectOptions(
@@ -79,6 +83,7 @@ def inspect_raw(options: PlanOptions, device: str, devices: int, **kw: Any) -> I
             gpu_memory_utilization=options.gpu_memory_utilization,
             kv_cache_dtype=inspect_kv_dtype(options.kv_cache_dtype),
             cpu_memory_gib=options.cpu_memory_gib,
+            cpu_flags=None if options.cpu_amx is None else _amx_flags(options.cpu_amx),
             **kw,
         )
     )
