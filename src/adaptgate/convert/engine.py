@@ -164,11 +164,16 @@ def run_conversion(opts: ConvertOptions, out: Output | None = None) -> Conversio
     run = _Run(plan, opts, state, kept)
     todo_bytes = sum(s.data_size for s in run.todo)
     sources = Sources(ckpt, digest=opts.hash_sources, direct=opts.direct_io)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # parallel across jobs; intra-op threads only oversubscribe
     try:
         with progress(todo_bytes, f"convert -> {opts.target.value}", unit="bytes") as bar:
             run.execute(sources, workers, bar.advance)
         digests = sources.hashes()
     finally:
+        torch.set_num_threads(threads)
         sources.close()
     written = write_model_files(ckpt, plan, opts.partial)
     done = state.all_done()

@@ -176,25 +176,31 @@ class Worker:
         scales = np.zeros((rows, 1), dtype=np.float32)
         stats = TensorStats(checksum=0, err_sq=0.0, ref_sq=0.0, max_abs_error=0.0)
         dst = self._offset(weight)
-        for r0, r1, band_bn in _bands(rows, cols, bn, 8):
+        # float64 temporaries of the quantizer and the error: ~32 bytes per element per band
+        for r0, r1, band_bn in _bands(rows, cols, bn, 32):
             codes = self._codes(weight, r0, r1)
+            ref_view = self.pool.get("ref", (r1 - r0) * cols * 4)
             ref = dequantize_codes(
                 codes,
                 grid[r0 // bn : ceil_div(r1, bn)],
                 (band_bn, bk),
                 code=weight.quant.fp8,
                 target="f32",
+                out=np.frombuffer(ref_view, dtype=np.uint32).reshape(r1 - r0, cols),
             )
             stats.nonfinite += ref.nonfinite
-            w = torch.from_numpy(ref.data.view(np.float32))
-            q, s, _ = ascend.quantize_w8a8_dynamic(w)
+            w = torch.frombuffer(ref_view, dtype=torch.float32).reshape(r1 - r0, cols)
+            q, s, _ = ascend.quantize_w8a8_dynamic(w)  # msModelSlim's rule, rows independent
             scales[r0:r1] = s.numpy()
-            err = q.to(torch.float64) * s.to(torch.float64) - w.to(torch.float64)
-            stats.err_sq = (stats.err_sq or 0.0) + float(err.square().sum())
-            stats.ref_sq = (stats.ref_sq or 0.0) + float(w.to(torch.float64).square().sum())
+            w64 = w.to(torch.float64)
+            err = q.to(torch.float64).mul_(s.to(torch.float64)).sub_(w64)
+            stats.err_sq = (stats.err_sq or 0.0) + float(torch.dot(err.view(-1), err.view(-1)))
+            stats.ref_sq = (stats.ref_sq or 0.0) + float(torch.dot(w64.view(-1), w64.view(-1)))
             if err.numel():
-                stats.max_abs_error = max(stats.max_abs_error or 0.0, float(err.abs().max()))
-            view = memoryview(q.numpy().reshape(-1).view(np.uint8).data)
+                stats.max_abs_error = max(stats.max_abs_error or 0.0, float(err.abs_().max()))
+            del w, w64, err
+            view = self.pool.get("out", (r1 - r0) * cols, phase=dst + r0 * cols)
+            view[:] = q.numpy().reshape(-1).view(np.uint8).data  # aligned for direct I/O
             stats.checksum = checksum(view, stats.checksum)
             self.writers[weight.shard].write_at(dst + r0 * cols, view)
         out = {weight.name: stats}
