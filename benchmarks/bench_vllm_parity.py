@@ -133,6 +133,10 @@ def summarize(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> list[
     return rows
 
 
+def _pct(v: float | None, sign: bool = False) -> str:
+    return "-" if v is None else (f"{v:+.1f}%" if sign else f"{v:.1f}%")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--vllm-python", default="/work/vllm-venv/bin/python")
@@ -190,8 +194,8 @@ def main() -> None:
     for r in rows:
         print(
             f"| {r['metric']} | {r['adaptgate']:.2f} | {r['vllm']:.2f} | "
-            f"{r['diff_pct']:+.1f}% | {r['adaptgate_spread_pct']:.1f}% | "
-            f"{r['vllm_spread_pct']:.1f}% |"
+            f"{_pct(r['diff_pct'], True)} | {_pct(r['adaptgate_spread_pct'])} | "
+            f"{_pct(r['vllm_spread_pct'])} |"
         )
     warnings = {w for d in ours for w in d["validity"]["warnings"]}
     for w in sorted(warnings):

@@ -25,7 +25,12 @@ class EndpointConfig(_Model):
     api_key_env: str = Field(default="OPENAI_API_KEY", description="env var holding the key")
     timeout_s: float = Field(default=600.0, gt=0, description="whole-request timeout")
     read_timeout_s: float | None = Field(default=None, gt=0, description="max gap between reads")
-    temperature: float = 0.0
+    temperature: float | None = Field(
+        default=None,
+        description="sent only when set; None leaves sampling to the server's defaults (the "
+        "model's generation_config), as vllm bench serve does -- greedy (0) is cheaper on the "
+        "server, so the two are different workloads",
+    )
     extra_body: dict[str, object] = Field(default_factory=dict)
 
     @property

@@ -85,6 +85,11 @@ def _floats(text: str | None) -> list[float]:
 @click.option("--api-key-env", help="Env var holding the API key [default: OPENAI_API_KEY].")
 @click.option("--timeout", "timeout_s", type=float, help="Per-request timeout, s.")
 @click.option(
+    "--temperature",
+    type=float,
+    help="Sampling temperature [default: not sent: the server's defaults].",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(path_type=Path, file_okay=False),

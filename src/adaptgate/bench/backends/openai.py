@@ -38,10 +38,11 @@ class OpenAIBackend:
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": item.max_tokens,
-            "temperature": self.cfg.temperature,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if self.cfg.temperature is not None:
+            body["temperature"] = self.cfg.temperature
         if self.ignore_eos:
             body["ignore_eos"] = True
         if self.cfg.api == "chat":
