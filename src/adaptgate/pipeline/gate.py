@@ -63,6 +63,11 @@ class RunContext:
 class Gate(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
+    # Resuming keeps a passed gate, except: ``always`` gates run on every run (the report), and
+    # ``live`` gates, whose PASS is a process that died with the earlier run (a served model),
+    # run again whenever a gate after them runs.
+    always: ClassVar[bool] = False
+    live: ClassVar[bool] = False
 
     @abstractmethod
     def run(self, ctx: RunContext) -> GateOutcome:

@@ -9,6 +9,7 @@ from adaptgate.pipeline.record import GateStatus
 class ReportGate(Gate):
     name = "report"
     title = "Report"
+    always = True
 
     def run(self, ctx: RunContext) -> GateOutcome:
         from adaptgate.report.render import write_report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,27 @@ def _execute(gate: Gate, ctx: RunContext) -> GateRecord:
     )
 
 
+def _gates_to_run(gates: list[Gate], record: RunRecord) -> list[Gate]:
+    """From the first gate that has not passed, every gate; before it, the ``always`` gates and,
+    when anything after them runs, the ``live`` ones."""
+
+    def passed(gate: Gate) -> bool:
+        previous = record.gate(gate.name)
+        return previous is not None and previous.status is GateStatus.PASS
+
+    first = next((i for i, g in enumerate(gates) if not g.always and not passed(g)), len(gates))
+    return [
+        g for i, g in enumerate(gates) if i >= first or g.always or (g.live and first < len(gates))
+    ]
+
+
+def _stop_servers() -> None:
+    """Servers a gate left running for the later gates stop with the run."""
+    process = sys.modules.get("adaptgate.serve.process")
+    if process is not None:
+        process.stop_all()
+
+
 def _not_selected(gate: Gate, opts: RunOptions) -> GateRecord:
     how = f"--only {','.join(opts.only)}" if opts.only else f"--skip {','.join(opts.skip)}"
     return GateRecord(
@@ -135,24 +157,20 @@ def run_pipeline(opts: RunOptions, out: Output | None = None) -> RunRecord:
     for name in GATES:
         if name not in names and record.gate(name) is None:
             record.put(_not_selected(load_gate(name), opts))
-    resuming = True
-    for name in names:
-        previous = record.gate(name)
-        if (
-            resuming
-            and previous is not None
-            and previous.status is GateStatus.PASS
-            and name != "report"
-        ):
-            out.status(f"= {name}: PASS (kept from the earlier run)")
-            continue
-        resuming = False
-        gate = load_gate(name)
-        out.status(f"> {name}: {gate.title} ...")
-        done = _execute(gate, ctx)
-        record.put(done)
-        record.save(opts.run_dir)
-        out.status(f"  {name}: {done.status.value} ({done.seconds:.1f} s) - {done.reason}")
+    gates = [load_gate(name) for name in names]
+    to_run = _gates_to_run(gates, record)
+    try:
+        for gate in gates:
+            if gate not in to_run:
+                out.status(f"= {gate.name}: PASS (kept from the earlier run)")
+                continue
+            out.status(f"> {gate.name}: {gate.title} ...")
+            done = _execute(gate, ctx)
+            record.put(done)
+            record.save(opts.run_dir)
+            out.status(f"  {gate.name}: {done.status.value} ({done.seconds:.1f} s) - {done.reason}")
+    finally:
+        _stop_servers()
     record.gates.sort(key=lambda g: list(GATES).index(g.name))
     record.save(opts.run_dir)
     return record

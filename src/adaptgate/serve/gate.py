@@ -110,6 +110,7 @@ def _summary(a: ServeResult | None, b: ServeResult | None, plan: LaunchPlan) -> 
 class ServeGate(Gate):
     name = "serve"
     title = "Serve (Stage A dummy weights, Stage B real weights)"
+    live = True  # Stage B's server dies with the run: a resumed run that goes on serves again
 
     def run(self, ctx: RunContext) -> GateOutcome:
         if ctx.settings.target not in TARGETS:

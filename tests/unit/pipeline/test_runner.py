@@ -114,3 +114,29 @@ def test_corrupt_run_json_is_one_line_error(tmp_path):
     (run_dir / "run.json").write_text("{not json")
     with pytest.raises(RunDirError, match="not a valid run record"):
         load_run(run_dir)
+
+
+def test_live_gate_reruns_when_a_later_gate_runs_and_always_gate_every_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(fake_gates.Beta, "live", True)
+    monkeypatch.setattr(fake_gates.Alpha, "always", True)
+    fake_gates.SCRIPT["gamma"] = "fail"
+    run_pipeline(_opts(tmp_path))
+    fake_gates.CALLS.clear()
+    fake_gates.SCRIPT.clear()
+    run_pipeline(_opts(tmp_path))
+    assert fake_gates.CALLS == ["alpha", "beta", "gamma"]  # beta's server is gone: served again
+    fake_gates.CALLS.clear()
+    run_pipeline(_opts(tmp_path))
+    assert fake_gates.CALLS == ["alpha"]  # nothing after beta runs: beta is kept
+
+
+def test_servers_left_running_are_stopped_when_the_run_ends(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    stopped = []
+    fake = types.SimpleNamespace(stop_all=lambda: stopped.append(True))
+    monkeypatch.setitem(sys.modules, "adaptgate.serve.process", fake)
+    fake_gates.SCRIPT["beta"] = "crash"
+    run_pipeline(_opts(tmp_path))
+    assert stopped == [True]
