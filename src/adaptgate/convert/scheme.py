@@ -35,17 +35,6 @@ def _quant_config(config: dict[str, Any]) -> dict[str, Any]:
     return qc if isinstance(qc, dict) else {}
 
 
-def _ignore_lists(qc: dict[str, Any], scheme: QuantScheme) -> list[str]:
-    """Every ignore list the config carries (vLLM reads ``ignored_layers`` as well as
-    ``modules_to_not_convert``), de-duplicated in order."""
-    names = list(scheme.ignore)
-    for key in ("modules_to_not_convert", "ignored_layers", "ignore"):
-        value = qc.get(key)
-        if isinstance(value, list):
-            names += [str(v) for v in value]
-    return list(dict.fromkeys(names))
-
-
 def _block(value: Any) -> tuple[int, int] | None:
     if (
         isinstance(value, list | tuple)
@@ -106,6 +95,4 @@ def read_scheme(
             fix="adaptgate convert takes fine-grained FP8 or compressed-tensors FP8 checkpoints",
         )
     ue8m0 = str(qc.get("scale_fmt") or "").lower() == "ue8m0"
-    return SourceScheme(
-        scheme, list(dict.fromkeys(layouts)), _ignore_lists(qc, scheme), ue8m0, warnings
-    )
+    return SourceScheme(scheme, list(dict.fromkeys(layouts)), list(scheme.ignore), ue8m0, warnings)

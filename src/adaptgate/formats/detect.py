@@ -182,7 +182,7 @@ def _from_config(config: dict[str, Any], desc: dict[str, Any] | None) -> QuantSc
             block_size=list(block) if block else None,
             scale_fmt=qc.get("scale_fmt"),
             activation_scheme=qc.get("activation_scheme"),
-            ignore=list(qc.get("modules_to_not_convert") or qc.get("ignored_layers") or []),
+            ignore=ignore_list(qc),
         )
     if method == "compressed-tensors":
         groups = [_group(k, v) for k, v in (qc.get("config_groups") or {}).items()]
@@ -201,7 +201,7 @@ def _from_config(config: dict[str, Any], desc: dict[str, Any] | None) -> QuantSc
             block_size=first.block_structure if first else None,
             activation_scheme=act,
             groups=groups,
-            ignore=list(qc.get("ignore") or []),
+            ignore=ignore_list(qc),
             kv_cache_scheme=qc.get("kv_cache_scheme"),
         )
     if method in {"bitsandbytes", "awq", "gptq"}:
@@ -211,9 +211,21 @@ def _from_config(config: dict[str, Any], desc: dict[str, Any] | None) -> QuantSc
             label=f"{method.upper()}-W{bits}",
             source="config",
             weight_bits=int(bits),
-            ignore=list(qc.get("modules_to_not_convert") or []),
+            ignore=ignore_list(qc),
         )
     return QuantScheme(method="other", label=method, source="config")
+
+
+def ignore_list(qc: dict[str, Any]) -> list[str]:
+    """Every module the config keeps unquantized: ``modules_to_not_convert`` and
+    ``ignored_layers`` (both read by vLLM's fp8 config) and compressed-tensors' ``ignore``
+    (names or ``re:`` patterns), de-duplicated in order."""
+    names: list[str] = []
+    for key in ("modules_to_not_convert", "ignored_layers", "ignore"):
+        value = qc.get(key)
+        if isinstance(value, list):
+            names += [str(v) for v in value]
+    return list(dict.fromkeys(names))
 
 
 def detect_quantization(
