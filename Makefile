@@ -32,12 +32,13 @@ system-deps:
 
 setup: $(STAMP)
 
+# The demo: the tiny FP8 model through every gate on this machine's vLLM CPU build.
 demo: setup
 	@test -f $(DEMO_DIR)/model/config.json || \
 		$(BIN)/adaptgate demo-model $(DEMO_DIR)/model --arch qwen3 --format fp8_block
-	$(BIN)/adaptgate run $(DEMO_DIR)/model --target ascend-a2 --device 910b4 \
+	$(BIN)/adaptgate run $(DEMO_DIR)/model --target cpu --kv-cache-dtype all \
 		--run-dir $(DEMO_DIR)/run; status=$$?; \
-		echo "report: $(abspath $(DEMO_DIR))/run/REPORT.md"; exit $$status
+		echo "report: $(abspath $(DEMO_DIR))/run/REPORT.html"; exit $$status
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
