@@ -15,10 +15,13 @@ FAKE_SERVER = Path(__file__).with_name("fake_vllm_server.py")
 
 @pytest.fixture(scope="session")
 def fake_vllm_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding ``vllm/entrypoints/openai/api_server.py`` = the fake server."""
+    """A directory holding ``vllm/entrypoints/openai/api_server.py`` = the fake server. Regular
+    packages (with ``__init__.py``): a namespace package would lose to an installed vLLM."""
     root = tmp_path_factory.mktemp("fakevllm")
     target = root / "vllm" / "entrypoints" / "openai"
     target.mkdir(parents=True)
+    for package in (root / "vllm", target.parent, target):
+        (package / "__init__.py").write_text("")
     shutil.copy(FAKE_SERVER, target / "api_server.py")
     return root
 
