@@ -9,16 +9,14 @@ one, SAFE otherwise. The reason lists every failed limit with its measured value
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from adaptgate.errors import CheckpointNotFound, UsageError
+from adaptgate.errors import UsageError
 from adaptgate.kvcache.formats import KVFormat
 from adaptgate.kvcache.scan import FormatLayerScan, LayerScan
-from adaptgate.precision.thresholds import Check, Limit, evaluate
+from adaptgate.precision.thresholds import Check, Limit, evaluate, load_yaml_model
 
 DEFAULT_FILE = "thresholds.yaml"
 SCAN_METRICS = {"saturated_fraction", "flushed_fraction", "rel_rms_error"}
@@ -40,23 +38,14 @@ class KVThresholds(BaseModel):
 
 
 def load_kv_thresholds(path: Path | None = None) -> KVThresholds:
-    if path is None:
-        text = resources.files("adaptgate.kvcache").joinpath(DEFAULT_FILE).read_text("utf-8")
-        label = f"built-in {DEFAULT_FILE}"
-    else:
-        if not path.is_file():
-            raise CheckpointNotFound(
-                f"threshold file {path} does not exist", fix="pass a YAML file"
-            )
-        text, label = path.read_text(encoding="utf-8"), str(path)
-    try:
-        parsed = KVThresholds.model_validate({**(yaml.safe_load(text) or {}), "file": label})
-    except (yaml.YAMLError, ValidationError) as exc:
-        first = str(exc).replace("\n", " ")[:300]
-        raise UsageError(
-            f"{label} is not a valid KV-cache threshold file: {first}",
-            fix="follow the shape of adaptgate/kvcache/thresholds.yaml",
-        ) from None
+    parsed, label = load_yaml_model(
+        KVThresholds,
+        "adaptgate.kvcache",
+        DEFAULT_FILE,
+        path,
+        "KV-cache threshold file",
+        label_field="file",
+    )
     for section, known in (
         ("scan", SCAN_METRICS),
         ("unsafe", FORMAT_METRICS),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -95,24 +95,45 @@ class Thresholds(BaseModel):
     limits: Profile
 
 
-def load_thresholds(path: Path | None = None, profile: str | None = None) -> Thresholds:
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_yaml_model(
+    model: type[M],
+    package: str,
+    default_file: str,
+    path: Path | None,
+    what: str,
+    *,
+    label_field: str | None = None,
+) -> tuple[M, str]:
+    """A YAML data file -- ``path``, else ``default_file`` shipped in ``package`` -- validated
+    into ``model``, with its label stored in ``label_field`` when given; one-line errors.
+    Returns the model and the label."""
     if path is None:
-        text = resources.files("adaptgate.precision").joinpath(DEFAULT_FILE).read_text("utf-8")
-        label = f"built-in {DEFAULT_FILE}"
+        text = resources.files(package).joinpath(default_file).read_text("utf-8")
+        label = f"built-in {default_file}"
     else:
         if not path.is_file():
-            raise CheckpointNotFound(
-                f"threshold file {path} does not exist", fix="pass a YAML file"
-            )
+            raise CheckpointNotFound(f"{what} {path} does not exist", fix="pass a YAML file")
         text, label = path.read_text(encoding="utf-8"), str(path)
     try:
-        parsed = ThresholdFile.model_validate(yaml.safe_load(text))
-    except (yaml.YAMLError, ValidationError) as exc:
+        data = yaml.safe_load(text) or {}
+        if label_field is not None:
+            data = {**data, label_field: label}
+        return model.model_validate(data), label
+    except (yaml.YAMLError, ValidationError, TypeError) as exc:
         first = str(exc).replace("\n", " ")[:300]
         raise UsageError(
-            f"{label} is not a valid threshold file: {first}",
-            fix="follow the shape of adaptgate/precision/thresholds.yaml",
+            f"{label} is not a valid {what}: {first}",
+            fix=f"follow the shape of {package.replace('.', '/')}/{default_file}",
         ) from None
+
+
+def load_thresholds(path: Path | None = None, profile: str | None = None) -> Thresholds:
+    parsed, label = load_yaml_model(
+        ThresholdFile, "adaptgate.precision", DEFAULT_FILE, path, "threshold file"
+    )
     name = profile or parsed.default_profile
     if name not in parsed.profiles:
         raise UnknownKind(
