@@ -38,6 +38,11 @@ Rerunning into the same --run-dir resumes from the first gate not passed."""
     help="Convert to this format (default: the route inspect recommends).",
 )
 @click.option(
+    "--url",
+    help="Use this already running OpenAI-compatible server for the endpoint gates "
+    "(e.g. vllm-ascend launched from the runbook) instead of starting vLLM here.",
+)
+@click.option(
     "--kv-cache-dtype",
     help="Run the kvcache gate on these formats (fp8_e4m3,fp8_e5m2,int8_c8 or all).",
 )
@@ -56,6 +61,7 @@ def command(
     fresh: bool,
     allow_pickle: bool,
     convert_to: str | None,
+    url: str | None,
     kv_cache_dtype: str | None,
     out: Output,
 ) -> int:
@@ -72,6 +78,7 @@ def command(
         gpu_memory_utilization=gpu_memory_utilization,
         allow_pickle=allow_pickle,
         convert_to=convert_to,
+        url=url,
         kv_cache_dtype=kv_cache_dtype,
     )
     name = Path(model.rstrip("/")).name or "model"

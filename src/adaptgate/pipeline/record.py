@@ -57,6 +57,11 @@ class RunSettings(BaseModel):
     convert_to: str | None = Field(
         default=None, description="bf16, fp16 or w8a8-dynamic; default: inspect's route"
     )
+    url: str | None = Field(
+        default=None,
+        description="an OpenAI-compatible server already running (e.g. vllm-ascend launched "
+        "from the runbook): the endpoint gates use it instead of starting vLLM here",
+    )
     kv_cache_dtype: str | None = Field(
         default=None,
         description="KV-cache formats to test (fp8_e4m3,fp8_e5m2,int8_c8 or all); "

@@ -107,6 +107,50 @@ def _summary(a: ServeResult | None, b: ServeResult | None, plan: LaunchPlan) -> 
     return out
 
 
+def list_models(url: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """``GET {url}/v1/models``'s ``data``; OSError/ValueError when nothing sensible answers."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url.rstrip('/')}/v1/models", timeout=timeout) as response:
+        data = json.loads(response.read().decode("utf-8")).get("data")
+    if not isinstance(data, list) or not data:
+        raise ValueError("/v1/models lists no model")
+    return [m for m in data if isinstance(m, dict)]
+
+
+def _external(url: str, plan: LaunchPlan, artifacts: list[Path]) -> GateOutcome:
+    """--url: a server launched elsewhere (the NPU machine's vllm-ascend, from the runbook)."""
+    try:
+        models = list_models(url)
+    except (OSError, ValueError) as exc:
+        return GateOutcome(
+            GateStatus.FAIL,
+            f"no OpenAI-compatible server answers at {url}: {exc}",
+            result=ServeGateResult(plan=plan, skipped=None),
+            artifacts=artifacts,
+        )
+    names = [str(m.get("id")) for m in models]
+    chosen = next((m for m in models if m.get("id") == plan.served_model_name), models[0])
+    summary = {
+        "url": url.rstrip("/"),
+        "external": True,
+        "served_model_name": chosen.get("id"),
+        "max_model_len": chosen.get("max_model_len"),
+        "route": plan.route,
+        "thinking": plan.features.thinking,
+        "tools": plan.features.tools,
+    }
+    return GateOutcome(
+        GateStatus.PASS,
+        f"external server at {url} serves {', '.join(names)} "
+        f"(max_model_len {chosen.get('max_model_len')}); not started here",
+        summary=summary,
+        result=ServeGateResult(plan=plan),
+        artifacts=artifacts,
+    )
+
+
 class ServeGate(Gate):
     name = "serve"
     title = "Serve (Stage A dummy weights, Stage B real weights)"
@@ -123,6 +167,8 @@ class ServeGate(Gate):
         except PlanError as exc:
             return GateOutcome(GateStatus.FAIL, exc.one_line())
         artifacts = write_plan_outputs(plan, out_dir / "plan")
+        if ctx.settings.url:
+            return _external(ctx.settings.url, plan, artifacts)
         why_not = host_can_run(plan.target)
         python = vllm_python()
         if why_not is None and not python_has_vllm(python):

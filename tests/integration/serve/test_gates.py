@@ -79,3 +79,27 @@ def test_smoke_gate_checks_the_served_url(tmp_path: Path) -> None:
     assert outcome.summary["protocol"] == "PASS"
     assert outcome.summary["failed_quality"] == ["chinese", "arithmetic"]
     assert (tmp_path / "smoke" / "smoke.json").is_file()
+
+
+def test_serve_gate_with_url_uses_the_running_server_and_starts_nothing(
+    tiny_bf16: Path, tmp_path: Path
+) -> None:
+    sys.path.insert(0, str(CHECKS_DIR))
+    from fake_openai import FakeConfig, FakeOpenAI
+
+    settings = RunSettings(model=str(tiny_bf16), target="ascend-a2", device="910b4")
+    with FakeOpenAI(FakeConfig(model="tiny")) as fake:
+        ctx = context(tmp_path, str(tiny_bf16), target="ascend-a2")
+        ctx.settings = settings.model_copy(update={"url": fake.url})
+        outcome = ServeGate().run(ctx)
+    assert outcome.status is GateStatus.PASS, outcome.reason
+    assert outcome.summary["url"] == fake.url.rstrip("/")
+    assert outcome.summary["served_model_name"] == "tiny"
+    assert outcome.summary["external"] is True
+    assert (tmp_path / "serve" / "plan" / "RUNBOOK.md").is_file()  # the plan is still written
+    assert not (tmp_path / "serve" / "stage-a").exists()
+    # nothing answers there any more: a FAIL that says so
+    ctx.settings = settings.model_copy(update={"url": fake.url})
+    down = ServeGate().run(ctx)
+    assert down.status is GateStatus.FAIL
+    assert "no OpenAI-compatible server answers" in down.reason
