@@ -36,7 +36,7 @@ setup: $(STAMP)
 demo: setup
 	@test -f $(DEMO_DIR)/model/config.json || \
 		$(BIN)/adaptgate demo-model $(DEMO_DIR)/model --arch qwen3 --format fp8_block
-	$(BIN)/adaptgate run $(DEMO_DIR)/model --target cpu --kv-cache-dtype all \
+	$(BIN)/adaptgate run $(DEMO_DIR)/model --target cpu --convert-to +w8a8-dynamic --kv-cache-dtype all \
 		--run-dir $(DEMO_DIR)/run; status=$$?; \
 		echo "report: $(abspath $(DEMO_DIR))/run/REPORT.html"; exit $$status
 

@@ -54,6 +54,8 @@ def test_every_gate_on_the_tiny_fp8_model_and_the_report_comes_from_run_json(tin
         str(model),
         "--target",
         "cpu",
+        "--convert-to",
+        "+w8a8-dynamic",
         "--kv-cache-dtype",
         "all",
         "--run-dir",
@@ -76,6 +78,8 @@ def test_every_gate_on_the_tiny_fp8_model_and_the_report_comes_from_run_json(tin
     # the served model is the converted one; the server is gone once the run ended
     assert gates["convert"]["summary"]["output_dir"].startswith(str(run_dir))
     assert gates["bench"]["summary"]
+    also = gates["convert"]["summary"]["also"]["w8a8-dynamic"]  # the demo converts both ways
+    assert also["verify_problems"] == 0 and 0 < also["int8_rel_error"] < 0.02
     record = json.loads((run_dir / "run.json").read_text())
     allowed = allowed_tokens(record) | tokens(str(run_dir)) | tokens(str(model))
     for lang, md_name, html_name in (

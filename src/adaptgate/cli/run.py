@@ -9,6 +9,8 @@ import click
 from adaptgate.cli._common import emit_json, handle_errors, output_options
 from adaptgate.console import Output
 
+CONVERT_TARGETS = ("bf16", "fp16", "w8a8-dynamic")
+
 
 def _split(values: tuple[str, ...]) -> list[str]:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
@@ -34,8 +36,8 @@ Rerunning into the same --run-dir resumes from the first gate not passed."""
 @click.option("--allow-pickle", is_flag=True, help="Accept pickle (.bin/.pt) weights.")
 @click.option(
     "--convert-to",
-    type=click.Choice(["bf16", "fp16", "w8a8-dynamic"]),
-    help="Convert to this format (default: the route inspect recommends).",
+    help="bf16, fp16 or w8a8-dynamic; several comma-separated, the first is served "
+    "(default: the route inspect recommends); +w8a8-dynamic converts after the route too.",
 )
 @click.option(
     "--url",
@@ -66,7 +68,15 @@ def command(
     out: Output,
 ) -> int:
     """Run every gate on MODEL for a target and write run.json and the report."""
+    from adaptgate.errors import UsageError
     from adaptgate.pipeline.record import RunSettings
+
+    targets = [t for t in (convert_to or "").lstrip("+").split(",") if t]
+    if any(t not in CONVERT_TARGETS for t in targets):
+        raise UsageError(
+            f"--convert-to {convert_to}: unknown target",
+            fix=f"use {', '.join(CONVERT_TARGETS)}, comma-separated",
+        )
     from adaptgate.pipeline.runner import RunOptions, exit_code_of, run_pipeline
 
     settings = RunSettings(

@@ -1,10 +1,12 @@
 """The convert gate: runs when inspect's route needs a conversion (or when asked).
 
 Route ``bf16`` -> ``--to bf16``, ``w8a8_dynamic`` -> ``--to w8a8-dynamic``; ``native`` needs no
-conversion (SKIPPED). Asking explicitly: ``RunSettings.convert_to`` when the run settings carry
-it, else the ``ADAPTGATE_CONVERT_TO`` environment variable (bf16, fp16 or w8a8-dynamic). The
-converted model goes to ``<run>/convert/model``; ``summary["output_dir"]`` points later gates at
-it. A rerun after an interruption resumes the conversion; a finished one is reused.
+conversion (SKIPPED). Asking explicitly: ``RunSettings.convert_to`` (``adaptgate run
+--convert-to``), else the ``ADAPTGATE_CONVERT_TO`` environment variable: bf16, fp16 or
+w8a8-dynamic, several comma-separated; ``+w8a8-dynamic`` adds a conversion after the route's.
+The first conversion goes to ``<run>/convert/model`` and ``summary["output_dir"]`` points later
+gates at it; the others go to ``<run>/convert/model-<target>`` (``summary["also"]``). A rerun
+after an interruption resumes a conversion; a finished one is reused.
 """
 
 from __future__ import annotations
@@ -20,21 +22,28 @@ ROUTES = {"bf16": "bf16", "w8a8_dynamic": "w8a8-dynamic"}
 ENV = "ADAPTGATE_CONVERT_TO"
 
 
-def wanted_target(ctx: RunContext) -> tuple[str | None, str]:
-    """The target to convert to and why, or None and why not."""
-    asked = getattr(ctx.settings, "convert_to", None) or os.environ.get(ENV)
-    if asked:
-        return str(asked), "asked for"
+def wanted_targets(ctx: RunContext) -> tuple[list[str], str]:
+    """The targets to convert to (the first is the one later gates use) and why, or none and
+    why not. ``RunSettings.convert_to`` / ``ADAPTGATE_CONVERT_TO`` may list several
+    (``bf16,w8a8-dynamic``); with ``+`` in front (``+w8a8-dynamic``) they come after the route."""
+    asked = str(getattr(ctx.settings, "convert_to", None) or os.environ.get(ENV) or "")
+    extra = asked.startswith("+")
+    names = [t.strip() for t in asked.lstrip("+").split(",") if t.strip()]
+    if names and not extra:
+        return names, "asked for"
     inspect = ctx.result_of("inspect")
     if inspect is None:
         return (
-            None,
+            [],
             "inspect did not pass, so no route is known (set ADAPTGATE_CONVERT_TO to force)",
         )
     route = inspect.get("recommended")
     if route in ROUTES:
-        return ROUTES[route], f"inspect's route is {route}"
-    return None, f"inspect's route is {route or 'none'}: no conversion needed"
+        first = ROUTES[route]
+        return [first, *[n for n in names if n != first]], f"inspect's route is {route}"
+    if names:
+        return names, f"asked for (inspect's route {route or 'none'} needs none)"
+    return [], f"inspect's route is {route or 'none'}: no conversion needed"
 
 
 def _summary(result: Any) -> dict[str, Any]:
@@ -81,45 +90,69 @@ class ConvertGate(Gate):
     title = "Convert"
 
     def run(self, ctx: RunContext) -> GateOutcome:
-        from adaptgate.convert.engine import run_conversion
-        from adaptgate.convert.models import Target
-        from adaptgate.convert.options import ConvertOptions
-        from adaptgate.errors import UsageError
-
-        target, why = wanted_target(ctx)
-        if target is None:
+        targets, why = wanted_targets(ctx)
+        if not targets:
             return GateOutcome.skipped(why)
-        try:
-            kind = Target(target)
-        except ValueError:
-            raise UsageError(
-                f"unknown conversion target {target!r}",
-                fix=f"use one of: {', '.join(t.value for t in Target)}",
-            ) from None
-        out_dir = ctx.gate_dir(self.name) / "model"
-        model = ctx.settings.model
-        result = _previous(out_dir, model, kind.value)
-        if result is None:
-            if out_dir.exists():  # an unverified or different earlier output: start over
-                import shutil
-
-                shutil.rmtree(out_dir)
-            options = ConvertOptions(model=model, out=out_dir, target=kind, verify=True)
-            result = run_conversion(options, ctx.out)
-        record = ctx.gate_dir(self.name) / "conversion.json"
-        result.write_json(record)
-        summary = _summary(result)
-        problems = list(result.verify.problems) if result.verify else []
-        if result.errors.nonfinite:
-            problems.append(f"{result.errors.nonfinite} NaN/inf FP8 codes in the source weights")
-        if result.errors.saturated:
-            problems.append(f"{result.errors.saturated} values saturated at the float16 limit")
+        kinds = [_target(t) for t in targets]
+        results = [
+            _convert(ctx, kind, "model" if i == 0 else f"model-{kind.value}")
+            for i, kind in enumerate(kinds)
+        ]
+        records = []
+        for result, kind in zip(results, kinds, strict=True):
+            name = "conversion.json" if result is results[0] else f"conversion-{kind.value}.json"
+            records.append(result.write_json(ctx.gate_dir(self.name) / name))
+        summary = _summary(results[0])
+        if len(results) > 1:
+            summary["also"] = {r.target: _summary(r) for r in results[1:]}
+        problems = [p for r in results for p in _problems(r)]
         if problems:
-            return GateOutcome(
-                GateStatus.FAIL, f"{why}; " + "; ".join(problems[:3]), summary, result, [record]
-            )
-        reason = (
-            f"{why}: {result.bytes_in / 1e9:.2f} GB -> {result.bytes_out / 1e9:.2f} GB "
-            f"{kind.value} in {result.seconds:.1f} s, verified"
+            reason = f"{why}; " + "; ".join(problems[:3])
+            return GateOutcome(GateStatus.FAIL, reason, summary, results[0], records)
+        done = ", ".join(
+            f"{r.bytes_in / 1e9:.2f} GB -> {r.bytes_out / 1e9:.2f} GB {r.target} in "
+            f"{r.seconds:.1f} s"
+            for r in results
         )
-        return GateOutcome(GateStatus.PASS, reason, summary, result, [record])
+        reason = f"{why}: {done}, verified"
+        return GateOutcome(GateStatus.PASS, reason, summary, results[0], records)
+
+
+def _target(name: str) -> Any:
+    from adaptgate.convert.models import Target
+    from adaptgate.errors import UsageError
+
+    try:
+        return Target(name)
+    except ValueError:
+        raise UsageError(
+            f"unknown conversion target {name!r}",
+            fix=f"use one of: {', '.join(t.value for t in Target)}",
+        ) from None
+
+
+def _convert(ctx: RunContext, kind: Any, dirname: str) -> Any:
+    """One conversion into ``<run>/convert/<dirname>``, reused when already finished."""
+    from adaptgate.convert.engine import run_conversion
+    from adaptgate.convert.options import ConvertOptions
+
+    out_dir = ctx.gate_dir(ConvertGate.name) / dirname
+    model = ctx.settings.model
+    result = _previous(out_dir, model, kind.value)
+    if result is None:
+        if out_dir.exists():  # an unverified or different earlier output: start over
+            import shutil
+
+            shutil.rmtree(out_dir)
+        options = ConvertOptions(model=model, out=out_dir, target=kind, verify=True)
+        result = run_conversion(options, ctx.out)
+    return result
+
+
+def _problems(result: Any) -> list[str]:
+    problems = list(result.verify.problems) if result.verify else []
+    if result.errors.nonfinite:
+        problems.append(f"{result.errors.nonfinite} NaN/inf FP8 codes in the source weights")
+    if result.errors.saturated:
+        problems.append(f"{result.errors.saturated} values saturated at the float16 limit")
+    return problems

@@ -73,3 +73,24 @@ def test_unknown_target_is_bad_input(tmp_path, tiny_model, monkeypatch):
     monkeypatch.setenv("ADAPTGATE_CONVERT_TO", "int4")
     with pytest.raises(UsageError):
         ConvertGate().run(_ctx(tmp_path, tiny_model(format="fp8_block"), route=...))
+
+
+def test_extra_conversion_after_the_route(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.delenv("ADAPTGATE_CONVERT_TO", raising=False)
+    ctx = _ctx(tmp_path, tiny_model(format="fp8_block"), route="bf16")
+    ctx.settings = ctx.settings.model_copy(update={"convert_to": "+w8a8-dynamic"})
+    outcome = ConvertGate().run(ctx)
+    assert outcome.status is GateStatus.PASS, outcome.reason
+    s = outcome.summary
+    run = tmp_path / "run" / "convert"
+    # the route's conversion is the one later gates use; the extra one sits beside it, verified
+    assert s["target"] == "bf16" and s["output_dir"] == str((run / "model").resolve())
+    also = s["also"]["w8a8-dynamic"]
+    assert also["output_dir"] == str((run / "model-w8a8-dynamic").resolve())
+    assert also["verify_problems"] == 0 and 0 < also["int8_rel_error"] < 0.02
+    assert (run / "model-w8a8-dynamic" / "quant_model_description.json").is_file()
+    assert (run / "conversion-w8a8-dynamic.json").is_file()
+    assert [p.name for p in outcome.artifacts] == [
+        "conversion.json",
+        "conversion-w8a8-dynamic.json",
+    ]

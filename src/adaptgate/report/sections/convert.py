@@ -63,6 +63,36 @@ def worst_layers(t: Labels, r: dict[str, Any]) -> Table | None:
     return Table([t("col.layer"), t("col.rel_error")], rows, t("convert.worst_caption"))
 
 
+def also_table(t: Labels, also: dict[str, dict[str, Any]]) -> Table | None:
+    """Conversions beyond the served one (``--convert-to +w8a8-dynamic``), from the summary."""
+    if not also:
+        return None
+    header = [
+        t("convert.route"),
+        t("convert.output"),
+        t("convert.size_out"),
+        t("convert.time"),
+        t("convert.int8_error"),
+        t("convert.worst_layer"),
+        t("convert.verify"),
+    ]
+    rows = [
+        [
+            target,
+            f"`{s.get('output_dir', '-')}`",
+            size(s.get("bytes_out")),
+            seconds(s.get("seconds")),
+            num(s.get("int8_rel_error", "-")),
+            num(s.get("int8_worst_layer", "-")),
+            t("word.ok")
+            if not s.get("verify_problems")
+            else f"**{num(s['verify_problems'])}** {t('convert.problems')}",
+        ]
+        for target, s in also.items()
+    ]
+    return Table(header, rows)
+
+
 @SECTIONS.register("convert")
 def convert_section(ctx: Ctx, cols: GateCols) -> list[Block]:
     t = ctx.t
@@ -79,6 +109,10 @@ def convert_section(ctx: Ctx, cols: GateCols) -> list[Block]:
                 Heading(t("convert.int8_heading"), 3),
                 Table(worst.header, worst.rows, caption),
             ]
+        also = also_table(t, gate.summary.get("also") or {})
+        if also is not None:
+            label = f"{run.label}: " if ctx.merged else ""
+            blocks += [Heading(label + t("convert.also_heading"), 3), also]
         problems = [*get(r, "verify.problems", []), *(r.get("warnings") or [])]
         if problems:
             blocks.append(Bullets([f"{run.label}: {p}" if ctx.merged else p for p in problems]))
