@@ -56,14 +56,11 @@ class BenchGate(Gate):
     def run(self, ctx: RunContext) -> GateOutcome:
         from adaptgate.bench.api import build_config, run
 
-        serve = ctx.record.gate("serve")
-        if serve is None or serve.status is not GateStatus.PASS:
-            return GateOutcome.skipped("serve did not pass: no server to benchmark")
-        url = serve.summary.get("url")
-        if not url:
-            return GateOutcome.skipped("the serve gate recorded no server URL")
+        server, why = ctx.server()
+        if server is None:
+            return GateOutcome.skipped(why)
         data = default_scenario(
-            ctx.settings.target, str(url), serve.summary.get("served_model_name")
+            ctx.settings.target, str(server["url"]), server.get("served_model_name")
         )
         data["output"] = {"dir": str(ctx.gate_dir(self.name))}
         cfg: BenchConfig = build_config(data)

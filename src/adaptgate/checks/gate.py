@@ -27,18 +27,15 @@ class SmokeGate(Gate):
     title = "Smoke checks (protocol, then model quality)"
 
     def run(self, ctx: RunContext) -> GateOutcome:
-        serve = ctx.record.gate("serve")
-        if serve is None or serve.status is not GateStatus.PASS:
-            return GateOutcome.skipped("serve did not pass: no server to check")
-        url = serve.summary.get("url")
-        if not url:
-            return GateOutcome.skipped("the serve gate recorded no server URL")
+        server, why = ctx.server()
+        if server is None:
+            return GateOutcome.skipped(why)
         options = SmokeOptions(
-            url=str(url),
-            model=serve.summary.get("served_model_name"),
-            expected_max_model_len=serve.summary.get("max_model_len"),
-            thinking=serve.summary.get("thinking"),
-            tools=bool(serve.summary.get("tools")),
+            url=str(server["url"]),
+            model=server.get("served_model_name"),
+            expected_max_model_len=server.get("max_model_len"),
+            thinking=server.get("thinking"),
+            tools=bool(server.get("tools")),
         )
         try:
             result = run_smoke(options, ctx.out)

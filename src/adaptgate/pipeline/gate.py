@@ -47,6 +47,18 @@ class RunContext:
             return str(convert.summary["output_dir"])
         return self.settings.model
 
+    def server(self) -> tuple[dict[str, Any] | None, str]:
+        """The serve gate's summary (``url``, ``served_model_name``, ``max_model_len``, ...) of
+        the server the endpoint gates use, or None and why there is none."""
+        serve = self.record.gate("serve")
+        if serve is None:
+            return None, "the serve gate did not run: no server"
+        if serve.status is not GateStatus.PASS:
+            return None, f"serve did not pass, so no server ({serve.status.value}: {serve.reason})"
+        if not serve.summary.get("url"):
+            return None, "the serve gate recorded no server URL"
+        return serve.summary, ""
+
     def gate_dir(self, name: str) -> Path:
         path = self.run_dir / name
         path.mkdir(parents=True, exist_ok=True)

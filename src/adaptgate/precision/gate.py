@@ -41,13 +41,10 @@ def _is_int8(model: str) -> bool:
 
 
 def _served_url(ctx: RunContext) -> tuple[str | None, str | None, str]:
-    serve = ctx.record.gate("serve")
-    if serve is None:
-        return None, None, "the serve gate did not run"
-    url = serve.summary.get("url")
-    if not url:
-        return None, None, f"the serve gate left no server ({serve.status.value}: {serve.reason})"
-    return str(url), serve.summary.get("served_model_name"), ""
+    server, why = ctx.server()
+    if server is None:
+        return None, None, why
+    return str(server["url"]), server.get("served_model_name"), ""
 
 
 def _summary(result: PrecisionGateResult) -> dict[str, Any]:
