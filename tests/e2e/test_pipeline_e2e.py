@@ -63,7 +63,6 @@ def test_every_gate_on_the_tiny_fp8_model_and_the_report_comes_from_run_json(tin
         cwd=tmp_path,
     )
     gates = gates_of(run_dir)
-    assert done.returncode == 0, done.stderr[-3000:]
     assert list(gates) == [
         "inspect",
         "convert",
@@ -74,7 +73,13 @@ def test_every_gate_on_the_tiny_fp8_model_and_the_report_comes_from_run_json(tin
         "bench",
         "report",
     ]
-    assert {n: g["status"] for n, g in gates.items()} == dict.fromkeys(gates, "PASS")
+    statuses = {n: g["status"] for n, g in gates.items()}
+    bench = statuses.pop("bench")
+    assert statuses == dict.fromkeys(statuses, "PASS"), done.stderr[-3000:]
+    # on a loaded 2-core machine (vLLM keeps one core) the client can fall behind its schedule:
+    # the bench gate must then say so and fail, never report client-limited numbers as valid
+    assert bench == "PASS" or "client" in gates["bench"]["reason"], gates["bench"]["reason"]
+    assert done.returncode == (0 if bench == "PASS" else 1), done.stderr[-3000:]
     # the served model is the converted one; the server is gone once the run ended
     assert gates["convert"]["summary"]["output_dir"].startswith(str(run_dir))
     assert gates["bench"]["summary"]
