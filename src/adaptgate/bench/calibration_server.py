@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from adaptgate.bench.scheduler import precise
+
 WORD = "tok"
 
 
@@ -216,7 +218,7 @@ def serve(schedule: Schedule, host: str = "127.0.0.1", port: int = 0) -> None:
         await asyncio.Event().wait()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        precise.run(main())
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from adaptgate.bench.data import PromptItem, dataset, prompt_set_hash
 from adaptgate.bench.data.tokenizers import ServerTokenizer, Tokenizer, WordTokenizer
 from adaptgate.bench.metrics import compute, steady_window
 from adaptgate.bench.result import BenchResult, Reproducibility
+from adaptgate.bench.scheduler import precise
 from adaptgate.bench.scheduler.arrivals import arrival_offsets, offsets_for_duration
 from adaptgate.bench.scheduler.loop import Job, WorkerPlan, run_worker
 from adaptgate.bench.scheduler.workers import auto_workers, run_plans, split
@@ -197,7 +198,7 @@ def run_benchmark(
             tasks.append(scraper.run(stop))
         await asyncio.gather(*tasks)
 
-    outputs, worker_errors, epoch = asyncio.run(run_plans(plans, side))
+    outputs, worker_errors, epoch = precise.run(run_plans(plans, side))
     records = sorted((r for o in outputs for r in o.records), key=lambda r: r.index)
     sched, delivered = delivered_rates(records)
     health = ClientHealth(

@@ -1,23 +1,20 @@
 """OpenAI-compatible streaming client: ``/v1/completions`` and ``/v1/chat/completions``.
 
-Hot path discipline: bodies are serialized before the run; while a response streams, the client
-only appends ``(clock, bytes)`` per socket read. Parsing waits until the request has ended
-(:func:`adaptgate.bench.timeline.finalize`), so JSON work never delays a timestamp.
+Hot path discipline: bodies are serialized before the run and sent through
+:class:`~adaptgate.bench.backends.http.HTTPClient`, which stamps every socket read in its protocol
+callback. Parsing waits until the request has ended (:func:`adaptgate.bench.timeline.finalize`),
+so JSON work never delays a timestamp. aiohttp (:func:`new_session`) serves everything else.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import time
 from typing import Any
 
+from adaptgate.bench.backends.http import HTTPClient
 from adaptgate.bench.config import EndpointConfig
 from adaptgate.bench.data import PromptItem
-from adaptgate.bench.timeline import Exchange
-
-MAX_ERROR_BODY = 2000
 
 
 def auth_headers(cfg: EndpointConfig) -> dict[str, str]:
@@ -52,45 +49,20 @@ class OpenAIBackend:
         body.update(self.cfg.extra_body)
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
-    def timeout(self) -> Any:
-        import aiohttp
+    def client(self) -> HTTPClient:
+        """A connection pool for the hot path (one per client event loop)."""
+        return HTTPClient(
+            self.cfg.url, timeout_s=self.cfg.timeout_s, read_timeout_s=self.cfg.read_timeout_s
+        )
 
-        return aiohttp.ClientTimeout(total=self.cfg.timeout_s, sock_read=self.cfg.read_timeout_s)
+    def request(self, client: HTTPClient, body: bytes) -> bytes:
+        """The whole HTTP request for a JSON ``body``."""
+        return client.request("POST", self.cfg.path, self.headers, body)
 
-    async def send(self, session: Any, body: bytes, ex: Exchange) -> None:
-        """Stream one request into ``ex``; every failure is recorded, none is raised
-        (except cancellation, recorded then re-raised)."""
-        import aiohttp
-
-        clock = time.monotonic
-        reads = ex.reads
-        ex.sent_at = clock()
-        try:
-            async with session.post(
-                self.url, data=body, headers=self.headers, timeout=self.timeout()
-            ) as resp:
-                ex.headers_at = clock()
-                ex.status = resp.status
-                if resp.status != 200:
-                    ex.body = (await resp.read())[:MAX_ERROR_BODY]
-                else:
-                    async for data in resp.content.iter_any():
-                        reads.append((clock(), data))
-        except asyncio.CancelledError:
-            ex.error, ex.error_detail = "cancelled", "the run was interrupted"
-            ex.end_at = clock()
-            raise
-        except TimeoutError:
-            ex.error, ex.error_detail = "timeout", "no complete response within the timeout"
-        except aiohttp.ClientConnectorError as exc:
-            ex.error, ex.error_detail = "connect_error", str(exc)
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            ex.error, ex.error_detail = "server_disconnected", f"{type(exc).__name__}: {exc}"
-        except aiohttp.ClientResponseError as exc:
-            ex.error, ex.error_detail = "bad_response", f"{type(exc).__name__}: {exc}"
-        except (aiohttp.ClientError, OSError) as exc:
-            ex.error, ex.error_detail = "transport_error", f"{type(exc).__name__}: {exc}"
-        ex.end_at = clock()
+    def probe_request(self, client: HTTPClient) -> bytes:
+        """A cheap request that proves a connection: ``GET /v1/models``."""
+        headers = {k: v for k, v in self.headers.items() if k != "Content-Type"}
+        return client.request("GET", "/v1/models", headers)
 
 
 def _flatten(messages: list[dict[str, str]]) -> str:

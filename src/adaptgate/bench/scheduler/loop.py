@@ -16,11 +16,12 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
-from adaptgate.bench.backends.openai import OpenAIBackend, new_session
+from adaptgate.bench.backends.http import HTTPClient
+from adaptgate.bench.backends.openai import OpenAIBackend
 from adaptgate.bench.config import EndpointConfig
 from adaptgate.bench.data import PromptItem
+from adaptgate.bench.scheduler import precise
 from adaptgate.bench.sse import parse_stream
 from adaptgate.bench.timeline import Exchange, RequestRecord, finalize
 
@@ -70,7 +71,7 @@ class ClientLoop:
         self.lag: list[float] = []
         self.stop = asyncio.Event()
         self.interrupted = False
-        self.session: Any = None
+        self.client: HTTPClient = self.backend.client()
         self.sem: asyncio.Semaphore | None = None
 
     async def run(self, get_epoch: Callable[[], Awaitable[float]] | None = None) -> WorkerOutput:
@@ -78,7 +79,6 @@ class ClientLoop:
         plan, loop = self.plan, asyncio.get_running_loop()
         if plan.handle_sigint:
             loop.add_signal_handler(signal.SIGINT, self.interrupt)
-        self.session = new_session()
         gc_was_on = gc.isenabled()
         try:
             gc.collect()
@@ -100,7 +100,7 @@ class ClientLoop:
             gc.unfreeze()
             if gc_was_on:
                 gc.enable()
-            await self.session.close()
+            await self.client.close()
             if plan.handle_sigint:
                 loop.remove_signal_handler(signal.SIGINT)
         records = [finalize(ex, plan.epoch, keep_text=plan.keep_text) for ex in self.exchanges]
@@ -108,17 +108,9 @@ class ClientLoop:
 
     async def _prewarm(self) -> None:
         """Open the connection pool (and run the client's code paths once) before the epoch:
-        GET /v1/models on ``prewarm`` concurrent connections; failures are left to the run."""
-        url = self.plan.endpoint.url.rstrip("/") + "/v1/models"
-
-        async def one() -> None:
-            try:
-                async with self.session.get(url, headers=self.backend.headers) as resp:
-                    await resp.read()
-            except Exception:  # noqa: BLE001 - the measured requests report the failure
-                return
-
-        await asyncio.gather(*(one() for _ in range(max(1, self.plan.prewarm))))
+        ``GET /v1/models`` on ``prewarm`` concurrent connections; failures are left to the run."""
+        probe = self.backend.probe_request(self.client)
+        await self.client.prewarm(self.plan.prewarm, probe)
 
     def interrupt(self) -> None:
         self.interrupted = True
@@ -195,12 +187,13 @@ class ClientLoop:
         if record:
             self.exchanges.append(ex)
         assert job.body is not None
+        request = self.backend.request(self.client, job.body)
         try:
             if self.sem is not None:
                 async with self.sem:
-                    await self.backend.send(self.session, job.body, ex)
+                    await self.client.send(request, ex)
             else:
-                await self.backend.send(self.session, job.body, ex)
+                await self.client.send(request, ex)
         except asyncio.CancelledError:
             ex.error = ex.error or "cancelled"
 
@@ -214,7 +207,8 @@ class ClientLoop:
             if record:
                 self.exchanges.append(ex)
             try:
-                await self.backend.send(self.session, self.backend.payload(job.item, messages), ex)
+                body = self.backend.payload(job.item, messages)
+                await self.client.send(self.backend.request(self.client, body), ex)
             except asyncio.CancelledError:
                 return
             if ex.error or ex.status != 200 or self._over():
@@ -232,4 +226,4 @@ def run_worker(
     plan: WorkerPlan, get_epoch: Callable[[], Awaitable[float]] | None = None
 ) -> WorkerOutput:
     """Run one plan in a fresh event loop."""
-    return asyncio.run(ClientLoop(plan).run(get_epoch))
+    return precise.run(ClientLoop(plan).run(get_epoch))
