@@ -1,9 +1,13 @@
 """A minimal OpenAI-compatible streaming server with no model behind it: tokens leave on a
 configured schedule, so every millisecond a client reports above that schedule is the client's.
 
-It is an instrument, not a stand-in for vLLM. Schedule (absolute, from the request's arrival):
-headers at once (or after ``slow_headers_s``); for chat a role-only chunk at once (as vLLM does);
-token k (0-based) at ``ttft + k * itl``; then a finish chunk, a usage chunk and ``[DONE]``.
+It is an instrument, not a stand-in for vLLM: HTTP/1.1 written directly on an asyncio protocol,
+tokens written from timer callbacks on a loop with microsecond timers, so its own lateness stays
+near a tenth of a millisecond at hundreds of requests per second.
+
+Schedule (absolute, from the request's arrival): headers at once (or after ``slow_headers_s``);
+for chat a role-only chunk at once (as vLLM does); token k (0-based) at ``ttft + k * itl``; then a
+finish chunk, a usage chunk and ``[DONE]``.
 
 Failure injection: ``die_after`` requests (the process exits mid-stream), ``malformed_every``
 (a chunk that is not JSON), ``error_every`` (HTTP ``error_status``), ``slow_headers_s``,
@@ -57,165 +61,289 @@ def _sse(obj: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
 
+def _chunk(data: bytes) -> bytes:
+    """One HTTP/1.1 chunk."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 411: "Length Required"}
+LAST_CHUNK = b"0\r\n\r\n"
+MAX_REQUEST = 16 * 1024 * 1024
+
+
+class _Request:
+    __slots__ = ("body", "close", "method", "path", "t")
+
+    def __init__(self, t: float, method: str, path: str, body: bytes, close: bool) -> None:
+        self.t, self.method, self.path, self.body, self.close = t, method, path, body, close
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"{}")
+
+
+class _Protocol(asyncio.Protocol):
+    """HTTP/1.1 on one connection: requests in order, one at a time (a pipelined request waits
+    until the stream before it ends). A request's arrival time is the clock reading when the
+    read that completed it came in."""
+
+    def __init__(self, server: CalibrationServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.streaming = False
+        self.t = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self.t = time.monotonic()
+        self.buf += data
+        self.next_request()
+
+    def next_request(self) -> None:
+        while not self.streaming and self.transport is not None:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            lines = self.buf[:end].decode("latin-1").split("\r\n")
+            method, path, version = ([*lines[0].split(" "), "", ""])[:3]
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip().lower()
+            if "chunked" in headers.get("transfer-encoding", ""):
+                self.respond(411, b'{"error":"send a Content-Length"}', close=True)
+                return
+            try:
+                length = int(headers.get("content-length", "0"))
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_REQUEST:
+                self.respond(400, b'{"error":"bad Content-Length"}', close=True)
+                return
+            if len(self.buf) < end + 4 + length:
+                return
+            body = self.buf[end + 4 : end + 4 + length]
+            self.buf = self.buf[end + 4 + length :]
+            close = headers.get("connection") == "close" or version == "HTTP/1.0"
+            self.server.handle(self, _Request(self.t, method, path.split("?")[0], body, close))
+
+    def write(self, data: bytes) -> bool:
+        """Write if the client is still there."""
+        if self.transport is None or self.transport.is_closing():
+            return False
+        self.transport.write(data)
+        return True
+
+    def respond(
+        self, status: int, body: bytes, ctype: str = "application/json", *, close: bool = False
+    ) -> None:
+        head = (
+            f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\n" + ("Connection: close\r\n" if close else "")
+        )
+        self.write(head.encode() + b"\r\n" + body)
+        if close and self.transport is not None:
+            self.transport.close()
+
+    def start_stream(self) -> None:
+        self.streaming = True
+        self.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+
+    def end_stream(self, close: bool) -> None:
+        self.write(LAST_CHUNK)
+        self.streaming = False
+        if close and self.transport is not None:
+            self.transport.close()
+        elif self.buf:
+            self.next_request()
+
+
 class CalibrationServer:
     def __init__(self, schedule: Schedule) -> None:
         self.s = schedule
         self.count = 0
         self.running = 0
-        self.log: list[tuple[float, float | None, int]] = []
-
-    def app(self) -> Any:
-        from aiohttp import web
-
-        app = web.Application()
-        app.router.add_post("/v1/completions", self.generate)
-        app.router.add_post("/v1/chat/completions", self.generate)
-        app.router.add_get("/v1/models", self.models)
-        app.router.add_get("/version", self.version)
-        app.router.add_get("/health", self.health)
-        app.router.add_get("/metrics", self.metrics)
-        app.router.add_post("/tokenize", self.tokenize)
-        app.router.add_post("/detokenize", self.detokenize)
-        app.router.add_get("/calibration/log", self.get_log)
-        return app
-
-    async def models(self, _: Any) -> Any:
-        from aiohttp import web
-
-        data = [{"id": self.s.model, "object": "model", "max_model_len": 1 << 20}]
-        return web.json_response({"object": "list", "data": data})
-
-    async def version(self, _: Any) -> Any:
-        from aiohttp import web
-
-        return web.json_response({"version": "calibration-1", "schedule": asdict(self.s)})
-
-    async def health(self, _: Any) -> Any:
-        from aiohttp import web
-
-        return web.Response(text="ok")
-
-    async def metrics(self, _: Any) -> Any:
-        from aiohttp import web
-
-        text = (
-            "# TYPE vllm:num_requests_running gauge\n"
-            f'vllm:num_requests_running{{model_name="{self.s.model}"}} {self.running}\n'
-            f'vllm:num_requests_waiting{{model_name="{self.s.model}"}} 0\n'
-            f'vllm:request_success_total{{model_name="{self.s.model}"}} {self.count}\n'
-        )
-        return web.Response(text=text, content_type="text/plain")
-
-    async def tokenize(self, request: Any) -> Any:
-        from aiohttp import web
-
-        body = await request.json()
-        words = str(body.get("prompt", "")).split()
-        tokens = [sum(map(ord, w)) % 50000 for w in words]
-        return web.json_response({"count": len(tokens), "tokens": tokens, "max_model_len": 1 << 20})
-
-    async def detokenize(self, request: Any) -> Any:
-        from aiohttp import web
-
-        body = await request.json()
-        return web.json_response({"prompt": " ".join(f"w{t}" for t in body.get("tokens", []))})
-
-    async def get_log(self, _: Any) -> Any:
-        from aiohttp import web
-
-        return web.json_response({"clock": "time.monotonic", "requests": self.log})
-
-    async def generate(self, request: Any) -> Any:
-        from aiohttp import web
-
-        t0 = time.monotonic()
-        self.count += 1
-        n = self.count
-        body = await request.json()
-        chat = request.path.endswith("/chat/completions")
-        if self.s.error_every and n % self.s.error_every == 0:
-            return web.json_response(
-                {"object": "error", "message": "injected error"}, status=self.s.error_status
-            )
-        max_tokens = int(body.get("max_tokens") or 16)
-        n_out = self.s.output_tokens or max_tokens
-        prompt = body.get("prompt") or " ".join(m["content"] for m in body.get("messages", []))
-        n_in = len(prompt) if isinstance(prompt, list) else len(str(prompt).split())
-        if self.s.slow_headers_s:
-            await asyncio.sleep(self.s.slow_headers_s)
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-        self.running += 1
-        entry = [t0, None, n]
-        if self.s.log_requests:
-            self.log.append(entry)  # type: ignore[arg-type]
-        try:
-            await self._stream(resp, chat, n, n_in, n_out, t0, entry)
-        finally:
-            self.running -= 1
-        return resp
-
-    async def _stream(
-        self, resp: Any, chat: bool, n: int, n_in: int, n_out: int, t0: float, entry: list[Any]
-    ) -> None:
-        s, loop = self.s, asyncio.get_running_loop()
-        base = {
-            "id": f"cmpl-{n}",
-            "object": "chat.completion.chunk" if chat else "text_completion",
-            "model": s.model,
-            "created": 0,
+        self.log: list[list[Any]] = []
+        self.routes = {
+            ("POST", "/v1/completions"): self.generate,
+            ("POST", "/v1/chat/completions"): self.generate,
+            ("GET", "/v1/models"): self.models,
+            ("GET", "/version"): self.version,
+            ("GET", "/health"): self.health,
+            ("GET", "/metrics"): self.metrics,
+            ("POST", "/tokenize"): self.tokenize,
+            ("POST", "/detokenize"): self.detokenize,
+            ("GET", "/calibration/log"): self.get_log,
         }
 
-        def chunk(text: str = "", finish: str | None = None, reasoning: bool = False) -> bytes:
-            if chat:
-                delta = {"reasoning_content": text} if reasoning else {"content": text}
-                choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
-            else:
-                choice = {"index": 0, "text": text, "finish_reason": finish}
-            return _sse({**base, "choices": [choice]})
+    def handle(self, conn: _Protocol, req: _Request) -> None:
+        route = self.routes.get((req.method, req.path))
+        if route is None:
+            conn.respond(404, b'{"error":"no such route"}', close=req.close)
+            return
+        try:
+            route(conn, req)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            conn.respond(400, json.dumps({"error": str(exc)}).encode(), close=req.close)
 
-        token, reasoning_token = chunk(" " + WORD), chunk(" " + WORD, reasoning=True)
-        if chat and s.role_chunk:
-            await resp.write(
-                _sse(
-                    {
-                        **base,
-                        "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}],
-                    }
-                )
-            )
-        for k in range(n_out):
-            delay = t0 + (s.ttft_ms + k * s.itl_ms) / 1000.0 - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if s.die_after is not None and n >= s.die_after and k >= n_out // 2:
-                os._exit(17)  # a crash mid-stream, as abrupt as a real one
-            if s.malformed_every and n % s.malformed_every == 0 and k == n_out // 2:
-                await resp.write(b'data: {"choices": [{"text": "broken\n\n')
+    @staticmethod
+    def _json(conn: _Protocol, req: _Request, obj: Any, status: int = 200) -> None:
+        conn.respond(status, json.dumps(obj).encode(), close=req.close)
+
+    def models(self, conn: _Protocol, req: _Request) -> None:
+        data = [{"id": self.s.model, "object": "model", "max_model_len": 1 << 20}]
+        self._json(conn, req, {"object": "list", "data": data})
+
+    def version(self, conn: _Protocol, req: _Request) -> None:
+        self._json(conn, req, {"version": "calibration-2", "schedule": asdict(self.s)})
+
+    def health(self, conn: _Protocol, req: _Request) -> None:
+        conn.respond(200, b"ok", "text/plain", close=req.close)
+
+    def metrics(self, conn: _Protocol, req: _Request) -> None:
+        m = f'{{model_name="{self.s.model}"}}'
+        text = (
+            "# TYPE vllm:num_requests_running gauge\n"
+            f"vllm:num_requests_running{m} {self.running}\n"
+            f"vllm:num_requests_waiting{m} 0\n"
+            f"vllm:request_success_total{m} {self.count}\n"
+        )
+        conn.respond(200, text.encode(), "text/plain; version=0.0.4", close=req.close)
+
+    def tokenize(self, conn: _Protocol, req: _Request) -> None:
+        words = str(req.json().get("prompt", "")).split()
+        tokens = [sum(map(ord, w)) % 50000 for w in words]
+        self._json(conn, req, {"count": len(tokens), "tokens": tokens, "max_model_len": 1 << 20})
+
+    def detokenize(self, conn: _Protocol, req: _Request) -> None:
+        tokens = req.json().get("tokens", [])
+        self._json(conn, req, {"prompt": " ".join(f"w{t}" for t in tokens)})
+
+    def get_log(self, conn: _Protocol, req: _Request) -> None:
+        self._json(conn, req, {"clock": "time.monotonic", "requests": self.log})
+
+    def generate(self, conn: _Protocol, req: _Request) -> None:
+        self.count += 1
+        n, s = self.count, self.s
+        body = req.json()
+        if s.error_every and n % s.error_every == 0:
+            error = {"object": "error", "message": "injected error"}
+            self._json(conn, req, error, status=s.error_status)
+            return
+        n_out = s.output_tokens or int(body.get("max_tokens") or 16)
+        prompt = body.get("prompt") or " ".join(m["content"] for m in body.get("messages", []))
+        n_in = len(prompt) if isinstance(prompt, list) else len(str(prompt).split())
+        entry: list[Any] = [req.t, None, n]
+        if s.log_requests:
+            self.log.append(entry)
+        _Stream(self, conn, req, n, n_in, n_out, entry).start()
+
+
+class _Stream:
+    """One streamed response, driven by timer callbacks (no task per request): headers (after
+    ``slow_headers_s``), the role chunk for chat, token k at ``t0 + ttft + k * itl``, the finish
+    chunk, the usage chunk, ``[DONE]``."""
+
+    def __init__(
+        self,
+        server: CalibrationServer,
+        conn: _Protocol,
+        req: _Request,
+        n: int,
+        n_in: int,
+        n_out: int,
+        entry: list[Any],
+    ) -> None:
+        self.server, self.s, self.conn, self.req = server, server.s, conn, req
+        self.n, self.n_in, self.n_out, self.entry = n, n_in, n_out, entry
+        self.chat = req.path.endswith("/chat/completions")
+        self.loop = asyncio.get_running_loop()
+        self.base = {
+            "id": f"cmpl-{n}",
+            "object": "chat.completion.chunk" if self.chat else "text_completion",
+            "model": self.s.model,
+            "created": 0,
+        }
+        self.token = _chunk(self.chunk(" " + WORD))
+        self.reasoning = _chunk(self.chunk(" " + WORD, reasoning=True))
+
+    def chunk(self, text: str = "", finish: str | None = None, reasoning: bool = False) -> bytes:
+        if self.chat:
+            delta = {"reasoning_content": text} if reasoning else {"content": text}
+            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+        else:
+            choice = {"index": 0, "text": text, "finish_reason": finish}
+        return _sse({**self.base, "choices": [choice]})
+
+    def start(self) -> None:
+        self.conn.streaming = True
+        self.server.running += 1
+        if self.s.slow_headers_s:
+            self.loop.call_at(self.req.t + self.s.slow_headers_s, self.headers)
+        else:
+            self.headers()
+
+    def headers(self) -> None:
+        self.conn.start_stream()
+        if self.chat and self.s.role_chunk:
+            role = {"index": 0, "delta": {"role": "assistant", "content": ""}}
+            self.conn.write(_chunk(_sse({**self.base, "choices": [role]})))
+        self.emit(0)
+
+    def emit(self, k: int) -> None:
+        """Write every token due by now from k on, then schedule the next or end the stream."""
+        s, t0 = self.s, self.req.t
+        while k < self.n_out:
+            due = t0 + (s.ttft_ms + k * s.itl_ms) / 1000.0
+            if self.loop.time() < due:
+                self.loop.call_at(due, self.emit, k)
                 return
-            await resp.write(reasoning_token if k < s.reasoning_tokens else token)
+            if s.die_after is not None and self.n >= s.die_after and k >= self.n_out // 2:
+                os._exit(17)  # a crash mid-stream, as abrupt as a real one
+            if s.malformed_every and self.n % s.malformed_every == 0 and k == self.n_out // 2:
+                self.conn.write(_chunk(b'data: {"choices": [{"text": "broken\n\n'))
+                self.end()
+                return
+            if not self.conn.write(self.reasoning if k < s.reasoning_tokens else self.token):
+                self.end()  # the client went away
+                return
             if k == 0:
-                entry[1] = time.monotonic()
-        await resp.write(chunk("", finish="length"))
-        usage = {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}
-        await resp.write(_sse({**base, "choices": [], "usage": usage}))
-        await resp.write(b"data: [DONE]\n\n")
+                self.entry[1] = time.monotonic()
+            k += 1
+        usage = {
+            "prompt_tokens": self.n_in,
+            "completion_tokens": self.n_out,
+            "total_tokens": self.n_in + self.n_out,
+        }
+        self.conn.write(_chunk(self.chunk("", finish="length")))
+        self.conn.write(_chunk(_sse({**self.base, "choices": [], "usage": usage})))
+        self.conn.write(_chunk(b"data: [DONE]\n\n"))
+        self.end()
+
+    def end(self) -> None:
+        self.server.running -= 1
+        self.conn.end_stream(self.req.close)
 
 
 def serve(schedule: Schedule, host: str = "127.0.0.1", port: int = 0) -> None:
-    from aiohttp import web
-
     async def main() -> None:
         gc.freeze()
         gc.set_threshold(100_000, 50, 1000)  # no collection pauses in the instrument
-        runner = web.AppRunner(CalibrationServer(schedule).app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port, backlog=4096)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        bound = sockets[0].getsockname()[1]
+        server = CalibrationServer(schedule)
+        loop = asyncio.get_running_loop()
+        srv = await loop.create_server(lambda: _Protocol(server), host, port, backlog=4096)
+        bound = srv.sockets[0].getsockname()[1]
         print(f"READY http://{host}:{bound}", flush=True)
-        await asyncio.Event().wait()
+        await srv.serve_forever()
 
     with contextlib.suppress(KeyboardInterrupt):
         precise.run(main())

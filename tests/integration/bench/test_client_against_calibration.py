@@ -46,7 +46,7 @@ def test_schedule_and_metric_boundaries(server):
     assert result.server.tokenizer.startswith("server:")  # /tokenize aligned the prompts
     assert all(r.usage_prompt_tokens == 16 for r in records)
     assert result.server_metrics and "vllm:num_requests_running" in result.server_metrics[0].values
-    assert result.repro.prompt_set_hash and result.server.version == "calibration-1"
+    assert result.repro.prompt_set_hash and result.server.version == "calibration-2"
 
 
 def test_chat_role_chunk_and_reasoning():
