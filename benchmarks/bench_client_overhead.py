@@ -108,7 +108,14 @@ def decompose(client: list[tuple[float, float]], log: list[list[float]]) -> dict
     }
 
 
-def run_adaptgate(url: str, rate: float, n: int, args: argparse.Namespace) -> dict[str, Any]:
+def pinned(cmd: list[str], cpus: set[int] | None) -> list[str]:
+    """``cmd`` run on ``cpus`` only (and whatever it spawns)."""
+    return cmd if cpus is None else ["taskset", "-c", ",".join(map(str, sorted(cpus))), *cmd]
+
+
+def run_adaptgate(
+    url: str, rate: float, n: int, args: argparse.Namespace, cpus: set[int] | None = None
+) -> dict[str, Any]:
     cmd = [
         sys.executable, "-c",
         "from adaptgate.cli.bench import command; command(prog_name='adaptgate bench')",
@@ -117,7 +124,9 @@ def run_adaptgate(url: str, rate: float, n: int, args: argparse.Namespace) -> di
         "--no-plots", "--json", "--out", str(args.out / f"adaptgate-{rate:g}"),
     ]  # fmt: skip
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        pinned(cmd, cpus), capture_output=True, text=True, timeout=600, check=False
+    )
     if proc.returncode not in (0, 1):
         return {"error": proc.stderr[-2000:]}
     data = json.loads(proc.stdout)
@@ -142,13 +151,20 @@ def run_adaptgate(url: str, rate: float, n: int, args: argparse.Namespace) -> di
         "loop_lag_p99_ms": data["client"]["loop_lag_ms"]["p99"],
         "workers": data["client"]["workers"],
         "cpu_share": data["client"]["cpu_share"],
+        "cpu_wait_p99_ms": (data["client"].get("cpu_wait_ms") or {}).get("p99"),
         "validity": data["validity"]["status"],
         "invalid_reasons": data["validity"]["reasons"],
     }
 
 
 def run_vllm(
-    url: str, rate: float, n: int, args: argparse.Namespace, tokenizer: Path, out_dir: Path
+    url: str,
+    rate: float,
+    n: int,
+    args: argparse.Namespace,
+    tokenizer: Path,
+    out_dir: Path,
+    cpus: set[int] | None = None,
 ) -> dict[str, Any]:
     name = f"vllm-{rate:g}.json"
     burstiness = "1000000" if args.arrival == "constant" else "1.0"
@@ -166,7 +182,9 @@ def run_vllm(
     ]  # fmt: skip
     env = {**os.environ, "VLLM_CACHE_ROOT": str(out_dir / "vllm-cache"), "TQDM_DISABLE": "1"}
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, env=env)
+    proc = subprocess.run(
+        pinned(cmd, cpus), capture_output=True, text=True, timeout=900, check=False, env=env
+    )
     path = out_dir / name
     if proc.returncode != 0 or not path.exists():
         return {"error": (proc.stderr or proc.stdout)[-2000:]}
@@ -186,17 +204,35 @@ def run_vllm(
 
 
 def one(
-    tool: str, rate: float, args: argparse.Namespace, tokenizer: Path | None, out_dir: Path
+    tool: str,
+    rate: float,
+    args: argparse.Namespace,
+    tokenizer: Path | None,
+    out_dir: Path,
+    *,
+    starve: bool = False,
 ) -> dict[str, Any]:
+    """One run of ``tool`` at ``rate`` against a fresh server. ``starve``: the client shares
+    CPU 0 with a busy loop while the server has CPU 1 to itself -- a client that cannot keep
+    up, the case a benchmark must flag rather than report."""
     n = max(args.min_requests, int(rate * args.duration))
     schedule = Schedule(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, output_tokens=None)
     load = os.getloadavg()[0]
-    with launch(schedule) as (url, _):
-        if tool == "adaptgate":
-            row = run_adaptgate(url, rate, n, args)
-        else:
-            assert tokenizer is not None
-            row = run_vllm(url, rate, n, args, tokenizer, out_dir)
+    cpus, hog = ({0}, None) if starve else (None, None)
+    with launch(schedule) as (url, server):
+        if starve:
+            os.sched_setaffinity(server.pid, {1})
+            hog = subprocess.Popen(pinned([sys.executable, "-c", "while True: pass"], {0}))
+        try:
+            if tool == "adaptgate":
+                row = run_adaptgate(url, rate, n, args, cpus)
+            else:
+                assert tokenizer is not None
+                row = run_vllm(url, rate, n, args, tokenizer, out_dir, cpus)
+        finally:
+            if hog is not None:
+                hog.kill()
+                hog.wait()
         srv: dict[str, Any] = {}
         if "error" not in row:
             log = server_log(url)
@@ -204,7 +240,8 @@ def one(
                 **server_side(log, args.ttft_ms),
                 **decompose(row.pop("pairs"), log),
             }
-    row.update(srv, tool=tool, rate=rate, requests=n, load_average=load)
+    row.update(srv, tool=tool + (" (starved)" if starve else ""), rate=rate, requests=n)
+    row["load_average"] = load
     if "ttft_p50_ms" in row:
         row["ttft_added_p50_ms"] = row["ttft_p50_ms"] - args.ttft_ms
         row["ttft_added_p99_ms"] = row["ttft_p99_ms"] - args.ttft_ms
@@ -293,6 +330,12 @@ def main() -> None:
     p.add_argument("--tools", default="adaptgate,vllm")
     p.add_argument("--repeats", type=int, default=1, help="runs per tool and rate (medians)")
     p.add_argument(
+        "--starve-rates",
+        default="800",
+        help="rates for the starved-client rows (client on a CPU shared with a busy loop); "
+        "empty for none",
+    )
+    p.add_argument(
         "--nice",
         type=int,
         default=0,
@@ -313,11 +356,13 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = make_tokenizer(out_dir / "tokenizer") if "vllm" in tools else None
     rows = []
-    plan = [float(x) for x in args.rates.split(",") for _ in range(args.repeats)]
-    for i, rate in enumerate(plan):
+    plan = [(float(x), False) for x in args.rates.split(",") for _ in range(args.repeats)]
+    if args.starve_rates and (os.cpu_count() or 1) >= 2:
+        plan += [(float(x), True) for x in args.starve_rates.split(",")]
+    for i, (rate, starve) in enumerate(plan):
         order = tools if i % 2 == 0 else list(reversed(tools))  # alternate who goes first
         for tool in order:
-            row = one(tool, rate, args, tokenizer, out_dir)
+            row = one(tool, rate, args, tokenizer, out_dir, starve=starve)
             rows.append(row)
             print(
                 json.dumps(

@@ -100,6 +100,11 @@ class ValidityConfig(_Model):
     )
     max_loop_lag_p99_ms: float = Field(default=5.0, description="event-loop lag p99")
     max_client_cpu: float = Field(default=0.9, description="busiest worker's CPU share of a core")
+    max_cpu_wait_p99_ms: float = Field(
+        default=0.5,
+        description="client's mean wait for a CPU per wakeup, p99 over 10 ms windows (kernel "
+        "schedstat): above it, timestamps are late because other work holds the client's CPU",
+    )
 
 
 class SweepConfig(_Model):

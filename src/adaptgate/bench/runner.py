@@ -215,6 +215,9 @@ def run_benchmark(
         ),
         loop_lag_ms=Distribution.of([v * 1000 for o in outputs for v in o.loop_lag_s], unit="ms"),
         cpu_share=[o.cpu_s / o.wall_s if o.wall_s > 0 else 0.0 for o in outputs],
+        cpu_wait_ms=None
+        if any(o.cpu_wait_s is None for o in outputs)
+        else Distribution.of([1000 * v for o in outputs for v in o.cpu_wait_s or []], unit="ms"),
         worker_errors=worker_errors,
         interrupted=any(o.interrupted for o in outputs),
         load_average=[load_before, os.getloadavg()[0]],

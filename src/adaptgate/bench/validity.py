@@ -38,6 +38,11 @@ class ClientHealth(BaseModel):
     lateness_ms: Distribution
     loop_lag_ms: Distribution
     cpu_share: list[float] = Field(description="CPU seconds / wall seconds, per worker")
+    cpu_wait_ms: Distribution | None = Field(
+        default=None,
+        description="per 10 ms of run, how long a client event loop waited for a CPU each time it "
+        "woke, on average (kernel scheduler statistics): how late its timestamps were",
+    )
     worker_errors: list[str] = Field(default_factory=list)
     interrupted: bool = False
     load_average: list[float] = Field(
@@ -109,6 +114,20 @@ def _check_client(h: ClientHealth, cfg: ValidityConfig) -> list[Check]:
                 value=busiest,
                 threshold=cfg.max_client_cpu,
                 message=f"busiest client process used {busiest:.0%} of a core",
+            )
+        )
+    if h.cpu_wait_ms is not None and h.cpu_wait_ms.p99 is not None:
+        worst = h.cpu_wait_ms.p99
+        bad = worst > cfg.max_cpu_wait_p99_ms
+        checks.append(
+            Check(
+                name="client_cpu_wait_p99_ms",
+                status="invalid" if bad else "ok",
+                value=worst,
+                threshold=cfg.max_cpu_wait_p99_ms,
+                message=f"client waited {worst:.2f} ms for a CPU per wakeup (p99 of 10 ms "
+                f"windows; limit {cfg.max_cpu_wait_p99_ms:g} ms)"
+                + (": other work holds its CPU" if bad else ""),
             )
         )
     if h.load_average and h.cpu_count and max(h.load_average) > h.cpu_count:

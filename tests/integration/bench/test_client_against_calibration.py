@@ -47,6 +47,10 @@ def test_schedule_and_metric_boundaries(server):
     assert all(r.usage_prompt_tokens == 16 for r in records)
     assert result.server_metrics and "vllm:num_requests_running" in result.server_metrics[0].values
     assert result.repro.prompt_set_hash and result.server.version == "calibration-2"
+    # the kernel's account of the client's waits for a CPU, one sample per 10 ms of run
+    wait = result.client.cpu_wait_ms
+    assert wait is not None and wait.count > 50 and wait.min >= 0
+    assert any(c.name == "client_cpu_wait_p99_ms" for c in result.validity.checks)
 
 
 def test_chat_role_chunk_and_reasoning():

@@ -27,6 +27,9 @@ def records():
 def test_valid_run(records):
     v = assess(records, health(), ValidityConfig(), ignore_eos=True)
     assert v.status == "VALID" and not v.reasons
+    waits = Distribution.of([0.05] * 99 + [2.0])  # one slow window in 100: p99 below the limit
+    v = assess(records, health(cpu_wait_ms=waits), ValidityConfig(), ignore_eos=True)
+    assert v.status == "VALID" and any(c.name == "client_cpu_wait_p99_ms" for c in v.checks)
 
 
 @pytest.mark.parametrize(
@@ -36,6 +39,7 @@ def test_valid_run(records):
         ({"lateness_ms": Distribution.of([50.0] * 10)}, "lateness"),
         ({"loop_lag_ms": Distribution.of([30.0] * 10)}, "loop lag"),
         ({"cpu_share": [0.2, 0.97]}, "97%"),
+        ({"cpu_wait_ms": Distribution.of([0.05] * 97 + [2.0] * 3)}, "2.00 ms for a CPU"),
         ({"interrupted": True}, "interrupted"),
         ({"worker_errors": ["client worker 1 died"]}, "died"),
     ],

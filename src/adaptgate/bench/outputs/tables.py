@@ -97,6 +97,7 @@ def render(result: BenchResult, console: Any) -> None:
     console.print(
         f"client: {c.workers} process(es), lateness p99 {_f(c.lateness_ms.p99)} ms, loop lag p99 "
         f"{_f(c.loop_lag_ms.p99)} ms, CPU {', '.join(f'{x:.0%}' for x in c.cpu_share)}"
+        + (f", wait for CPU p99 {_f(c.cpu_wait_ms.p99)} ms/wakeup" if c.cpu_wait_ms else "")
         + (
             f", delivered {_f(c.delivered_rate)} of {_f(c.scheduled_rate)} req/s"
             if c.delivered_rate

@@ -6,6 +6,11 @@ Self-measurement, reported with every run:
 - event-loop lag: every 10 ms, the time one loop iteration takes (``await sleep(0)`` round trip):
   how long a socket read that just arrived waits before its timestamp is taken.
 - CPU: this process's CPU seconds over wall seconds; near 1.0 means the client was saturated.
+- waiting for a CPU: every 10 ms, from the kernel's scheduler statistics
+  (``/proc/thread-self/schedstat``), how long the loop's thread was runnable but not running,
+  per time it was scheduled in: how late, on average in that window, a timestamp taken after
+  a wakeup was. A client sharing its CPU with other work measures that work, not the server.
+  Lag samples one loop iteration; this counts every wait.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from adaptgate.bench.backends.http import HTTPClient
 from adaptgate.bench.backends.openai import OpenAIBackend
@@ -61,6 +67,20 @@ class WorkerOutput:
     cpu_s: float
     wall_s: float
     interrupted: bool = False
+    cpu_wait_s: list[float] | None = None  # per 10 ms: mean wait per wakeup (None: unknown)
+
+
+SCHEDSTAT = Path("/proc/thread-self/schedstat")
+
+
+def cpu_wait() -> tuple[float, int] | None:
+    """(seconds the calling thread waited on a run queue, times it was scheduled in), or None
+    without schedstat."""
+    try:
+        _, wait_ns, slices = SCHEDSTAT.read_text().split()[:3]
+        return int(wait_ns) / 1e9, int(slices)
+    except (OSError, ValueError):
+        return None
 
 
 class ClientLoop:
@@ -69,6 +89,7 @@ class ClientLoop:
         self.backend = OpenAIBackend(plan.endpoint, plan.model, ignore_eos=plan.ignore_eos)
         self.exchanges: list[Exchange] = []
         self.lag: list[float] = []
+        self.cpu_wait: list[float] | None = []
         self.stop = asyncio.Event()
         self.interrupted = False
         self.client: HTTPClient = self.backend.client()
@@ -104,7 +125,9 @@ class ClientLoop:
             if plan.handle_sigint:
                 loop.remove_signal_handler(signal.SIGINT)
         records = [finalize(ex, plan.epoch, keep_text=plan.keep_text) for ex in self.exchanges]
-        return WorkerOutput(plan.worker, records, self.lag, cpu, wall, self.interrupted)
+        out = WorkerOutput(plan.worker, records, self.lag, cpu, wall, self.interrupted)
+        out.cpu_wait_s = self.cpu_wait
+        return out
 
     async def _prewarm(self) -> None:
         """Open the connection pool (and run the client's code paths once) before the epoch:
@@ -123,12 +146,19 @@ class ClientLoop:
         )
 
     async def _monitor(self) -> None:
-        clock = time.monotonic
+        clock, waited = time.monotonic, cpu_wait()
+        if waited is None:
+            self.cpu_wait = None
         while not self.stop.is_set():
             await asyncio.sleep(LAG_INTERVAL_S)
             t0 = clock()
             await asyncio.sleep(0)
             self.lag.append(clock() - t0)
+            if waited is not None and self.cpu_wait is not None:
+                now = cpu_wait()
+                if now is not None and now[1] > waited[1]:
+                    self.cpu_wait.append((now[0] - waited[0]) / (now[1] - waited[1]))
+                    waited = now
 
     async def _open(self) -> None:
         loop, clock, epoch = asyncio.get_running_loop(), time.monotonic, self.plan.epoch
