@@ -103,7 +103,13 @@ class ValidityConfig(_Model):
     max_cpu_wait_p99_ms: float = Field(
         default=0.5,
         description="client's mean wait for a CPU per wakeup, p99 over 10 ms windows (kernel "
-        "schedstat): above it, timestamps are late because other work holds the client's CPU",
+        "schedstat): above it, timestamps are late because other work holds the client's CPU "
+        "(floor of the limit)",
+    )
+    max_cpu_wait_itl_fraction: float = Field(
+        default=0.05,
+        description="the CPU-wait limit may reach this fraction of the median inter-token gap "
+        "(a slow CPU server tolerates proportionally later timestamps)",
     )
 
 

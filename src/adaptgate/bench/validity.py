@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -70,7 +71,13 @@ def delivered_rates(records: Sequence[RequestRecord]) -> tuple[float | None, flo
     return scheduled_rate(due), scheduled_rate(started)
 
 
-def _check_client(h: ClientHealth, cfg: ValidityConfig) -> list[Check]:
+def _typical_itl_ms(records: Sequence[RequestRecord]) -> float | None:
+    """The median gap between token chunks over the successful requests."""
+    gaps = [(b - a) * 1000 for r in records if r.ok for a, b in pairwise(r.token_times)]
+    return Distribution.of(gaps).p50 if gaps else None
+
+
+def _check_client(h: ClientHealth, cfg: ValidityConfig, itl_ms: float | None) -> list[Check]:
     checks = []
     if h.scheduled_rate and h.delivered_rate:
         shortfall = 1.0 - h.delivered_rate / h.scheduled_rate
@@ -117,17 +124,18 @@ def _check_client(h: ClientHealth, cfg: ValidityConfig) -> list[Check]:
             )
         )
     if h.cpu_wait_ms is not None and h.cpu_wait_ms.p99 is not None:
-        worst = h.cpu_wait_ms.p99
-        bad = worst > cfg.max_cpu_wait_p99_ms
+        worst, limit = h.cpu_wait_ms.p99, cfg.max_cpu_wait_p99_ms
+        if itl_ms:
+            limit = max(limit, cfg.max_cpu_wait_itl_fraction * itl_ms)
+        bad = worst > limit
         checks.append(
             Check(
                 name="client_cpu_wait_p99_ms",
                 status="invalid" if bad else "ok",
                 value=worst,
-                threshold=cfg.max_cpu_wait_p99_ms,
+                threshold=limit,
                 message=f"client waited {worst:.2f} ms for a CPU per wakeup (p99 of 10 ms "
-                f"windows; limit {cfg.max_cpu_wait_p99_ms:g} ms)"
-                + (": other work holds its CPU" if bad else ""),
+                f"windows; limit {limit:.2f} ms)" + (": other work holds its CPU" if bad else ""),
             )
         )
     if h.load_average and h.cpu_count and max(h.load_average) > h.cpu_count:
@@ -242,7 +250,8 @@ def _check_workload(records: Sequence[RequestRecord], ignore_eos: bool) -> list[
 def assess(
     records: Sequence[RequestRecord], health: ClientHealth, cfg: ValidityConfig, ignore_eos: bool
 ) -> Validity:
-    checks = _check_client(health, cfg) + _check_workload(records, ignore_eos)
+    checks = _check_client(health, cfg, _typical_itl_ms(records))
+    checks += _check_workload(records, ignore_eos)
     reasons = [c.message for c in checks if c.status == "invalid"]
     warnings = [c.message for c in checks if c.status == "warn"]
     return Validity(

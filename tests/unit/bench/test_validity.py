@@ -92,3 +92,13 @@ def test_lateness_limit_scales_with_the_arrival_gap(records):
         scheduled_rate=400.0, delivered_rate=400.0, lateness_ms=Distribution.of([12.0] * 10)
     )
     assert assess(records, fast, ValidityConfig(), True).status == "INVALID"  # floor 10 ms
+
+
+def test_cpu_wait_limit_scales_with_the_token_gap(records):
+    waits = Distribution.of([2.0] * 10)
+    assert assess(records, health(cpu_wait_ms=waits), ValidityConfig(), True).status == "INVALID"
+    cfg = ValidityConfig(max_cpu_wait_itl_fraction=0.25)  # of the 10 ms median gap: 2.5 ms
+    v = assess(records, health(cpu_wait_ms=waits), cfg, True)
+    assert v.status == "VALID"
+    check = next(c for c in v.checks if c.name == "client_cpu_wait_p99_ms")
+    assert check.threshold == pytest.approx(2.5)
