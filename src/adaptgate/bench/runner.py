@@ -224,6 +224,10 @@ def run_benchmark(
         cpu_count=os.cpu_count(),
     )
     window = steady_window(records)
+    validity = assess(records, health, cfg.validity, cfg.dataset.ignore_eos)
+    run_s = max((o.wall_s for o in outputs), default=0.0)
+    if scraper is not None and (warning := scraper.cost_warning(run_s)):
+        validity.warnings.append(warning)
     key_set = auth_headers(cfg.endpoint) != {}
     result = BenchResult(
         label=cfg.output.label,
@@ -240,7 +244,7 @@ def run_benchmark(
             api_key_sent=key_set,
         ),
         client=health,
-        validity=assess(records, health, cfg.validity, cfg.dataset.ignore_eos),
+        validity=validity,
         metrics=compute(records, cfg.slo),
         steady=compute(records, cfg.slo, window=window) if window else None,
         server_metrics=scraper.series(epoch) if scraper else [],

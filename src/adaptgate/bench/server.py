@@ -52,6 +52,9 @@ class ServerInfo(BaseModel):
 class MetricSample(BaseModel):
     t: float = Field(description="seconds from the run epoch")
     values: dict[str, float]
+    duration_ms: float | None = Field(
+        default=None, description="how long the server took to answer this scrape"
+    )
 
 
 def parse_prometheus(text: str) -> dict[str, float]:
@@ -118,7 +121,7 @@ class Scraper:
         self.url = base.rstrip("/") + "/metrics"
         self.headers = headers
         self.interval = interval
-        self.raw: list[tuple[float, str]] = []
+        self.raw: list[tuple[float, float, str]] = []  # (asked at, answered at, text)
 
     async def run(self, stop: asyncio.Event) -> None:
         import aiohttp
@@ -126,13 +129,31 @@ class Scraper:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             while not stop.is_set():
                 try:
+                    t0 = time.monotonic()
                     async with session.get(self.url, headers=self.headers) as resp:
                         if resp.status == 200:
-                            self.raw.append((time.monotonic(), await resp.text()))
+                            text = await resp.text()
+                            self.raw.append((t0, time.monotonic(), text))
                 except (aiohttp.ClientError, OSError, TimeoutError):
                     pass
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.interval)
 
     def series(self, epoch: float) -> list[MetricSample]:
-        return [MetricSample(t=t - epoch, values=parse_prometheus(text)) for t, text in self.raw]
+        return [
+            MetricSample(t=t1 - epoch, values=parse_prometheus(text), duration_ms=(t1 - t0) * 1000)
+            for t0, t1, text in self.raw
+        ]
+
+    def cost_warning(self, run_s: float, limit: float = 0.005) -> str | None:
+        """A warning when answering the scrapes took more than ``limit`` of the run's time: a
+        server busy rendering /metrics delays every stream it is serving meanwhile."""
+        spent = sum(t1 - t0 for t0, t1, _ in self.raw)
+        if not self.raw or run_s <= 0 or spent / run_s <= limit:
+            return None
+        each = 1000 * spent / len(self.raw)
+        return (
+            f"scraping /metrics took {each:.1f} ms per scrape ({spent / run_s:.1%} of the run): "
+            "the server stalls its streams while answering; tail latencies may include it "
+            "(raise --scrape-interval or pass --no-scrape)"
+        )

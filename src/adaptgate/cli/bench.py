@@ -98,7 +98,7 @@ def _floats(text: str | None) -> list[float]:
 @click.option("--label")
 @click.option("--no-plots", is_flag=True, default=None)
 @click.option("--keep-text", is_flag=True, default=None, help="Keep generated text per request.")
-@click.option("--scrape-interval", type=float, help="Seconds between /metrics scrapes [1].")
+@click.option("--scrape-interval", type=float, help="Seconds between /metrics scrapes [5].")
 @click.option("--no-scrape", is_flag=True, default=None, help="Do not scrape /metrics.")
 @output_options
 @handle_errors
