@@ -51,9 +51,10 @@ class BenchResult(Result):
         return self.validity.status == "VALID"
 
     def vllm_compat(self) -> dict[str, Any]:
-        """Fields named as in ``vllm bench serve --save-result`` where the definitions match.
-        Differences: TTFT here is to the first token-carrying chunk (vLLM: first chunk with
-        choices; ours for that is ``ttft_first_chunk_ms``)."""
+        """Fields named as in ``vllm bench serve --save-result``, with vLLM's definitions: its TTFT
+        is to the first chunk with choices, even an empty one (our ``ttft_first_chunk_ms``);
+        adaptgate's first-token TTFT goes under names vLLM does not use
+        (``*_ttft_first_token_ms``)."""
         m, cfg = self.metrics, self.config
         out: dict[str, Any] = {
             "date": self.created,
@@ -75,7 +76,8 @@ class BenchResult(Result):
             "total_token_throughput": m.total_token_throughput,
         }
         for key, dist in (
-            ("ttft", m.ttft_ms),
+            ("ttft", m.ttft_first_chunk_ms),
+            ("ttft_first_token", m.ttft_ms),
             ("tpot", m.tpot_ms),
             ("itl", m.itl_ms),
             ("e2el", m.e2el_ms),
