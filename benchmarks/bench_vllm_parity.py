@@ -39,6 +39,7 @@ METRICS = (
     ("median TTFT (ms)", "metrics.ttft_ms.p50", "median_ttft_ms"),
     ("p99 TTFT (ms)", "metrics.ttft_ms.p99", "p99_ttft_ms"),
     ("mean TTFT, first-chunk def. (ms)", "metrics.ttft_first_chunk_ms.mean", "mean_ttft_ms"),
+    ("median TTFT, first-chunk def. (ms)", "metrics.ttft_first_chunk_ms.p50", "median_ttft_ms"),
     ("mean TPOT (ms)", "metrics.tpot_ms.mean", "mean_tpot_ms"),
     ("median TPOT (ms)", "metrics.tpot_ms.p50", "median_tpot_ms"),
     ("p99 TPOT (ms)", "metrics.tpot_ms.p99", "p99_tpot_ms"),
@@ -52,6 +53,38 @@ def _get(data: dict[str, Any], path: str) -> float | None:
     for part in path.split("."):
         obj = obj.get(part) if isinstance(obj, dict) else None
     return None if obj is None else float(obj)
+
+
+SERVER_SIDE = (  # vLLM's own histograms: (label, metric name), means over the run's requests
+    ("server-side mean TTFT (ms)", "vllm:time_to_first_token_seconds"),
+    ("server-side mean TPOT (ms)", "vllm:request_time_per_output_token_seconds"),
+    ("server-side mean ITL (ms)", "vllm:inter_token_latency_seconds"),
+)
+
+
+def server_counters(url: str) -> dict[str, float]:
+    """``*_sum`` and ``*_count`` of the SERVER_SIDE histograms, summed over label sets."""
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    names = {name + suffix for _, name in SERVER_SIDE for suffix in ("_sum", "_count")}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in names:
+            out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def server_view(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """The server's own mean latencies over the requests of one run (counter deltas)."""
+    out = {}
+    for label, name in SERVER_SIDE:
+        n = after.get(name + "_count", 0.0) - before.get(name + "_count", 0.0)
+        if n > 0:
+            out[label] = 1000 * (after[name + "_sum"] - before.get(name + "_sum", 0.0)) / n
+    return out
 
 
 def start_vllm(model_dir: Path, python: str, work: Path) -> Any:
@@ -120,10 +153,14 @@ def run_vllm_bench(
 
 
 def summarize(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per metric, both tools' medians over runs: first what each tool reported, then what the
+    server itself measured during each tool's runs (the same instrument for both)."""
+    pairs = [(label, a_path, v_key) for label, a_path, v_key in METRICS]
+    pairs += [(label, f"server_view.{label}", f"server_view.{label}") for label, _ in SERVER_SIDE]
     rows = []
-    for label, a_path, v_key in METRICS:
-        a = [v for d in ours if (v := _get(d, a_path)) is not None]
-        v = [float(d[v_key]) for d in theirs if d.get(v_key) is not None]
+    for label, a_path, v_path in pairs:
+        a = [x for d in ours if (x := _get(d, a_path)) is not None]
+        v = [x for d in theirs if (x := _get(d, v_path)) is not None]
         if not a or not v:
             continue
         ma, mv = statistics.median(a), statistics.median(v)
@@ -170,12 +207,20 @@ def main() -> None:
         run_adaptgate(
             server.url, argparse.Namespace(**{**vars(args), "num_prompts": 16}), work / "warmup"
         )
+
+        def observed(run: Any, *a: Any) -> dict[str, Any]:
+            before = server_counters(server.url)
+            data: dict[str, Any] = run(*a)
+            data["server_view"] = server_view(before, server_counters(server.url))
+            return data
+
         for i in range(args.repeats):  # alternate who goes first
+            vllm_args = (server.url, model_dir, args, work / f"vllm-{i}.json")
             if i % 2:
-                theirs.append(run_vllm_bench(server.url, model_dir, args, work / f"vllm-{i}.json"))
-            ours.append(run_adaptgate(server.url, args, work / f"adaptgate-{i}"))
+                theirs.append(observed(run_vllm_bench, *vllm_args))
+            ours.append(observed(run_adaptgate, server.url, args, work / f"adaptgate-{i}"))
             if not i % 2:
-                theirs.append(run_vllm_bench(server.url, model_dir, args, work / f"vllm-{i}.json"))
+                theirs.append(observed(run_vllm_bench, *vllm_args))
             print(
                 f"repeat {i}: adaptgate {ours[-1]['validity']['status']}, "
                 f"{ours[-1]['metrics']['request_throughput']:.2f} vs "
