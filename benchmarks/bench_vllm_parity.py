@@ -173,6 +173,35 @@ def summarize(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> list[
     return rows
 
 
+BIAS = (  # each tool's mean against the server's own mean in the same run
+    ("TTFT: tool minus server (ms)", "metrics.ttft_first_chunk_ms.mean", "mean_ttft_ms",
+     "server-side mean TTFT (ms)", False),
+    ("TPOT: tool / server - 1 (%)", "metrics.tpot_ms.mean", "mean_tpot_ms",
+     "server-side mean TPOT (ms)", True),
+)  # fmt: skip
+
+
+def bias(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per tool, the median over runs of its reading minus vLLM's own for that very run: the
+    server's run-to-run variation cancels, what is left is the tool's own bias."""
+    rows = []
+    for label, a_path, v_path, server_label, relative in BIAS:
+        per_tool = []
+        for runs, path in ((ours, a_path), (theirs, v_path)):
+            values = []
+            for d in runs:
+                tool, srv = _get(d, path), _get(d, f"server_view.{server_label}")
+                if tool is not None and srv:
+                    values.append(100 * (tool / srv - 1) if relative else tool - srv)
+            per_tool.append(statistics.median(values) if values else None)
+        rows.append({"metric": label, "adaptgate": per_tool[0], "vllm": per_tool[1]})
+    return rows
+
+
+def _f(v: float | None) -> str:
+    return "-" if v is None else f"{v:+.2f}"
+
+
 def _pct(v: float | None, sign: bool = False) -> str:
     return "-" if v is None else (f"{v:+.1f}%" if sign else f"{v:.1f}%")
 
@@ -230,7 +259,10 @@ def main() -> None:
     finally:
         server.stop()
     rows = summarize(ours, theirs)
-    (work / "parity.json").write_text(json.dumps(rows, indent=2))
+    biases = bias(ours, theirs)
+    runs = [{"tool": t, "server_view": d["server_view"]} for t, ds in (("adaptgate", ours),
+            ("vllm", theirs)) for d in ds]  # fmt: skip
+    (work / "parity.json").write_text(json.dumps({"rows": rows, "bias": biases, "runs": runs}))
     print(
         f"\n{args.num_prompts} prompts, {args.input_len} in / {args.output_len} out, "
         f"{args.arrival} arrivals "
@@ -245,6 +277,11 @@ def main() -> None:
             f"{_pct(r['diff_pct'], True)} | {_pct(r['adaptgate_spread_pct'])} | "
             f"{_pct(r['vllm_spread_pct'])} |"
         )
+    print("\nagainst vLLM's own histograms, run by run (median over runs):")
+    print("| metric | adaptgate | vllm bench serve |")
+    print("|---|---:|---:|")
+    for b in biases:
+        print(f"| {b['metric']} | {_f(b['adaptgate'])} | {_f(b['vllm'])} |")
     print("adaptgate verdicts: " + ", ".join(d["validity"]["status"] for d in ours))
     for d in ours:
         for reason in d["validity"]["reasons"]:

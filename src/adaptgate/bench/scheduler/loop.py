@@ -125,9 +125,9 @@ class ClientLoop:
             if plan.handle_sigint:
                 loop.remove_signal_handler(signal.SIGINT)
         records = [finalize(ex, plan.epoch, keep_text=plan.keep_text) for ex in self.exchanges]
-        out = WorkerOutput(plan.worker, records, self.lag, cpu, wall, self.interrupted)
-        out.cpu_wait_s = self.cpu_wait
-        return out
+        return WorkerOutput(
+            plan.worker, records, self.lag, cpu, wall, self.interrupted, cpu_wait_s=self.cpu_wait
+        )
 
     async def _prewarm(self) -> None:
         """Open the connection pool (and run the client's code paths once) before the epoch:
