@@ -66,15 +66,12 @@ def server_counters(url: str) -> dict[str, float]:
     """``*_sum`` and ``*_count`` of the SERVER_SIDE histograms, summed over label sets."""
     import urllib.request
 
+    from adaptgate.bench.server import parse_prometheus
+
     with urllib.request.urlopen(url + "/metrics", timeout=30) as resp:
         text = resp.read().decode()
-    out: dict[str, float] = {}
-    names = {name + suffix for _, name in SERVER_SIDE for suffix in ("_sum", "_count")}
-    for line in text.splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in names:
-            out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
-    return out
+    names = tuple(name + suffix for _, name in SERVER_SIDE for suffix in ("_sum", "_count"))
+    return parse_prometheus(text, keep=names)
 
 
 def server_view(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

@@ -57,14 +57,15 @@ class MetricSample(BaseModel):
     )
 
 
-def parse_prometheus(text: str) -> dict[str, float]:
-    """Kept vLLM series summed over their label sets (one engine -> one value each)."""
+def parse_prometheus(text: str, keep: tuple[str, ...] = KEEP_PREFIXES) -> dict[str, float]:
+    """The series whose names start with ``keep``, summed over their label sets (one engine ->
+    one value each)."""
     out: dict[str, float] = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
         m = _LINE.match(line)
-        if not m or not m.group(1).startswith(KEEP_PREFIXES) or m.group(1).endswith("_created"):
+        if not m or not m.group(1).startswith(keep) or m.group(1).endswith("_created"):
             continue
         try:
             out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(3))
