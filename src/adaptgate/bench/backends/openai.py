@@ -28,7 +28,6 @@ class OpenAIBackend:
         self.cfg = cfg
         self.model = model
         self.ignore_eos = ignore_eos
-        self.url = cfg.url.rstrip("/") + cfg.path
         self.headers = {"Content-Type": "application/json", **auth_headers(cfg)}
 
     def payload(self, item: PromptItem, messages: list[dict[str, str]] | None = None) -> bytes:
