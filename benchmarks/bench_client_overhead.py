@@ -218,7 +218,7 @@ def one(
     n = max(args.min_requests, int(rate * args.duration))
     schedule = Schedule(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, output_tokens=None)
     load = os.getloadavg()[0]
-    cpus, hog = ({0}, None) if starve else (None, None)
+    cpus, hog = ({0} if starve else None), None
     with launch(schedule) as (url, server):
         if starve:
             os.sched_setaffinity(server.pid, {1})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,3 +32,22 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         return cache[key]
 
     return build
+
+
+@pytest.fixture(scope="session")
+def adaptgate_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``adaptgate_cli(*args, cwd=Path) -> CompletedProcess``: the real CLI in a subprocess of
+    this interpreter (text output captured, never raises on a non-zero exit)."""
+
+    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "ADAPTGATE_DEBUG"}
+        return subprocess.run(
+            [sys.executable, "-m", "adaptgate.cli.main", *args],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=env,
+            check=False,
+        )
+
+    return run

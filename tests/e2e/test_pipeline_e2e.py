@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -29,27 +27,17 @@ pytestmark = [
 ]
 
 
-def adaptgate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ADAPTGATE_DEBUG",)}
-    return subprocess.run(
-        [sys.executable, "-m", "adaptgate.cli.main", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        check=False,
-    )
-
-
 def gates_of(run_dir: Path) -> dict[str, dict]:
     record = json.loads((run_dir / "run.json").read_text())
     return {g["name"]: g for g in record["gates"]}
 
 
-def test_every_gate_on_the_tiny_fp8_model_and_the_report_comes_from_run_json(tiny_model, tmp_path):
+def test_every_gate_on_the_tiny_fp8_model_and_the_report_comes_from_run_json(
+    tiny_model, tmp_path, adaptgate_cli
+):
     model = tiny_model(arch="qwen3", format="fp8_block")
     run_dir = tmp_path / "run"
-    done = adaptgate(
+    done = adaptgate_cli(
         "run",
         str(model),
         "--target",
@@ -98,11 +86,15 @@ def test_every_gate_on_the_tiny_fp8_model_and_the_report_comes_from_run_json(tin
     assert "精度" in (run_dir / "REPORT.zh.md").read_text()
 
 
-def test_corrupted_scales_in_the_converted_checkpoint_fail_precision_up_front(tiny_model, tmp_path):
+def test_corrupted_scales_in_the_converted_checkpoint_fail_precision_up_front(
+    tiny_model, tmp_path, adaptgate_cli
+):
     model = tiny_model(arch="qwen3", format="fp8_block")
     run_dir = tmp_path / "run"
     first = ["run", str(model), "--target", "cpu", "--convert-to", "w8a8-dynamic"]
-    done = adaptgate(*first, "--only", "inspect,convert", "--run-dir", str(run_dir), cwd=tmp_path)
+    done = adaptgate_cli(
+        *first, "--only", "inspect,convert", "--run-dir", str(run_dir), cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     converted = Path(gates_of(run_dir)["convert"]["summary"]["output_dir"])
     # plant the fault: one layer's int8 weight scales scrambled in the converted output
@@ -119,7 +111,7 @@ def test_corrupted_scales_in_the_converted_checkpoint_fail_precision_up_front(ti
             break
     else:
         pytest.fail("no down_proj weight_scale in the converted checkpoint")
-    done = adaptgate(
+    done = adaptgate_cli(
         *first,
         "--only",
         "inspect,convert,precision,report",

@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 
-def _adaptgate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ADAPTGATE_DEBUG"}
-    return subprocess.run(
-        [sys.executable, "-m", "adaptgate.cli.main", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        check=False,
-    )
-
-
 @pytest.mark.slow
-def test_run_on_fp8_demo_model_writes_run_json_and_report(tiny_model, tmp_path):
+def test_run_on_fp8_demo_model_writes_run_json_and_report(tiny_model, tmp_path, adaptgate_cli):
     model = tiny_model(arch="qwen3", format="fp8_block")
     run_dir = tmp_path / "run"
     args = ["run", str(model), "--target", "ascend-a2", "--device", "910b4", "--run-dir"]
-    done = _adaptgate(*args, str(run_dir), cwd=tmp_path)
+    done = adaptgate_cli(*args, str(run_dir), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     record = json.loads((run_dir / "run.json").read_text())
     gates = {g["name"]: g for g in record["gates"]}
@@ -45,14 +29,14 @@ def test_run_on_fp8_demo_model_writes_run_json_and_report(tiny_model, tmp_path):
     assert (run_dir / "inspect" / "ANALYSIS_REPORT.md").is_file()
 
     # a rerun resumes: inspect is kept, the report is rendered again
-    again = _adaptgate(*args, str(run_dir), cwd=tmp_path)
+    again = adaptgate_cli(*args, str(run_dir), cwd=tmp_path)
     assert again.returncode == 0
     assert "kept from the earlier run" in again.stderr
 
 
-def test_run_on_missing_model_is_one_line_exit_2_and_writes_nothing(tmp_path):
+def test_run_on_missing_model_is_one_line_exit_2_and_writes_nothing(tmp_path, adaptgate_cli):
     run_dir = tmp_path / "run"
-    done = _adaptgate(
+    done = adaptgate_cli(
         "run", str(tmp_path / "nope"), "--target", "cpu", "--run-dir", str(run_dir), cwd=tmp_path
     )
     assert done.returncode == 2
@@ -60,14 +44,14 @@ def test_run_on_missing_model_is_one_line_exit_2_and_writes_nothing(tmp_path):
     assert not run_dir.exists()
 
 
-def test_report_command_rerenders_from_run_json(tiny_model, tmp_path):
+def test_report_command_rerenders_from_run_json(tiny_model, tmp_path, adaptgate_cli):
     model = tiny_model(arch="qwen3", format="bf16")
     run_dir = tmp_path / "run"
     args = ["run", str(model), "--target", "cpu", "--run-dir", str(run_dir)]
-    done = _adaptgate(*args, "--only", "inspect,report", cwd=tmp_path)
+    done = adaptgate_cli(*args, "--only", "inspect,report", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     (run_dir / "REPORT.md").unlink()
-    done = _adaptgate("report", str(run_dir), "--json", cwd=tmp_path)
+    done = adaptgate_cli("report", str(run_dir), "--json", cwd=tmp_path)
     assert done.returncode == 0
     assert str(run_dir / "REPORT.md") in json.loads(done.stdout)["files"]
     assert "adaptation report" in (run_dir / "REPORT.md").read_text()

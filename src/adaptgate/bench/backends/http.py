@@ -174,8 +174,7 @@ class ResponseParser:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; it carries at most one request at a time."""
 
-    def __init__(self, client: HTTPClient) -> None:
-        self.client = client
+    def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.parser: ResponseParser | None = None
@@ -203,7 +202,6 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.client.forget(self)
         if self.parser is not None:
             if self.parser.eof():
                 self._finish(None, None)
@@ -276,7 +274,7 @@ class HTTPClient:
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         _, conn = await loop.create_connection(
-            lambda: _Connection(self),
+            _Connection,
             self.host,
             self.port,
             ssl=self.ssl,
@@ -332,9 +330,6 @@ class HTTPClient:
             self.busy.pop(conn, None)
         if conn.reusable:
             self.idle.append(conn)
-
-    def forget(self, conn: _Connection) -> None:
-        self.busy.pop(conn, None)
 
     async def _sweep(self) -> None:
         """Fail requests past the whole-request timeout or silent past the read timeout."""
