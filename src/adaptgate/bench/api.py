@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from adaptgate.bench.config import BenchConfig
 from adaptgate.bench.outputs import files, plots
-from adaptgate.bench.result import BenchResult, SweepResult
+from adaptgate.bench.result import Attempt, BenchResult, SweepResult
 from adaptgate.console import Output
 from adaptgate.errors import UsageError
 from adaptgate.results import write_text_atomic
@@ -40,12 +40,26 @@ def build_config(data: dict[str, object]) -> BenchConfig:
 
 
 def _run_one(cfg: BenchConfig, out: Output, out_dir: Path | None) -> tuple[BenchResult, list[Path]]:
+    """One measurement; an INVALID one is measured again up to ``validity.retries`` times, each
+    earlier attempt written to ``attempt-N/`` and listed in the kept result."""
     from adaptgate.bench.runner import run_benchmark
 
-    result, records = run_benchmark(cfg, out)
     written: list[Path] = []
+    earlier: list[Attempt] = []
+    for attempt in range(1, cfg.validity.retries + 2):
+        result, records = run_benchmark(cfg, out)
+        if result.valid or attempt > cfg.validity.retries:
+            break
+        sub = out_dir / f"attempt-{attempt}" if out_dir is not None else None
+        if sub is not None:
+            written += files.write_run(sub, result, records)
+        earlier.append(Attempt.of(attempt, result, str(sub) if sub else None))
+        out.status(
+            f"attempt {attempt} INVALID ({'; '.join(result.validity.reasons)}): measuring again"
+        )
+    result.earlier_attempts = earlier
     if out_dir is not None:
-        written = files.write_run(out_dir, result, records)
+        written += files.write_run(out_dir, result, records)
         if cfg.output.plots:
             written += plots.write_plots(out_dir, records)
     return result, written

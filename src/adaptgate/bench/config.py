@@ -65,6 +65,11 @@ class LoadConfig(_Model):
     duration_s: float | None = Field(default=None, gt=0)
     warmup_requests: int = Field(default=0, ge=0)
     workers: int | Literal["auto"] = Field(default="auto", description="client processes")
+    client_cpus: list[int] | None = Field(
+        default=None,
+        description="run the client (and its worker processes) on these CPUs only: on a host "
+        "that also runs the server, the CPUs the server was not pinned to",
+    )
     seed: int = 0
 
     @model_validator(mode="after")
@@ -110,6 +115,13 @@ class ValidityConfig(_Model):
         default=0.05,
         description="the CPU-wait limit may reach this fraction of the median inter-token gap "
         "(a slow CPU server tolerates proportionally later timestamps)",
+    )
+    retries: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="measure again, at most this many times, when a run comes out INVALID; "
+        "every attempt is kept (no limit above is loosened)",
     )
 
 

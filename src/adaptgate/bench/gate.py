@@ -1,6 +1,7 @@
 """The bench gate: a default scenario sized to the target, against the server the serve gate left
-running (``summary["url"]``). PASS when every run is VALID and no request failed; FAIL (with the
-reasons) otherwise; SKIPPED when there is no server to measure."""
+running (``summary["url"]``), the client on the CPUs serve left free. PASS when every run is
+VALID and no request failed; FAIL when requests failed; INCONCLUSIVE when a measurement stayed
+INVALID through its retries; SKIPPED when there is no server to measure."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
 from adaptgate.pipeline.record import GateStatus
 
 SCENARIOS = Path(__file__).parent / "scenarios"
+# An INVALID measurement is taken again at most this many times before the gate gives up as
+# INCONCLUSIVE; every attempt stays in bench.json (earlier_attempts) and attempt-N/.
+RETRIES = 2
 
 
 def default_scenario(target: str, url: str, model: str | None) -> dict[str, Any]:
@@ -44,6 +48,7 @@ def _summary(result: BenchResult | SweepResult) -> dict[str, Any]:
                 "tpot_p99_ms": m.tpot_ms.p99,
                 "decode_speed_p50_tok_s": m.decode_speed_tok_s.p50,
                 "failed": m.failed,
+                "attempts": len(r.earlier_attempts) + 1,
             }
         )
     return {"runs": rows, **(rows[0] if len(rows) == 1 else {})}
@@ -63,6 +68,9 @@ class BenchGate(Gate):
             ctx.settings.target, str(server["url"]), server.get("served_model_name")
         )
         data["output"] = {"dir": str(ctx.gate_dir(self.name))}
+        data.setdefault("validity", {}).setdefault("retries", RETRIES)
+        if server.get("client_cpus"):  # serve pinned vLLM elsewhere: the client keeps these
+            data["load"]["client_cpus"] = list(server["client_cpus"])
         cfg: BenchConfig = build_config(data)
         try:
             outcome = run(cfg, ctx.out)
@@ -71,23 +79,7 @@ class BenchGate(Gate):
                 f"{exc.message} (the serve gate's server is gone: rerun serve and bench together)"
             )
         runs = outcome.result.runs if isinstance(outcome.result, SweepResult) else [outcome.result]
-        problems = [
-            f"{r.label or 'run'}: {'; '.join(r.validity.reasons)}" for r in runs if not r.valid
-        ]
-        problems += [
-            f"{r.label or 'run'}: {r.metrics.failed} failed requests "
-            f"({r.metrics.failures_by_reason})"
-            for r in runs
-            if r.metrics.failed
-        ]
-        first = runs[0].metrics
-        reason = (
-            f"{first.request_throughput:.2f} req/s, {first.output_throughput:.1f} output tok/s, "
-            f"TTFT p50 {first.ttft_ms.p50 or 0:.1f} ms, TPOT p50 {first.tpot_ms.p50 or 0:.2f} ms"
-        )
-        status = GateStatus.FAIL if problems else GateStatus.PASS
-        if problems:
-            reason = "; ".join(problems)
+        status, reason = verdict(runs)
         return GateOutcome(
             status,
             reason,
@@ -95,3 +87,33 @@ class BenchGate(Gate):
             result=outcome.result,
             artifacts=outcome.files,
         )
+
+
+def verdict(runs: list[BenchResult]) -> tuple[GateStatus, str]:
+    """FAIL when requests failed (the server's doing); INCONCLUSIVE when a measurement stayed
+    INVALID through its retries (the client's: no verdict on the server); else PASS."""
+    failed = [
+        f"{r.label or 'run'}: {r.metrics.failed} failed requests ({r.metrics.failures_by_reason})"
+        for r in runs
+        if r.metrics.failed
+    ]
+    if failed:
+        return GateStatus.FAIL, "; ".join(failed)
+    invalid = [
+        f"{r.label or 'run'}: INVALID in all {len(r.earlier_attempts) + 1} attempts; last: "
+        f"{'; '.join(r.validity.reasons)}"
+        for r in runs
+        if not r.valid
+    ]
+    if invalid:
+        return GateStatus.INCONCLUSIVE, "; ".join(invalid)
+    first = runs[0]
+    m = first.metrics
+    reason = (
+        f"{m.request_throughput:.2f} req/s, {m.output_throughput:.1f} output tok/s, "
+        f"TTFT p50 {m.ttft_ms.p50 or 0:.1f} ms, TPOT p50 {m.tpot_ms.p50 or 0:.2f} ms"
+    )
+    retried = sum(len(r.earlier_attempts) for r in runs)
+    if retried:
+        reason += f" (VALID after {retried} INVALID attempt{'s' if retried > 1 else ''})"
+    return GateStatus.PASS, reason

@@ -26,6 +26,33 @@ class Reproducibility(BaseModel):
     clock: str = "time.monotonic (CLOCK_MONOTONIC), seconds from the run epoch"
 
 
+class Attempt(BaseModel):
+    """An earlier measurement of the same run that came out INVALID and was measured again."""
+
+    attempt: int = Field(description="1 for the first measurement")
+    validity: str
+    reasons: list[str] = Field(default_factory=list)
+    request_throughput: float
+    ttft_p50_ms: float | None = None
+    tpot_p50_ms: float | None = None
+    client_cpu_wait_p99_ms: float | None = None
+    dir: str | None = Field(default=None, description="where its full result was written")
+
+    @classmethod
+    def of(cls, attempt: int, result: BenchResult, where: str | None) -> Attempt:
+        m, wait = result.metrics, result.client.cpu_wait_ms
+        return cls(
+            attempt=attempt,
+            validity=result.validity.status,
+            reasons=list(result.validity.reasons),
+            request_throughput=m.request_throughput,
+            ttft_p50_ms=m.ttft_ms.p50,
+            tpot_p50_ms=m.tpot_ms.p50,
+            client_cpu_wait_p99_ms=wait.p99 if wait is not None else None,
+            dir=where,
+        )
+
+
 class BenchResult(Result):
     kind: str = "bench"
     label: str | None = None
@@ -44,6 +71,11 @@ class BenchResult(Result):
         default=None,
         description="the run epoch on this machine's CLOCK_MONOTONIC: request times + this = "
         "time.monotonic(), to line requests up with server-side logs on the same machine",
+    )
+    earlier_attempts: list[Attempt] = Field(
+        default_factory=list,
+        description="measurements of this run that came out INVALID before this one "
+        "(validity.retries)",
     )
 
     @property

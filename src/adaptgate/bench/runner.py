@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from adaptgate.bench.backends.openai import OpenAIBackend, auth_headers, new_session
@@ -23,6 +24,7 @@ from adaptgate.bench.server import Scraper, ServerInfo, probe
 from adaptgate.bench.timeline import RequestRecord
 from adaptgate.bench.validity import ClientHealth, assess, delivered_rates
 from adaptgate.console import Output
+from adaptgate.errors import UsageError
 from adaptgate.stats import Distribution
 
 START_MARGIN_S = 0.2  # lead time between "every client is ready" and the first dispatch
@@ -100,6 +102,8 @@ def _workers(cfg: BenchConfig) -> int:
     if load.workers != "auto":
         return int(load.workers)
     rate = load.rate if load.mode == "open" else None
+    if load.client_cpus:  # the client's own CPUs: a local server is not on them
+        return min(len(load.client_cpus), auto_workers(rate, cfg.dataset.output_len))
     return auto_workers(rate, cfg.dataset.output_len, cfg.endpoint.url)
 
 
@@ -140,11 +144,35 @@ def _prewarm_connections(cfg: BenchConfig, offsets: list[float] | None, workers:
     return min(64, len(offsets or [])) or 1
 
 
+@contextlib.contextmanager
+def _pinned(cpus: list[int] | None) -> Iterator[None]:
+    """This process (and the worker processes it starts) on ``cpus`` while the run lasts."""
+    if not cpus:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot pin the client to CPUs {cpus}: {exc.strerror}",
+            fix=f"choose among the CPUs this process may use: {sorted(before)}",
+        ) from None
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def run_benchmark(
     cfg: BenchConfig, out: Output | None = None
 ) -> tuple[BenchResult, list[RequestRecord]]:
     """Run ``cfg`` once; never raises for failed requests (they are counted by reason)."""
-    out = out or Output()
+    with _pinned(cfg.load.client_cpus):
+        return _run_benchmark(cfg, out or Output())
+
+
+def _run_benchmark(cfg: BenchConfig, out: Output) -> tuple[BenchResult, list[RequestRecord]]:
     prep = asyncio.run(_prepare(cfg))
     backend = OpenAIBackend(cfg.endpoint, prep.server.model, ignore_eos=cfg.dataset.ignore_eos)
     jobs = _jobs(prep, backend)
@@ -222,6 +250,7 @@ def run_benchmark(
         interrupted=any(o.interrupted for o in outputs),
         load_average=[load_before, os.getloadavg()[0]],
         cpu_count=os.cpu_count(),
+        client_cpus=cfg.load.client_cpus,
     )
     window = steady_window(records)
     validity = assess(records, health, cfg.validity, cfg.dataset.ignore_eos)

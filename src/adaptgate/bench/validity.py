@@ -50,6 +50,9 @@ class ClientHealth(BaseModel):
         default_factory=list, description="1-minute load average before and after the run"
     )
     cpu_count: int | None = None
+    client_cpus: list[int] | None = Field(
+        default=None, description="the CPUs the client was pinned to (None: not pinned)"
+    )
 
 
 class Validity(BaseModel):

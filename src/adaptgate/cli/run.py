@@ -48,6 +48,11 @@ Rerunning into the same --run-dir resumes from the first gate not passed."""
     "--kv-cache-dtype",
     help="Run the kvcache gate on these formats (fp8_e4m3,fp8_e5m2,int8_c8 or all).",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1 when a gate is INCONCLUSIVE (its measurement stayed invalid), not only on FAIL.",
+)
 @output_options
 @handle_errors
 def command(
@@ -65,6 +70,7 @@ def command(
     convert_to: str | None,
     url: str | None,
     kv_cache_dtype: str | None,
+    strict: bool,
     out: Output,
 ) -> int:
     """Run every gate on MODEL for a target and write run.json and the report."""
@@ -98,7 +104,14 @@ def command(
     emit_json(out, record.to_json())
     if out.human:
         click.echo(f"run: {record.verdict.value} - {run_dir / 'run.json'}")
+        for gate in record.gates:
+            if gate.status.value == "INCONCLUSIVE":
+                click.echo(
+                    f"warning: {gate.name} is INCONCLUSIVE ({gate.reason})"
+                    + ("" if strict else "; not a failure of the model (--strict makes it one)"),
+                    err=True,
+                )
         report = run_dir / "REPORT.md"
         if report.exists():
             click.echo(f"report: {report}")
-    return exit_code_of(record)
+    return exit_code_of(record, strict=strict)

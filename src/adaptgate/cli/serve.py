@@ -38,6 +38,11 @@ Environment: ADAPTGATE_VLLM_PYTHON names the python that has vllm (default: this
 @click.option("--ready-timeout", type=click.FloatRange(min=1), help="Seconds to wait for ready.")
 @click.option("--hold", is_flag=True, help="Keep serving until Ctrl-C / SIGTERM.")
 @click.option("--smoke", is_flag=True, help="Run the smoke checks once it serves.")
+@click.option(
+    "--cpus",
+    help="Pin every vLLM process to these CPUs (e.g. 0 or 0-2,5), keeping the rest free for a "
+    "benchmark client on the same host.",
+)
 @output_options
 @handle_errors
 def command(
@@ -49,13 +54,28 @@ def command(
     ready_timeout: float | None,
     hold: bool,
     smoke: bool,
+    cpus: str | None,
     out: Output,
 ) -> int:
     """Start vLLM from the plan, wait until it serves, record startup time and KV capacity
     against the prediction, stop it cleanly (no engine process is ever left behind)."""
+    from adaptgate.errors import UsageError
     from adaptgate.serve.api import ServeOptions, serve_model
+    from adaptgate.serve.cpus import parse_cpu_list, usable_cpus
     from adaptgate.serve.models import PlanOptions
     from adaptgate.serve.plan import served_name
+
+    pinned = None
+    if cpus is not None:
+        try:
+            pinned = tuple(parse_cpu_list(cpus))
+        except ValueError as exc:
+            raise UsageError(f"--cpus: {exc}", fix="write it like 0 or 0-2,5") from None
+        if not set(pinned) <= set(usable_cpus()):
+            raise UsageError(
+                f"--cpus {cpus}: this process may only use CPUs {usable_cpus()}",
+                fix="pick CPUs from that list",
+            )
 
     plan_options_ = PlanOptions.model_validate({"model": model, "stage": stage, **plan_kw})
     name = served_name(plan_options_)
@@ -66,6 +86,7 @@ def command(
         ready_timeout_s=ready_timeout,
         hold=hold,
         smoke=smoke,
+        cpus=pinned,
     )
     result, _ = serve_model(options, out)
     emit_json(out, result.to_json())

@@ -20,6 +20,9 @@ class GateStatus(StrEnum):
     FAIL = "FAIL"
     SKIPPED = "SKIPPED"
     ERROR = "ERROR"
+    # The gate measured, but its own validity checks rejected the measurement every time it was
+    # tried (a benchmark client starved of CPU): neither a PASS nor a FAIL of the model.
+    INCONCLUSIVE = "INCONCLUSIVE"
 
 
 class GateRecord(BaseModel):
@@ -83,12 +86,11 @@ class RunRecord(Result):
 
     @property
     def verdict(self) -> GateStatus:
-        """FAIL/ERROR if any gate failed or erred, else PASS."""
+        """ERROR, else FAIL, else INCONCLUSIVE if any gate is, else PASS."""
         statuses = {g.status for g in self.gates}
-        if GateStatus.ERROR in statuses:
-            return GateStatus.ERROR
-        if GateStatus.FAIL in statuses:
-            return GateStatus.FAIL
+        for worst in (GateStatus.ERROR, GateStatus.FAIL, GateStatus.INCONCLUSIVE):
+            if worst in statuses:
+                return worst
         return GateStatus.PASS
 
     def save(self, run_dir: Path) -> Path:

@@ -176,10 +176,13 @@ def run_pipeline(opts: RunOptions, out: Output | None = None) -> RunRecord:
     return record
 
 
-def exit_code_of(record: RunRecord) -> int:
+def exit_code_of(record: RunRecord, *, strict: bool = False) -> int:
+    """0 PASS; 1 a FAIL (or, with ``strict``, an INCONCLUSIVE gate); 2 bad input; 3 internal."""
     errors = [g.exit_code or EXIT_INTERNAL for g in record.gates if g.status is GateStatus.ERROR]
     if errors:
         return EXIT_INTERNAL if EXIT_INTERNAL in errors else EXIT_BAD_INPUT
     if any(g.status is GateStatus.FAIL for g in record.gates):
+        return EXIT_FAIL
+    if strict and any(g.status is GateStatus.INCONCLUSIVE for g in record.gates):
         return EXIT_FAIL
     return EXIT_OK

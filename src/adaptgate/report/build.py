@@ -113,7 +113,7 @@ def _opening(ctx: Ctx, model: str) -> list[Block]:
         failed = [
             f"{t.opt(f'gate.{g.name}', g.title)} {t.status(g.status.value)}: {g.reason}"
             for g in run.record.gates
-            if g.status.value in ("FAIL", "ERROR")
+            if g.status.value in ("FAIL", "ERROR", "INCONCLUSIVE")
         ]
         text = f"{prefix}{t('overall')}: **{t.status(verdict)}**"
         if failed:

@@ -11,7 +11,7 @@ from adaptgate.report.doc import Block, Bullets, Code, Document, Heading, Para, 
 STATUS_CLASS = {
     "PASS": "pass", "SAFE": "pass", "VALID": "pass",
     "FAIL": "fail", "ERROR": "fail", "UNSAFE": "fail", "INVALID": "fail",
-    "SKIPPED": "skip", "RISKY": "warn",
+    "SKIPPED": "skip", "RISKY": "warn", "INCONCLUSIVE": "warn",
 }  # fmt: skip
 
 CSS = """

@@ -17,7 +17,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 COLOURS = ("#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d53f8c", "#718096")
-STATUS_COLOURS = {"PASS": "#38a169", "FAIL": "#e53e3e", "ERROR": "#e53e3e", "SKIPPED": "#a0aec0"}
+STATUS_COLOURS = {
+    "PASS": "#38a169", "FAIL": "#e53e3e", "ERROR": "#e53e3e", "SKIPPED": "#a0aec0",
+    "INCONCLUSIVE": "#dd6b20",
+}  # fmt: skip
 
 
 F = TypeVar("F", bound=Callable[..., bytes])

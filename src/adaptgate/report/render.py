@@ -60,6 +60,7 @@ def _write(doc: Document, out_dir: Path, formats: Sequence[str], lang: str) -> l
                 "FAIL",
                 "SKIPPED",
                 "ERROR",
+                "INCONCLUSIVE",
                 "SAFE",
                 "RISKY",
                 "UNSAFE",

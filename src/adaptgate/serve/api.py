@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from adaptgate.console import Output
 from adaptgate.errors import EXIT_FAIL, EXIT_OK, UsageError
 from adaptgate.results import Result
+from adaptgate.serve.cpus import OMP_BIND_ENV, cpu_list
 from adaptgate.serve.doctor import Diagnosis, diagnose
 from adaptgate.serve.logfacts import LogFacts, parse_log
 from adaptgate.serve.models import LaunchPlan, PlanOptions
@@ -48,6 +49,11 @@ class ServeOptions(BaseModel):
     hold: bool = Field(False, description="keep serving until Ctrl-C / SIGTERM")
     smoke: bool = Field(False, description="run the smoke checks once it serves")
     smoke_concurrency: int = 4
+    cpus: tuple[int, ...] | None = Field(
+        None,
+        description="run every vLLM process on these CPUs only (cpu target: the worker's "
+        "OpenMP threads bound to them too), leaving the others to a benchmark client",
+    )
 
 
 class StopInfo(BaseModel):
@@ -67,6 +73,7 @@ class ServeResult(Result):
     command: list[str]
     log: str
     plan: LaunchPlan
+    cpus: list[int] | None = Field(None, description="the CPUs every vLLM process was pinned to")
     startup_seconds: float | None = None
     served_models: list[str] = Field(default_factory=list)
     reported_max_model_len: int | None = None
@@ -131,6 +138,8 @@ def prepare(options: ServeOptions) -> tuple[LaunchPlan, ServerSpec, str]:
     env = {v.name: v.value for v in plan.env}
     if plan.target == "cpu":
         env.setdefault("VLLM_CACHE_ROOT", str(options.run_dir / "vllm-cache"))
+        if options.cpus:
+            env[OMP_BIND_ENV] = cpu_list(options.cpus)
     timeout = options.ready_timeout_s or (900.0 if plan.target == "cpu" else 3600.0)
     spec = ServerSpec(
         argv=argv,
@@ -141,6 +150,7 @@ def prepare(options: ServeOptions) -> tuple[LaunchPlan, ServerSpec, str]:
         served_model_name=plan.served_model_name,
         ready_timeout_s=timeout,
         stop_grace_s=options.stop_grace_s,
+        cpus=options.cpus,
     )
     return plan, spec, python
 
@@ -170,6 +180,7 @@ def _ready_result(
         command=spec.argv,
         log=str(spec.log_path),
         plan=plan,
+        cpus=list(spec.cpus) if spec.cpus else None,
         startup_seconds=ready.seconds,
         served_models=[m.get("id", "") for m in ready.models.get("data", [])],
         reported_max_model_len=ready.max_model_len,
@@ -198,6 +209,7 @@ def _failed(
         command=spec.argv,
         log=str(spec.log_path),
         plan=plan,
+        cpus=list(spec.cpus) if spec.cpus else None,
         log_facts=parse_log(log_text),
         diagnosis=diag,
         log_tail=exc.log_tail,

@@ -18,6 +18,7 @@ from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
 from adaptgate.pipeline.record import GateStatus
 from adaptgate.results import Result
 from adaptgate.serve.api import ServeOptions, ServeResult, serve_model, vllm_python
+from adaptgate.serve.cpus import split_cpus
 from adaptgate.serve.models import KV_CACHE_DTYPES, TARGETS, LaunchPlan, PlanOptions
 from adaptgate.serve.plan import PlanError, build_plan
 from adaptgate.serve.process import VllmNotFound, check_vllm
@@ -186,11 +187,14 @@ class ServeGate(Gate):
                 result=result,
                 artifacts=artifacts,
             )
+        split = split_cpus() if plan.target == "cpu" else None
+        cpus = split.server if split else None
         a, _ = serve_model(
             ServeOptions(
                 plan=_plan_options(ctx, "dummy", route),
                 run_dir=out_dir / "stage-a",
                 vllm_python=python,
+                cpus=cpus,
             ),
             ctx.out,
         )
@@ -202,6 +206,7 @@ class ServeGate(Gate):
                     plan=_plan_options(ctx, "real", route),
                     run_dir=out_dir / "stage-b",
                     vllm_python=python,
+                    cpus=cpus,
                 ),
                 ctx.out,
                 keep=True,
@@ -213,10 +218,13 @@ class ServeGate(Gate):
         last = b or a
         status = GateStatus.PASS if last.verdict == "PASS" else GateStatus.FAIL
         stage = "Stage B" if b is not None else "Stage A"
+        summary = _summary(a, b, plan)
+        if split is not None:  # the bench gate's client runs on the CPUs the server left free
+            summary.update(server_cpus=list(split.server), client_cpus=list(split.client))
         return GateOutcome(
             status,
             f"{stage}: {last.reason}",
-            summary=_summary(a, b, plan),
+            summary=summary,
             result=result,
             artifacts=artifacts,
         )

@@ -25,6 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -75,6 +76,7 @@ class ServerSpec:
     stop_grace_s: float = 30.0
     term_grace_s: float = 10.0
     api_key: str | None = None
+    cpus: tuple[int, ...] | None = None  # every process of the server runs on these CPUs only
 
     @property
     def url(self) -> str:
@@ -214,6 +216,13 @@ def _get_json(url: str, api_key: str | None, timeout: float = 5.0) -> tuple[int,
         return status, None
 
 
+def _pin(cpus: tuple[int, ...]) -> Callable[[], None]:
+    def pin() -> None:
+        os.sched_setaffinity(0, cpus)
+
+    return pin
+
+
 _LIVE: set[ManagedServer] = set()
 _LIVE_LOCK = threading.Lock()
 
@@ -279,6 +288,8 @@ class ManagedServer:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
+                # set in the child before exec: every process vLLM starts inherits the mask
+                preexec_fn=_pin(spec.cpus) if spec.cpus else None,  # noqa: PLW1509
             )
         self.pgid = self.proc.pid
         self.started_at = time.monotonic()

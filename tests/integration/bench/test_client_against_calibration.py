@@ -114,3 +114,56 @@ def test_two_worker_processes_share_one_schedule(server):
     assert {r.worker for r in records} == {0, 1}
     assert result.metrics.completed == 200
     assert result.client.delivered_rate == pytest.approx(100.0, rel=0.03)
+
+
+def test_an_invalid_measurement_is_taken_again_and_every_attempt_is_kept(
+    server, tmp_path, monkeypatch
+):
+    import json
+
+    from adaptgate.bench import runner
+    from adaptgate.bench.api import run
+    from adaptgate.bench.gate import verdict
+    from adaptgate.pipeline.record import GateStatus
+
+    # a limit no client meets: every attempt INVALID, for the reason the limit names
+    cfg = config(
+        server,
+        load={"num_requests": 20},
+        validity={"max_loop_lag_p99_ms": 1e-9, "retries": 2},
+        output={"dir": str(tmp_path), "plots": False},
+    )
+    result = run(cfg).result
+    assert not result.valid
+    assert [a.attempt for a in result.earlier_attempts] == [1, 2]
+    for attempt in result.earlier_attempts:
+        assert attempt.validity == "INVALID"
+        assert any("event loop lag" in why for why in attempt.reasons)
+        assert attempt.request_throughput > 0
+        assert (tmp_path / f"attempt-{attempt.attempt}" / "bench.json").is_file()
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert len(saved["earlier_attempts"]) == 2 and saved["validity"]["status"] == "INVALID"
+    status, reason = verdict([result])
+    assert status is GateStatus.INCONCLUSIVE and "INVALID in all 3 attempts" in reason
+    # scripted: INVALID, then VALID -> one earlier attempt kept, PASS saying so
+    valid = result.model_copy(
+        update={"validity": result.validity.model_copy(update={"status": "VALID", "reasons": []})}
+    )
+    script = iter([(result, []), (valid, [])])
+    monkeypatch.setattr(runner, "run_benchmark", lambda *a: next(script))
+    again = run(cfg.model_copy(update={"output": cfg.output.model_copy(update={"dir": None})}))
+    assert again.result.valid and [a.attempt for a in again.result.earlier_attempts] == [1]
+    status, reason = verdict([again.result])
+    assert status is GateStatus.PASS and "VALID after 1 INVALID attempt" in reason
+
+
+def test_the_client_runs_on_its_cpus_and_gives_them_back(server):
+    import os
+
+    cpus = sorted(os.sched_getaffinity(0))
+    result, _ = run_benchmark(config(server, load={"client_cpus": [cpus[-1]], "num_requests": 20}))
+    assert result.client.client_cpus == [cpus[-1]] and result.client.workers == 1
+    assert result.metrics.completed == 20
+    assert sorted(os.sched_getaffinity(0)) == cpus
+    with pytest.raises(Exception, match="cannot pin the client"):
+        run_benchmark(config(server, load={"client_cpus": [max(cpus) + 64]}))

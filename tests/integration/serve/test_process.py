@@ -179,3 +179,31 @@ def test_sweep_removes_only_new_unheld_files(tmp_path: Path) -> None:
     assert removed == [str(new)]
     assert old.exists() and held.exists() and other.exists() and live_path.exists()
     assert os.getuid() == old.stat().st_uid
+
+
+def test_every_process_of_the_server_runs_on_the_pinned_cpus(tmp_path: Path) -> None:
+    """The mask is set before exec, so the server and every process it starts inherit it (vLLM's
+    API server, engine core and workers alike)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs to tell a pinned process from an unpinned one")
+    # the log's first line echoes the argv: the printed markers are assembled at run time
+    child = "import os; print('chi' + 'ld', sorted(os.sched_getaffinity(0)), flush=True)"
+    parent = (
+        "import os, subprocess, sys, time; print('par' + 'ent', sorted(os.sched_getaffinity(0)), "
+        f"flush=True); subprocess.run([sys.executable, '-c', {child!r}]); time.sleep(60)"
+    )
+    spec = ServerSpec(
+        argv=[sys.executable, "-c", parent],
+        log_path=tmp_path / "vllm.log",
+        port=free_port(),
+        stop_grace_s=2,
+        cpus=(cpus[0],),
+    )
+    with ManagedServer(spec) as server:
+        deadline = time.monotonic() + 30
+        while "child [" not in server.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log = server.log_text()
+    assert f"parent [{cpus[0]}]" in log and f"child [{cpus[0]}]" in log, log
+    assert sorted(os.sched_getaffinity(0)) == cpus  # this process is not pinned

@@ -20,6 +20,8 @@ class _Scripted(Gate):
             raise RuntimeError("boom")
         if action == "fail":
             return GateOutcome(GateStatus.FAIL, "measured 2 > 1")
+        if action == "inconclusive":
+            return GateOutcome(GateStatus.INCONCLUSIVE, "measurement INVALID in all 3 attempts")
         path = ctx.gate_dir(self.name) / "out.txt"
         path.write_text(self.name)
         upstream = ctx.result_of("alpha")

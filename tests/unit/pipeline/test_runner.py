@@ -46,6 +46,18 @@ def test_fail_gives_exit_1_and_later_gates_still_run(tmp_path):
     assert exit_code_of(record) == 1
 
 
+def test_inconclusive_is_its_own_verdict_exit_0_unless_strict(tmp_path):
+    fake_gates.SCRIPT["beta"] = "inconclusive"
+    record = run_pipeline(_opts(tmp_path))
+    assert record.gate("beta").status is GateStatus.INCONCLUSIVE
+    assert record.verdict is GateStatus.INCONCLUSIVE  # never PASS
+    assert exit_code_of(record) == 0
+    assert exit_code_of(record, strict=True) == 1
+    fake_gates.SCRIPT["gamma"] = "fail"  # a FAIL outranks it
+    record = run_pipeline(_opts(tmp_path, fresh=True))
+    assert record.verdict is GateStatus.FAIL and exit_code_of(record) == 1
+
+
 def test_bad_input_is_error_with_exit_2_and_one_line_reason(tmp_path):
     fake_gates.SCRIPT["alpha"] = "bad-input"
     record = run_pipeline(_opts(tmp_path))

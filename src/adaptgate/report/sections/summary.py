@@ -50,7 +50,7 @@ def status_cell(ctx: Ctx, gate: GateRecord | None) -> str:
     if gate is None:
         return ctx.t.status("SKIPPED")
     text = ctx.t.status(gate.status.value)
-    return f"**{text}**" if gate.status.value in ("FAIL", "ERROR") else text
+    return f"**{text}**" if gate.status.value in ("FAIL", "ERROR", "INCONCLUSIVE") else text
 
 
 def summary_table(ctx: Ctx, names: list[tuple[str, str]]) -> Table:
