@@ -51,3 +51,21 @@ def adaptgate_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def vllm_python() -> str:
+    """The interpreter with the real vLLM CPU build: ADAPTGATE_VLLM_PYTHON, else this one (where
+    ``make`` installs it). Without it a real-engine test skips with the reason -- and fails in CI
+    (CI=true), where ``make`` must have installed it."""
+    import platform
+
+    from adaptgate.serve.gate import python_has_vllm
+
+    python = os.environ.get("ADAPTGATE_VLLM_PYTHON") or sys.executable
+    if python_has_vllm(python):
+        return python
+    why = f"{python} cannot import vllm (`make setup` installs the vLLM CPU build into .venv)"
+    if os.environ.get("CI") == "true" and platform.machine() == "x86_64":
+        pytest.fail(f"CI: {why}")
+    pytest.skip(why)

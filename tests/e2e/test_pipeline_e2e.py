@@ -4,7 +4,6 @@ checkpoint with corrupted scales) that must end with the precision gate FAILED a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -20,10 +19,7 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
     pytest.mark.timeout(1800),
-    pytest.mark.skipif(
-        importlib.util.find_spec("vllm") is None,
-        reason="the vLLM CPU build is not installed in this interpreter (make setup installs it)",
-    ),
+    pytest.mark.usefixtures("vllm_python"),  # skips without the engine, fails so in CI
 ]
 
 

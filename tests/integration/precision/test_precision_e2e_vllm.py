@@ -7,8 +7,6 @@ A different model served under the same name must fail."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,27 +17,14 @@ from adaptgate.precision.served import ServedConfig, check_served
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-VLLM_PYTHON = os.environ.get("ADAPTGATE_VLLM_PYTHON", "/work/vllm-venv/bin/python")
-
-
-def _vllm_importable() -> str | None:
-    if not Path(VLLM_PYTHON).is_file():
-        return f"no vLLM interpreter at {VLLM_PYTHON} (set ADAPTGATE_VLLM_PYTHON)"
-    done = subprocess.run(
-        [VLLM_PYTHON, "-c", "import vllm"], capture_output=True, text=True, check=False, timeout=300
-    )
-    if done.returncode != 0:
-        return f"{VLLM_PYTHON} cannot import vllm: {done.stderr.strip().splitlines()[-1:]}"
-    return None
-
 
 @contextmanager
-def _vllm(model: Path, workdir: Path) -> Iterator[str]:
+def _vllm(python: str, model: Path, workdir: Path) -> Iterator[str]:
     from adaptgate.serve.process import ManagedServer, ServerSpec, free_port
 
     port = free_port()
     argv = [
-        VLLM_PYTHON, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+        python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
         "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
         "--enforce-eager", "--max-model-len", "2048", "--max-logprobs", "20",
     ]  # fmt: skip
@@ -51,13 +36,6 @@ def _vllm(model: Path, workdir: Path) -> Iterator[str]:
     with ManagedServer(spec) as server:
         server.wait_ready()
         yield server.url
-
-
-@pytest.fixture(scope="module")
-def vllm_available() -> None:
-    why = _vllm_importable()
-    if why is not None:
-        pytest.skip(why)
 
 
 def _has_amx() -> bool:
@@ -80,19 +58,19 @@ def _servable(fp8_model: Path, workdir: Path) -> Path:
 
 
 def test_vllm_serving_the_fp8_model_passes_and_another_model_fails(
-    vllm_available: None,
+    vllm_python: str,
     dump_of: Callable[..., Path],
     fp8_model: Path,
     tiny_model: Callable[..., Path],
     tmp_path: Path,
 ) -> None:
     reference = dump_of(fp8_model, max_new_tokens=16)
-    with _vllm(_servable(fp8_model, tmp_path), tmp_path / "same") as url:
+    with _vllm(vllm_python, _servable(fp8_model, tmp_path), tmp_path / "same") as url:
         same = check_served(ServedConfig(url=url, reference=reference))
     assert same.verdict == "PASS", same.reason
     assert same.model == "tiny"
     other = tiny_model(arch="qwen3", format="bf16", num_layers=4, seed=7)
-    with _vllm(other, tmp_path / "other") as url:
+    with _vllm(vllm_python, other, tmp_path / "other") as url:
         wrong = check_served(ServedConfig(url=url, reference=reference))
     assert wrong.verdict == "FAIL"
     print(same.to_json())  # the measured numbers, for the record (pytest -s)

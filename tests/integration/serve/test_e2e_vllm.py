@@ -2,8 +2,8 @@
 through `adaptgate serve`, checked by `adaptgate smoke`; and killing adaptgate leaves no engine
 process behind. vLLM starts once per session; its log tail is in every failure message.
 
-Run with ADAPTGATE_VLLM_PYTHON=/path/to/venv-with-vllm/bin/python; skipped when the configured
-python cannot import vllm.
+The engine is the one `make` installs into .venv (or ADAPTGATE_VLLM_PYTHON); without it the
+tests skip, and fail in CI (the ``vllm_python`` fixture).
 """
 
 from __future__ import annotations
@@ -22,21 +22,12 @@ import pytest
 
 from adaptgate.checks import CheckStatus, SmokeOptions, run_smoke
 from adaptgate.serve.api import ServeOptions, ServeResult, serve_model
-from adaptgate.serve.gate import python_has_vllm
 from adaptgate.serve.models import PlanOptions
 from adaptgate.serve.plan import build_plan
 from adaptgate.serve.process import ManagedServer, free_port, group_members
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 READY_S = 900.0
-
-
-@pytest.fixture(scope="session")
-def vllm_python() -> str:
-    python = os.environ.get("ADAPTGATE_VLLM_PYTHON") or sys.executable
-    if not python_has_vllm(python):
-        pytest.skip(f"vllm is not importable from {python} (set ADAPTGATE_VLLM_PYTHON)")
-    return python
 
 
 @dataclass

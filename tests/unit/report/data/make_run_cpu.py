@@ -1,7 +1,7 @@
 """Regenerate ``run_cpu.json`` / ``run_cpu_bf16.json`` (not run by the tests): the tiny Qwen3
 demo model (FP8 block / BF16) through every gate with ``--target cpu`` and the real vLLM CPU build
-(``ADAPTGATE_VLLM_PYTHON``, default /work/vllm-venv/bin/python); for FP8, kvcache asked for
-(``ADAPTGATE_KVCACHE=1``). Takes a few minutes each.
+(``ADAPTGATE_VLLM_PYTHON``, default: this interpreter, where ``make`` installs it); for FP8,
+kvcache asked for (``ADAPTGATE_KVCACHE=1``). Takes a few minutes each.
 
     .venv/bin/python tests/unit/report/data/make_run_cpu.py fp8_block   # -> run_cpu.json
     .venv/bin/python tests/unit/report/data/make_run_cpu.py bf16        # -> run_cpu_bf16.json
@@ -40,7 +40,6 @@ def main() -> None:
 
     fmt = sys.argv[1] if len(sys.argv) > 1 else "fp8_block"
     out, name = OUTPUTS[fmt]
-    os.environ.setdefault("ADAPTGATE_VLLM_PYTHON", "/work/vllm-venv/bin/python")
     if fmt == "fp8_block":
         os.environ["ADAPTGATE_KVCACHE"] = "1"
     tmp = Path(tempfile.mkdtemp())
