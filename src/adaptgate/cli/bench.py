@@ -45,6 +45,18 @@ def _floats(text: str | None) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()] if text else []
 
 
+def _cpus(text: str | None) -> list[int] | None:
+    from adaptgate.errors import UsageError
+    from adaptgate.serve.cpus import parse_cpu_list
+
+    if text is None:
+        return None
+    try:
+        return parse_cpu_list(text)
+    except ValueError as exc:
+        raise UsageError(f"--client-cpus: {exc}", fix="write it like 1 or 2-3") from None
+
+
 @command.command("run", epilog=EXAMPLES)
 @click.argument("url")
 @click.option("--model", help="Served model name [default: the first in /v1/models].")
@@ -64,6 +76,16 @@ def _floats(text: str | None) -> list[float]:
 @click.option("--duration", "duration_s", type=float, help="Stop dispatching after seconds.")
 @click.option("--warmup", "warmup_requests", type=int, help="Warmup requests, not measured.")
 @click.option("--workers", help="Client processes: a number or 'auto'.")
+@click.option(
+    "--client-cpus",
+    help="Pin the client to these CPUs (e.g. 1 or 2-3): the ones a server on this host is not "
+    "pinned to (adaptgate serve --cpus).",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 10),
+    help="Measure again, at most this many times, when a run comes out INVALID [default: 0].",
+)
 @click.option("--seed", type=int, help="Seed of the arrival schedule and the dataset.")
 @click.option("--dataset", type=click.Choice(["random", "sharegpt", "jsonl", "multiturn"]))
 @click.option("--dataset-path", type=click.Path(path_type=Path, dir_okay=False))
@@ -128,7 +150,9 @@ def run_command(url: str, scenario: Path | None, out: Output, **opts: Any) -> in
             "warmup_requests": opts["warmup_requests"],
             "seed": opts["seed"],
             "workers": int(workers) if workers and workers.isdigit() else workers,
+            "client_cpus": _cpus(opts["client_cpus"]),
         },
+        "validity": {"retries": opts["retries"]},
         "dataset": {
             "kind": opts["dataset"],
             "path": opts["dataset_path"],
