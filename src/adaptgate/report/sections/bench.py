@@ -78,8 +78,23 @@ def _validity(t: Labels, label: str, r: dict[str, Any]) -> list[Block]:
     text = f"{label}{t('bench.validity')}: **{t.status(status)}**"
     blocks: list[Block] = [Para(text, "ok" if status == "VALID" else "alert")]
     items = [*(v.get("reasons") or []), *(v.get("warnings") or [])]
+    cpus = get(r, "client.client_cpus")
+    if cpus:
+        items.append(f"{t('bench.client_cpus')}: {', '.join(str(c) for c in cpus)}")
     if items:
         blocks.append(Bullets([str(i) for i in items]))
+    earlier = r.get("earlier_attempts") or []
+    if earlier:
+        blocks.append(Para(f"{label}{t('bench.attempts')}:"))
+        blocks.append(
+            Bullets(
+                [
+                    f"#{a.get('attempt')} {t.status(str(a.get('validity')))}: "
+                    f"{'; '.join(a.get('reasons') or [])}"
+                    for a in earlier
+                ]
+            )
+        )
     return blocks
 
 
