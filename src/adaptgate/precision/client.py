@@ -32,6 +32,7 @@ class Completion:
     prompt_logprobs: list[dict[str, float] | None] | None = None
     finish_reason: str | None = None
     raw_usage: dict[str, Any] = field(default_factory=dict)
+    text: str | None = None  # the generated text, as the server decoded it
 
 
 def _post(url: str, body: dict[str, Any], timeout: float, headers: dict[str, str]) -> Any:
@@ -130,6 +131,7 @@ class OpenAIClient:
                 prompt_logprobs=_prompt_logprobs(choice.get("prompt_logprobs")),
                 finish_reason=choice.get("finish_reason"),
                 raw_usage=dict(data.get("usage") or {}),
+                text=choice.get("text") if isinstance(choice.get("text"), str) else None,
             )
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise ServerError(

@@ -149,6 +149,7 @@ def _compare_prompt(
         server_tokens=len(srv),
         matched_tokens=matched,
         first_mismatch=first,
+        server_text=completion.text,
     )
     diffs: list[float] = []
     kls: list[float] = []

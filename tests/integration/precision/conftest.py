@@ -116,7 +116,7 @@ def completion_from_dump(dump: Path, body: dict[str, Any]) -> dict[str, Any]:
     ]
     choice: dict[str, Any] = {
         "index": 0,
-        "text": "",
+        "text": rec.generated_text,
         "finish_reason": "length",
         "logprobs": {
             "tokens": tokens,

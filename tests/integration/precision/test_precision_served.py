@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from adaptgate.cli.precision import command as precision_command
 from adaptgate.precision.served import ServedConfig, check_served
+from adaptgate.reference.dump import open_dump
 
 pytestmark = pytest.mark.slow
 
@@ -26,6 +27,10 @@ def test_same_numbers_pass(
     assert result.metrics.topk_kl_mean == pytest.approx(0.0, abs=1e-6)
     assert result.metrics.prompt_logprobs_available
     assert result.model == "tiny"
+    # what the server answered is kept for the report, per prompt
+    texts = {p.id: p.server_text for p in result.prompts}
+    assert texts == {p.id: p.generated_text for p in open_dump(ref).meta.prompts}
+    assert any(texts.values())
 
 
 def test_another_model_fails(
