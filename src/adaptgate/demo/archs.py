@@ -13,6 +13,7 @@ from typing import Any
 
 from adaptgate.demo.spec import DemoSpec
 from adaptgate.demo.tokenizer import ENDOFTEXT, IM_END, token_ids
+from adaptgate.errors import InternalError
 from adaptgate.registry import Registry
 
 TRANSFORMERS_VERSION = "5.19.0"  # written into the configs: fixed so the bytes are reproducible
@@ -38,14 +39,25 @@ class Dims:
 
 @dataclass(frozen=True)
 class ArchDef:
+    """An architecture's names and layout switches. ``qk_norm``: attention has q_norm/k_norm
+    (Qwen3, GLM-4.5; not Llama). ``from_gguf``: dimensions and configs come from a GGUF file
+    (:mod:`adaptgate.demo.gguf`), not from :meth:`dims` / :meth:`config`."""
+
     name: str
     architecture: str
     model_type: str
     default_layers: int
     moe: bool
     glm: bool = False
+    qk_norm: bool = True
+    from_gguf: bool = False
+
+    def _synthetic_only(self, what: str) -> None:
+        if self.from_gguf:
+            raise InternalError(f"{self.name} {what} come from its GGUF file, not from ArchDef")
 
     def dims(self, spec: DemoSpec) -> Dims:
+        self._synthetic_only("dimensions")
         layers = spec.num_layers or self.default_layers
         vocab = padded_vocab()
         if spec.non_divisible:
@@ -72,11 +84,13 @@ class ArchDef:
         return self.moe and layer >= dims.first_k_dense
 
     def config(self, dims: Dims, spec: DemoSpec) -> dict[str, Any]:
+        self._synthetic_only("configs")
         if self.glm:
             return _glm4_moe_config(self, dims, spec)
         return _qwen3_config(self, dims, spec)
 
     def generation_config(self) -> dict[str, Any]:
+        self._synthetic_only("configs")
         ids = token_ids()
         if self.glm:
             return {
@@ -201,3 +215,7 @@ ARCH_REGISTRY.add(
 ARCH_REGISTRY.add(
     "glm4_moe", ArchDef("glm4_moe", "Glm4MoeForCausalLM", "glm4_moe", 3, moe=True, glm=True)
 )
+
+# Not in the registry: the synthetic factory cannot build it. SmolLM2 (``source="smollm2"``) is
+# a llama model read from a GGUF; its dimensions and configs come from the file.
+LLAMA = ArchDef("llama", "LlamaForCausalLM", "llama", 30, moe=False, qk_norm=False, from_gguf=True)

@@ -1,10 +1,11 @@
 """Static activation calibration for the per-tensor FP8 preset: |x| maxima per Linear input.
 
-Runs the bf16 master through transformers on lines of the demo corpus. Dense Linears are
-observed with forward pre-hooks. transformers 5 fuses MoE experts into 3-D parameters, so for
-each experts module the routed tokens are taken from its inputs and each expert's gate/up and
-down inputs are computed from the master weights. The MTP layer is not part of the
-transformers model; its modules take the maxima of the same modules of the last decoder layer.
+Runs the bf16 master through transformers on lines of the demo corpus, tokenized with the
+master's own tokenizer. Dense Linears are observed with forward pre-hooks. transformers 5 fuses
+MoE experts into 3-D parameters, so for each experts module the routed tokens are taken from its
+inputs and each expert's gate/up and down inputs are computed from the master weights. The MTP
+layer is not part of the transformers model; its modules take the maxima of the same modules of
+the last decoder layer.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from adaptgate.checkpoint.writer import save_tensors
 from adaptgate.demo.master import Master, write_json
-from adaptgate.demo.tokenizer import corpus_lines, tokenizer_json
+from adaptgate.demo.tokenizer import corpus_lines
 
 if TYPE_CHECKING:
     import torch
@@ -25,10 +26,10 @@ CALIBRATION_LINES = 8
 MAX_TOKENS = 128
 
 
-def _calibration_ids() -> list[list[int]]:
+def _calibration_ids(master: Master) -> list[list[int]]:
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_str(tokenizer_json())
+    tok = Tokenizer.from_str(master.tokenizer_files["tokenizer.json"])
     lines = corpus_lines()
     step = max(1, len(lines) // CALIBRATION_LINES)
     chunks = ["\n".join(lines[i : i + step]) for i in range(0, len(lines), step)]
@@ -94,7 +95,7 @@ def input_amax(master: Master) -> dict[str, float]:
         elif name.endswith(".mlp.experts") and hasattr(module, "gate_up_proj"):
             handles.append(module.register_forward_pre_hook(_expert_hook(master, name, amax)))
     with torch.no_grad():
-        for ids in _calibration_ids():
+        for ids in _calibration_ids(master):
             model(torch.tensor([ids]))
     for handle in handles:
         handle.remove()

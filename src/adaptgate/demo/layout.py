@@ -5,7 +5,8 @@ Qwen/Qwen3-30B-A3B (``mlp.gate.weight`` router, ``mlp.experts.{e}.{gate,up,down}
 and zai-org/GLM-4.5 (``mlp.shared_experts.*``, ``mlp.gate.e_score_correction_bias`` in float32,
 q/k/v biases, and the MTP layer at ``model.layers.{num_hidden_layers}`` with ``eh_proj``,
 ``enorm``, ``hnorm``, ``shared_head.norm``, ``shared_head.head`` and its own copy of
-``embed_tokens``, which GLM-4.5 stores and GLM-4.6 dropped -- vLLM PR #27597).
+``embed_tokens``, which GLM-4.5 stores and GLM-4.6 dropped -- vLLM PR #27597). Llama
+(HuggingFaceTB/SmolLM2-135M-Instruct) is Qwen3's dense layout without ``q_norm``/``k_norm``.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class _Builder:
         self.linears.append(LinearSpec(module, out_f, in_f, bias, quantizable, group))
 
 
-def _attention(b: _Builder, prefix: str, d: Dims, *, bias: bool) -> None:
+def _attention(b: _Builder, prefix: str, d: Dims, *, bias: bool, qk_norm: bool) -> None:
     attn = f"{prefix}.self_attn"
     q_out, kv_out = d.heads * d.head_dim, d.kv_heads * d.head_dim
     qkv = f"{attn}.qkv_proj"
@@ -86,8 +87,9 @@ def _attention(b: _Builder, prefix: str, d: Dims, *, bias: bool) -> None:
     b.linear(f"{attn}.k_proj", kv_out, d.hidden, group=qkv, bias=bias)
     b.linear(f"{attn}.v_proj", kv_out, d.hidden, group=qkv, bias=bias)
     b.linear(f"{attn}.o_proj", d.hidden, q_out, group=f"{attn}.o_proj")
-    b.add(f"{attn}.q_norm.weight", (d.head_dim,), "norm")
-    b.add(f"{attn}.k_norm.weight", (d.head_dim,), "norm")
+    if qk_norm:
+        b.add(f"{attn}.q_norm.weight", (d.head_dim,), "norm")
+        b.add(f"{attn}.k_norm.weight", (d.head_dim,), "norm")
 
 
 def _dense_mlp(b: _Builder, mlp: str, hidden: int, inter: int) -> None:
@@ -116,7 +118,7 @@ def _dense_mlp_expert(b: _Builder, prefix: str, d: Dims, *, group: str) -> None:
 def _decoder_layer(b: _Builder, arch: ArchDef, d: Dims, layer: int) -> None:
     prefix = f"model.layers.{layer}"
     b.add(f"{prefix}.input_layernorm.weight", (d.hidden,), "norm")
-    _attention(b, prefix, d, bias=arch.glm)
+    _attention(b, prefix, d, bias=arch.glm, qk_norm=arch.qk_norm)
     if arch.is_moe_layer(d, layer):
         _moe(b, f"{prefix}.mlp", d, glm=arch.glm)
     else:

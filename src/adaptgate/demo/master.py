@@ -1,4 +1,9 @@
-"""The bf16 master model every format is derived from, and the modules kept unquantized."""
+"""The bf16 master model every format is derived from, and the modules kept unquantized.
+
+A master comes from one of two sources: seeded synthetic weights (:func:`build_master`'s default)
+or the real SmolLM2 GGUF (:mod:`adaptgate.demo.smollm2`). Either way it carries everything the
+format writers and :func:`adaptgate.demo.build.make_model` write: tensors, configs, tokenizer.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from adaptgate.checkpoint.writer import atomic_write_text
 from adaptgate.demo.archs import ARCH_REGISTRY, ArchDef, Dims
 from adaptgate.demo.layout import Layout, LinearSpec, build_layout
 from adaptgate.demo.spec import DemoSpec
+from adaptgate.demo.tokenizer import tokenizer_files
 from adaptgate.demo.weights import master_weights
 from adaptgate.errors import UsageError
 
@@ -26,6 +32,8 @@ class Master:
     tensors: dict[str, torch.Tensor]
     config: dict[str, Any]
     not_convert: tuple[str, ...]  # Linear module names kept in bf16 by request
+    generation_config: dict[str, Any]
+    tokenizer_files: dict[str, str]  # file name -> text (tokenizer.json, tokenizer_config.json)
 
     def quantized(self, lin: LinearSpec) -> bool:
         return lin.quantizable and lin.module not in self.not_convert
@@ -68,6 +76,10 @@ def resolve_not_convert(layout: Layout, entries: tuple[str, ...]) -> tuple[str, 
 
 
 def build_master(spec: DemoSpec) -> Master:
+    if spec.source == "smollm2":
+        from adaptgate.demo.smollm2 import build_smollm2_master
+
+        return build_smollm2_master(spec)
     arch = ARCH_REGISTRY.get(spec.arch)
     dims = arch.dims(spec)
     layout = build_layout(arch, dims, tie_embeddings=spec.tie_embeddings)
@@ -79,6 +91,8 @@ def build_master(spec: DemoSpec) -> Master:
         tensors=master_weights(layout, spec.seed),
         config=arch.config(dims, spec),
         not_convert=not_convert,
+        generation_config=arch.generation_config(),
+        tokenizer_files=tokenizer_files(),
     )
 
 

