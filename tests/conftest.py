@@ -8,9 +8,35 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
+
+
+def _builder(factory: pytest.TempPathFactory, **fixed: Any) -> Callable[..., Path]:
+    """``build(format, **spec_kwargs) -> Path``: a demo checkpoint of ``fixed`` + the arguments,
+    built once per distinct spec in this session."""
+    cache: dict[str, Path] = {}
+
+    def build(format: str = "bf16", **spec_kwargs: Any) -> Path:
+        from adaptgate.demo import make_model
+        from adaptgate.demo.spec import make_spec
+
+        spec = make_spec(**fixed, format=format, **spec_kwargs)
+        key = spec.model_dump_json()
+        if key not in cache:
+            root = factory.mktemp(f"{spec.source}-{spec.arch}-{format}")
+            cache[key] = make_model(root / "model", spec)
+        return cache[key]
+
+    return build
+
+
+def skip_or_fail_in_ci(why: str) -> NoReturn:
+    """Skip with the reason; under CI=true fail: there ``make`` must have installed it."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI: {why}")
+    pytest.skip(why)
 
 
 @pytest.fixture(scope="session")
@@ -19,18 +45,11 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     built once per distinct spec in this session (see ``adaptgate.demo.DemoSpec`` for the
     options: shards, seed, scale_dtype, block, ue8m0, non_divisible, tie_embeddings,
     modules_to_not_convert, num_layers). Treat the directory as read-only: it is shared."""
-    cache: dict[str, Path] = {}
+    builders: dict[str, Callable[..., Path]] = {}
 
     def build(arch: str = "qwen3", format: str = "bf16", **spec_kwargs: Any) -> Path:
-        from adaptgate.demo import make_model
-        from adaptgate.demo.spec import make_spec
-
-        spec = make_spec(arch=arch, format=format, **spec_kwargs)
-        key = spec.model_dump_json()
-        if key not in cache:
-            root = tmp_path_factory.mktemp(f"tiny-{arch}-{format}")
-            cache[key] = make_model(root / "model", spec)
-        return cache[key]
+        one = builders.setdefault(arch, _builder(tmp_path_factory, arch=arch))
+        return one(format, **spec_kwargs)
 
     return build
 
@@ -42,10 +61,9 @@ def _require_demo_extra() -> None:
                if importlib.util.find_spec(module) is None]  # fmt: skip
     if not missing:
         return
-    reason = f"{' and '.join(missing)} not installed (make setup installs the demo extra)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    skip_or_fail_in_ci(
+        f"{' and '.join(missing)} not installed (make setup installs the demo extra)"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -64,21 +82,13 @@ def smollm2_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Pat
     (``make_spec(source="smollm2", ...)``) built once per distinct spec in this session (about
     7 s for bf16, 15 s for fp8_block). Skips without the demo extra (fails under CI=true).
     Treat the directory as read-only: it is shared."""
-    cache: dict[str, Path] = {}
+    build = _builder(tmp_path_factory, source="smollm2")
 
-    def build(format: str = "bf16", **spec_kwargs: Any) -> Path:
+    def checked(format: str = "bf16", **spec_kwargs: Any) -> Path:
         _require_demo_extra()
-        from adaptgate.demo import make_model
-        from adaptgate.demo.spec import make_spec
+        return build(format, **spec_kwargs)
 
-        spec = make_spec(source="smollm2", format=format, **spec_kwargs)
-        key = spec.model_dump_json()
-        if key not in cache:
-            root = tmp_path_factory.mktemp(f"smollm2-{format}")
-            cache[key] = make_model(root / "model", spec)
-        return cache[key]
-
-    return build
+    return checked
 
 
 @pytest.fixture(scope="session")
@@ -113,6 +123,6 @@ def vllm_python() -> str:
     if python_has_vllm(python):
         return python
     why = f"{python} cannot import vllm (`make setup` installs the vLLM CPU build into .venv)"
-    if os.environ.get("CI") == "true" and platform.machine() == "x86_64":
-        pytest.fail(f"CI: {why}")
-    pytest.skip(why)
+    if platform.machine() != "x86_64":  # make installs the vLLM CPU build on x86_64 only
+        pytest.skip(why)
+    skip_or_fail_in_ci(why)
