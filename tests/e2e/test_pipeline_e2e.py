@@ -1,6 +1,7 @@
-"""`adaptgate run` end to end with the real vLLM CPU build (issue 8): every gate on the tiny FP8
-model, the report checked against run.json in both languages, and a planted fault (a converted
-checkpoint with corrupted scales) that must end with the precision gate FAILED and exit 1."""
+"""`adaptgate run` end to end with the real vLLM CPU build: every gate on the real SmolLM2 model
+in FP8 block, the report checked against run.json in both languages; and a planted fault (a
+converted checkpoint with corrupted scales, on the tiny model for speed) that must end with the
+precision gate FAILED and exit 1."""
 
 from __future__ import annotations
 
@@ -28,10 +29,13 @@ def gates_of(run_dir: Path) -> dict[str, dict]:
     return {g["name"]: g for g in record["gates"]}
 
 
-def test_every_gate_on_the_tiny_fp8_model_and_the_report_comes_from_run_json(
-    tiny_model, tmp_path, adaptgate_cli
+def test_every_gate_on_the_real_smollm2_fp8_model_and_the_report_comes_from_run_json(
+    smollm2_model, tmp_path, adaptgate_cli
 ):
-    model = tiny_model(arch="qwen3", format="fp8_block")
+    """The demo: SmolLM2-135M-Instruct quantized to FP8 block 128x128 (576 and 192 are not
+    multiples of 128), converted to BF16 (served) and W8A8_DYNAMIC, both FP8 KV caches judged,
+    served by vLLM CPU, smoked, compared with the CPU FP32 reference, benchmarked."""
+    model = smollm2_model(format="fp8_block")
     run_dir = tmp_path / "run"
     done = adaptgate_cli(
         "run",
@@ -41,7 +45,7 @@ def test_every_gate_on_the_tiny_fp8_model_and_the_report_comes_from_run_json(
         "--convert-to",
         "+w8a8-dynamic",
         "--kv-cache-dtype",
-        "all",
+        "fp8_e4m3,fp8_e5m2",
         "--run-dir",
         str(run_dir),
         cwd=tmp_path,
@@ -60,13 +64,28 @@ def test_every_gate_on_the_tiny_fp8_model_and_the_report_comes_from_run_json(
     statuses = {n: g["status"] for n, g in gates.items()}
     bench = statuses.pop("bench")
     assert statuses == dict.fromkeys(statuses, "PASS"), done.stderr[-3000:]
-    # on a loaded 2-core machine (vLLM keeps one core) the client can fall behind its schedule:
-    # the bench gate must then say so and fail, never report client-limited numbers as valid
-    assert bench == "PASS" or "client" in gates["bench"]["reason"], gates["bench"]["reason"]
-    assert done.returncode == (0 if bench == "PASS" else 1), done.stderr[-3000:]
+    # the client runs on the CPU serve left free; should other work still starve it through
+    # every retry, the gate says so -- INCONCLUSIVE, never PASS, and not a failure of the model
+    assert bench in ("PASS", "INCONCLUSIVE"), gates["bench"]["reason"]
+    assert done.returncode == 0, done.stderr[-3000:]
+    if bench == "INCONCLUSIVE":
+        assert "client" in gates["bench"]["reason"]
+        assert "warning: bench is INCONCLUSIVE" in done.stderr
+    assert (
+        gates["serve"]["summary"]["client_cpus"]
+        == gates["bench"]["result"]["client"]["client_cpus"]
+    )
+    # a real model: the quality checks pass (a random-weight model fails them)
+    smoke = {c["id"]: c for c in gates["smoke"]["result"]["checks"]}
+    assert smoke["arithmetic"]["status"] == "PASS" and smoke["chinese"]["status"] == "PASS"
+    assert gates["smoke"]["result"]["quality_verdict"] == "PASS"
+    served = gates["precision"]["result"]["served"]
+    texts = {p["id"]: p["server_text"] for p in served["prompts"]}
+    assert served["verdict"] == "PASS" and None not in texts.values()
+    assert texts["english"].strip()  # what the server answered, for the report to show
+    assert gates["kvcache"]["summary"]["verdicts"].keys() == {"fp8_e4m3", "fp8_e5m2"}
     # the served model is the converted one; the server is gone once the run ended
     assert gates["convert"]["summary"]["output_dir"].startswith(str(run_dir))
-    assert gates["bench"]["summary"]
     also = gates["convert"]["summary"]["also"]["w8a8-dynamic"]  # the demo converts both ways
     assert also["verify_problems"] == 0 and 0 < also["int8_rel_error"] < 0.02
     record = json.loads((run_dir / "run.json").read_text())
