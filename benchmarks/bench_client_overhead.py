@@ -18,7 +18,7 @@ ignore_eos, the same arrival process). Per tool and rate:
 The ratio column is adaptgate's added p99 TTFT over vllm's, measured in the same run (target:
 at most 0.5). Usage:
 
-  python benchmarks/bench_client_overhead.py --vllm-python /work/vllm-venv/bin/python
+  .venv/bin/python benchmarks/bench_client_overhead.py
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 from adaptgate.bench.calibration_server import Schedule, launch
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_VLLM_PYTHON = "/work/vllm-venv/bin/python"
+DEFAULT_VLLM_PYTHON = sys.executable  # make installs vLLM into the project's .venv
 
 
 def make_tokenizer(directory: Path, vocab_size: int = 2000) -> Path:

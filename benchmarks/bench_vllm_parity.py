@@ -11,7 +11,7 @@ spread (max-min over median), which is the floor below which a difference betwee
 means nothing. adaptgate's verdicts are listed: an INVALID run is one where the machine held
 its client off a CPU, and vllm's run next to it was most likely disturbed the same way.
 
-  python benchmarks/bench_vllm_parity.py --vllm-python /work/vllm-venv/bin/python
+  .venv/bin/python benchmarks/bench_vllm_parity.py
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def _pct(v: float | None, sign: bool = False) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--vllm-python", default="/work/vllm-venv/bin/python")
+    p.add_argument("--vllm-python", default=sys.executable)
     p.add_argument("--rate", type=float, default=8.0)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--num-prompts", type=int, default=96)

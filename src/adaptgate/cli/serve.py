@@ -16,7 +16,7 @@ from adaptgate.console import Output
     epilog="""\b
 Examples:
   adaptgate serve ./tiny-qwen3 --target cpu --stage dummy
-  adaptgate serve ./tiny-qwen3 --target cpu --smoke --vllm-python /work/vllm-venv/bin/python
+  adaptgate serve ./tiny-qwen3 --target cpu --smoke --vllm-python /opt/vllm/bin/python
   adaptgate serve ./Qwen3-8B --target ascend-a2 --device 910b4 --hold --port 8000
 Environment: ADAPTGATE_VLLM_PYTHON names the python that has vllm (default: this one)."""
 )
