@@ -104,6 +104,12 @@ def command(
     emit_json(out, record.to_json())
     if out.human:
         click.echo(f"run: {record.verdict.value} - {run_dir / 'run.json'}")
+        if record.verdict.value == "SKIPPED":
+            click.echo(
+                "error: no gate measured anything, so this run is not a PASS: "
+                + "; ".join(f"{g.name}: {g.reason}" for g in record.gates if g.name != "report"),
+                err=True,
+            )
         for gate in record.gates:
             if gate.status.value == "INCONCLUSIVE":
                 click.echo(

@@ -13,6 +13,7 @@ from adaptgate.errors import RunDirError
 from adaptgate.results import Result, write_text_atomic
 
 RUN_FILE = "run.json"
+RENDERING = frozenset({"report"})  # gates that render what others measured, measuring nothing
 
 
 class GateStatus(StrEnum):
@@ -86,12 +87,22 @@ class RunRecord(Result):
 
     @property
     def verdict(self) -> GateStatus:
-        """ERROR, else FAIL, else INCONCLUSIVE if any gate is, else PASS."""
+        """ERROR, else FAIL, else INCONCLUSIVE if any gate is; SKIPPED when no gate measured
+        anything (every one skipped, the report aside): that is not a PASS; else PASS."""
         statuses = {g.status for g in self.gates}
         for worst in (GateStatus.ERROR, GateStatus.FAIL, GateStatus.INCONCLUSIVE):
             if worst in statuses:
                 return worst
+        if not self.measured:
+            return GateStatus.SKIPPED
         return GateStatus.PASS
+
+    @property
+    def measured(self) -> list[GateRecord]:
+        """The gates that produced a verdict of their own (not skipped; the report renders)."""
+        return [
+            g for g in self.gates if g.status is not GateStatus.SKIPPED and g.name not in RENDERING
+        ]
 
     def save(self, run_dir: Path) -> Path:
         path = run_dir / RUN_FILE

@@ -177,12 +177,15 @@ def run_pipeline(opts: RunOptions, out: Output | None = None) -> RunRecord:
 
 
 def exit_code_of(record: RunRecord, *, strict: bool = False) -> int:
-    """0 PASS; 1 a FAIL (or, with ``strict``, an INCONCLUSIVE gate); 2 bad input; 3 internal."""
+    """0 PASS; 1 a FAIL, nothing measured at all, or (with ``strict``) an INCONCLUSIVE gate;
+    2 bad input; 3 internal error."""
     errors = [g.exit_code or EXIT_INTERNAL for g in record.gates if g.status is GateStatus.ERROR]
     if errors:
         return EXIT_INTERNAL if EXIT_INTERNAL in errors else EXIT_BAD_INPUT
     if any(g.status is GateStatus.FAIL for g in record.gates):
         return EXIT_FAIL
     if strict and any(g.status is GateStatus.INCONCLUSIVE for g in record.gates):
+        return EXIT_FAIL
+    if record.verdict is GateStatus.SKIPPED:
         return EXIT_FAIL
     return EXIT_OK

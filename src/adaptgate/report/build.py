@@ -118,7 +118,7 @@ def _opening(ctx: Ctx, model: str) -> list[Block]:
         text = f"{prefix}{t('overall')}: **{t.status(verdict)}**"
         if failed:
             text += " - " + "; ".join(failed)
-        blocks.append(Para(text, "alert" if failed else "ok"))
+        blocks.append(Para(text, "alert" if failed or verdict == "SKIPPED" else "ok"))
     return blocks
 
 

@@ -58,6 +58,16 @@ def test_inconclusive_is_its_own_verdict_exit_0_unless_strict(tmp_path):
     assert record.verdict is GateStatus.FAIL and exit_code_of(record) == 1
 
 
+def test_a_run_in_which_nothing_measured_is_not_a_pass(tmp_path, monkeypatch):
+    monkeypatch.setattr(fake_gates.Alpha, "run", lambda self, ctx: fake_gates.GateOutcome.skipped(
+        "no server"))  # fmt: skip
+    record = run_pipeline(_opts(tmp_path, only=["alpha"]))
+    assert [g.status for g in record.gates] == [GateStatus.SKIPPED] * 3
+    assert record.verdict is GateStatus.SKIPPED and exit_code_of(record) == 1
+    record = run_pipeline(_opts(tmp_path, fresh=True))  # one gate measured: a PASS
+    assert record.verdict is GateStatus.PASS and exit_code_of(record) == 0
+
+
 def test_bad_input_is_error_with_exit_2_and_one_line_reason(tmp_path):
     fake_gates.SCRIPT["alpha"] = "bad-input"
     record = run_pipeline(_opts(tmp_path))
