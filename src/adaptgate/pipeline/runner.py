@@ -62,11 +62,20 @@ class RunOptions:
     fresh: bool = False
 
 
-def selected_gates(only: list[str], skip: list[str]) -> list[str]:
+# With --url the endpoint gates measure a server that is already running; what they need from
+# inspect and serve (the served name, max_model_len, features) costs a header read and a probe of
+# /v1/models, so --only smoke (say) runs those two as well unless they are --skip'ped.
+ENDPOINT_GATES = ("smoke", "precision", "bench")
+NEEDED_BY_ENDPOINT_GATES = ("inspect", "serve")
+
+
+def selected_gates(only: list[str], skip: list[str], *, url: str | None = None) -> list[str]:
     for name in [*only, *skip]:
         if name not in GATES:
             raise UsageError(f"unknown gate {name!r}", fix=f"use one of: {', '.join(GATES)}")
     chosen = only or list(GATES)
+    if url and any(g in chosen for g in ENDPOINT_GATES):
+        chosen = [*chosen, *NEEDED_BY_ENDPOINT_GATES]
     return [g for g in GATES if g in chosen and g not in skip]
 
 
@@ -147,7 +156,7 @@ def run_pipeline(opts: RunOptions, out: Output | None = None) -> RunRecord:
     """Run the selected gates; a gate already PASSED in this run directory is reused until the
     first gate that had not passed, from which every gate runs again."""
     out = out or Output()
-    names = selected_gates(opts.only, opts.skip)
+    names = selected_gates(opts.only, opts.skip, url=opts.settings.url)
     from adaptgate.checkpoint import resolve_model_path
 
     resolve_model_path(opts.settings.model)  # bad input fails here, before anything is written

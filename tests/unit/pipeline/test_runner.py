@@ -11,6 +11,8 @@ from adaptgate.pipeline import runner
 from adaptgate.pipeline.record import GateStatus, RunSettings, load_run
 from adaptgate.pipeline.runner import RunOptions, exit_code_of, run_pipeline
 
+REAL_ORDER = tuple(runner.GATES)  # read before the fixture swaps in the fake gates
+
 
 @pytest.fixture(autouse=True)
 def fake_registry(monkeypatch):
@@ -162,3 +164,16 @@ def test_servers_left_running_are_stopped_when_the_run_ends(tmp_path, monkeypatc
     fake_gates.SCRIPT["beta"] = "crash"
     run_pipeline(_opts(tmp_path))
     assert stopped == [True]
+
+
+def test_with_url_the_endpoint_gates_bring_inspect_and_serve(monkeypatch):
+    from adaptgate.pipeline.runner import selected_gates
+
+    monkeypatch.setattr(runner, "GATES", dict.fromkeys(REAL_ORDER, "unused:Gate"))
+    url = "http://127.0.0.1:8000"
+    assert selected_gates(["smoke", "precision"], []) == ["smoke", "precision"]
+    assert selected_gates(["smoke", "precision"], [], url=url) == [
+        "inspect", "serve", "smoke", "precision",
+    ]  # fmt: skip
+    assert selected_gates(["bench"], ["inspect"], url=url) == ["serve", "bench"]
+    assert selected_gates(["convert"], [], url=url) == ["convert"]  # no endpoint gate
