@@ -143,3 +143,48 @@ def test_corrupted_scales_in_the_converted_checkpoint_fail_precision_up_front(
     head = report[: report.index("\n## ")]  # above the first section: the verdict
     assert "FAIL" in head, head[:2000]
     assert "model.layers.1" in head
+
+
+def test_a_served_chat_template_that_differs_from_the_checkpoints_fails_smoke(
+    smollm2_model, tmp_path, adaptgate_cli, vllm_python
+):
+    """The real model served by vLLM with an overridden chat template (`--chat-template`: the
+    turns no longer end with a newline). The model still answers sensibly, so every absolute
+    check passes; the differential check renders the same chat with the checkpoint's own template
+    and fails at the first differing token. Run with --url and --only smoke: the run probes the
+    server (inspect and serve come along) and measures it."""
+    from adaptgate.serve.process import ManagedServer, ServerSpec, free_port
+
+    source = smollm2_model(format="bf16")
+    template = json.loads((source / "tokenizer_config.json").read_text())["chat_template"]
+    overridden = template.replace("'<|im_end|>' + '\n'", "'<|im_end|>'")
+    assert overridden != template
+    planted = tmp_path / "overridden.jinja"
+    planted.write_text(overridden)
+    port = free_port()
+    argv = [
+        vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(source),
+        "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+        "--enforce-eager", "--max-model-len", "2048", "--chat-template", str(planted),
+    ]  # fmt: skip
+    env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CACHE_ROOT": str(tmp_path / "vllm-cache")}
+    spec = ServerSpec(
+        argv=argv, log_path=tmp_path / "vllm.log", port=port, env=env,
+        served_model_name="smollm2", ready_timeout_s=600,
+    )  # fmt: skip
+    with ManagedServer(spec) as server:
+        server.wait_ready()
+        run_dir = tmp_path / "run"
+        done = adaptgate_cli(
+            "run", str(source), "--target", "cpu", "--url", server.url, "--only", "smoke",
+            "--run-dir", str(run_dir), cwd=tmp_path,
+        )  # fmt: skip
+    gates = gates_of(run_dir)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert gates["serve"]["status"] == "PASS" and gates["serve"]["summary"]["external"]
+    smoke = gates["smoke"]
+    assert smoke["status"] == "FAIL" and smoke["summary"]["failed_protocol"] == ["chat_template"]
+    check = {c["id"]: c for c in smoke["result"]["checks"]}["chat_template"]
+    assert "differs from the checkpoint's template at token" in check["reason"]
+    assert "checkpoint id 198 '\\n'" in check["reason"], check["reason"]  # the lost newline
+    assert smoke["summary"]["quality"] == "PASS"  # the model still answers: only this check sees it

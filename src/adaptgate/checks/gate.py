@@ -36,6 +36,7 @@ class SmokeGate(Gate):
             expected_max_model_len=server.get("max_model_len"),
             thinking=server.get("thinking"),
             tools=bool(server.get("tools")),
+            reference_model=ctx.settings.model,  # the source: a conversion must keep its template
         )
         try:
             result = run_smoke(options, ctx.out)

@@ -31,6 +31,11 @@ class SmokeOptions(BaseModel):
     expected_max_model_len: int | None = None
     thinking: bool | None = Field(None, description="None: decide from the chat reply")
     tools: bool = Field(False, description="the plan enables tool calling")
+    reference_model: str | None = Field(
+        None,
+        description="the source checkpoint: the server must render chats as its own tokenizer "
+        "and chat template do (the chat_template check)",
+    )
     concurrency: int = Field(4, ge=2, le=64)
     max_tokens: int = Field(24, ge=4, le=512, description="protocol checks' generation length")
     quality_max_tokens: int = Field(1024, ge=16, description="budget for quality answers")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from adaptgate.checks import protocol, quality  # noqa: F401 - registers the checks
+from adaptgate.checks import differential, protocol, quality  # noqa: F401 - registers checks
 from adaptgate.checks.base import CHECKS, CheckDef, Outcome, SmokeContext
 from adaptgate.checks.client import ApiClient
 from adaptgate.checks.models import CheckResult, CheckStatus, SmokeOptions, SmokeResult

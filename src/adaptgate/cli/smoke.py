@@ -16,6 +16,7 @@ Examples:
   adaptgate smoke http://127.0.0.1:8000
   adaptgate smoke http://10.0.0.5:8000 --model qwen3 --api-key-env VLLM_API_KEY --tools
   adaptgate smoke http://127.0.0.1:8000 --only chat --only stream_matches --json
+  adaptgate smoke http://127.0.0.1:8000 --reference-model ./Qwen3-8B-FP8
 Exit code 1 when a protocol check fails; quality checks are reported, never decide."""
 )
 @click.argument("url")
@@ -29,6 +30,11 @@ Exit code 1 when a protocol check fails; quality checks are reported, never deci
 @click.option("--max-model-len", "expected_max_model_len", type=int, help="Expected value.")
 @click.option("--thinking/--no-thinking", default=None, help="Thinking model [default: auto].")
 @click.option("--tools", is_flag=True, help="The deployment enables tool calling.")
+@click.option(
+    "--reference-model",
+    type=click.Path(exists=True, file_okay=False),
+    help="The source checkpoint: the server must render chats exactly as its chat template does.",
+)
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(2, 64))
 @click.option("--quality-max-tokens", default=1024, show_default=True, type=click.IntRange(16))
 @click.option("--timeout", "timeout_s", default=300.0, show_default=True, type=float)
@@ -44,6 +50,7 @@ def command(
     expected_max_model_len: int | None,
     thinking: bool | None,
     tools: bool,
+    reference_model: str | None,
     concurrency: int,
     quality_max_tokens: int,
     timeout_s: float,
@@ -63,6 +70,7 @@ def command(
         expected_max_model_len=expected_max_model_len,
         thinking=thinking,
         tools=tools,
+        reference_model=reference_model,
         concurrency=concurrency,
         quality_max_tokens=quality_max_tokens,
         timeout_s=timeout_s,

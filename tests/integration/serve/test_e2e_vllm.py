@@ -123,13 +123,15 @@ def test_every_protocol_check_passes_and_quality_is_reported(served: Served) -> 
             tools=plan.features.tools,
             api_key_env=None,
             quality_max_tokens=256,
+            reference_model=str(served.model),  # vLLM's /tokenize renders chats as transformers
         )
     )
     (Path(served.real.log).parent / "smoke.json").write_text(result.to_json())
     for c in result.checks:  # shown by `pytest -rA`: the measured record of this run
         print(f"{c.category:8} {c.id:22} {c.status.value:7} {c.reason}")
     protocol = [c for c in result.checks if c.category == "protocol"]
-    assert len(protocol) == 8
+    assert len(protocol) == 9
+    assert result.by_id("chat_template").status is CheckStatus.PASS  # type: ignore[union-attr]
     bad = {c.id: c.reason for c in protocol if c.status is not CheckStatus.PASS}
     assert not bad, f"{bad}\nlog: {served.real.log}"
     assert result.verdict == "PASS"

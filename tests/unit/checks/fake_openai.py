@@ -13,6 +13,7 @@ import hashlib
 import json
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -45,6 +46,9 @@ class FakeConfig:
     api_key: str | None = None
     faults: Faults = field(default_factory=Faults)
     seen_auth: list[str | None] = field(default_factory=list)
+    # /tokenize with messages: (messages, chat_template_kwargs) -> token ids, as vLLM renders
+    # the chat; None: the server cannot tokenize chats (404)
+    render_chat: Callable[[list[dict[str, Any]], dict[str, Any]], list[int]] | None = None
 
 
 def _token(prompt: str, i: int, salt: str) -> str:
@@ -160,7 +164,14 @@ class FakeOpenAI:
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                if self.path == "/tokenize":
+                if self.path == "/tokenize" and "messages" in body:
+                    render = fake.config.render_chat
+                    if render is None:
+                        self._send(404, {"error": {"message": "not found"}})
+                        return
+                    ids = render(body["messages"], body.get("chat_template_kwargs") or {})
+                    self._send(200, {"count": len(ids), "tokens": ids})
+                elif self.path == "/tokenize":
                     self._send(200, {"count": len(str(body.get("prompt", "")).split())})
                 elif self.path == "/v1/completions":
                     self._completion(body, chat=False)

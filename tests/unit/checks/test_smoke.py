@@ -23,6 +23,7 @@ PROTOCOL = {
     "max_tokens",
     "stop_strings",
     "usage",
+    "chat_template",  # SKIPPED here: it needs the source checkpoint (test_differential.py)
 }
 
 
@@ -40,6 +41,7 @@ def test_a_correct_server_passes_every_protocol_check() -> None:
     result = smoke(FakeConfig(), expected_max_model_len=4096)
     proto = {c.id: c for c in result.checks if c.category == "protocol"}
     assert set(proto) == PROTOCOL
+    assert proto.pop("chat_template").status is CheckStatus.SKIPPED
     assert all(c.status is CheckStatus.PASS for c in proto.values()), {
         c.id: c.reason for c in proto.values() if c.status is not CheckStatus.PASS
     }
