@@ -150,7 +150,13 @@ def _convert(ctx: RunContext, kind: Any, dirname: str) -> Any:
 
 
 def _problems(result: Any) -> list[str]:
+    from adaptgate.inspect.lint import compare_side_files
+
     problems = list(result.verify.problems) if result.verify else []
+    # the output must keep the source's tokenizer, chat template, generation and model config
+    problems += [
+        f.line() for f in compare_side_files(Path(result.source_dir), Path(result.output_dir))
+    ]
     if result.errors.nonfinite:
         problems.append(f"{result.errors.nonfinite} NaN/inf FP8 codes in the source weights")
     if result.errors.saturated:

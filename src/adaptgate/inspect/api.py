@@ -14,6 +14,7 @@ from adaptgate.inspect.devices import DeviceProfile, device_profile
 from adaptgate.inspect.facts import ArchFacts, read_facts
 from adaptgate.inspect.formula import count_from_config
 from adaptgate.inspect.kvcache import KV_DTYPE_BYTES, KVCacheFacts, kv_facts
+from adaptgate.inspect.lint import Finding, lint_checkpoint
 from adaptgate.inspect.memory import RoutePlan, plan_route
 from adaptgate.inspect.params import ParamCounts, count_from_headers
 from adaptgate.inspect.support import SupportReport, check_support, host_cpu_flags
@@ -95,6 +96,9 @@ class InspectResult(Result):
     verdict: Literal["PASS", "FAIL"]
     reason: str
     warnings: list[str] = Field(default_factory=list)
+    findings: list[Finding] = Field(
+        default_factory=list, description="checkpoint consistency lint (errors fail inspect)"
+    )
 
     @property
     def exit_code(self) -> int:
@@ -113,20 +117,20 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 def _load(options: InspectOptions, ckpt: CheckpointLike | None) -> tuple[Any, ...]:
     if ckpt is not None:
-        return ckpt.config, ckpt.tensors, ckpt.quant_description, "checkpoint"
+        return ckpt.config, ckpt.tensors, ckpt.quant_description, "checkpoint", ckpt.root
     if options.config_path is not None:
         path = Path(options.config_path)
         path = path / "config.json" if path.is_dir() else path
         config = _read_json(path, "config")
         desc_path = path.parent / DESCRIPTION_FILE
         desc = _read_json(desc_path, "quant description") if desc_path.is_file() else None
-        return config, None, desc, "config"
+        return config, None, desc, "config", path.parent
     if options.model is None:
         raise UsageError("no model given", fix="pass MODEL, or --config config.json")
     from adaptgate.checkpoint import open_checkpoint
 
     opened = open_checkpoint(options.model, allow_pickle=options.allow_pickle)
-    return opened.config, opened.tensors, opened.quant_description, "checkpoint"
+    return opened.config, opened.tensors, opened.quant_description, "checkpoint", opened.root
 
 
 def _cpu_flags(options: InspectOptions) -> frozenset[str] | None:
@@ -169,7 +173,8 @@ def inspect_model(
     options: InspectOptions, checkpoint: CheckpointLike | None = None
 ) -> InspectResult:
     """Facts, counts, quantization, KV cache, memory plan, support and route for one model."""
-    config, tensors, desc, mode = _load(options, checkpoint)
+    config, tensors, desc, mode, root = _load(options, checkpoint)
+    findings = lint_checkpoint(Path(root), config, tensors)
     facts = read_facts(config)
     quant = detect_quantization(config, tensors, desc)
     computed = count_from_config(facts)
@@ -231,6 +236,9 @@ def inspect_model(
         )
     recommended, why = _recommend(routes, profile is not None)
     verdict, reason = _verdict(target, support, routes, recommended, why)
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        verdict, reason = "FAIL", "checkpoint lint: " + "; ".join(f.line() for f in errors)
     return InspectResult(
         mode=mode,
         model=options.model,
@@ -252,7 +260,10 @@ def inspect_model(
         recommendation=why,
         verdict=verdict,
         reason=reason,
-        warnings=warnings + (support.notes if support else []),
+        warnings=warnings
+        + [f.line() for f in findings if f.severity == "warning"]
+        + (support.notes if support else []),
+        findings=findings,
     )
 
 
