@@ -149,10 +149,10 @@ def test_a_served_chat_template_that_differs_from_the_checkpoints_fails_smoke(
     smollm2_model, tmp_path, adaptgate_cli, vllm_python
 ):
     """The real model served by vLLM with an overridden chat template (`--chat-template`: the
-    turns no longer end with a newline). The model still answers sensibly, so every absolute
-    check passes; the differential check renders the same chat with the checkpoint's own template
-    and fails at the first differing token. Run with --url and --only smoke: the run probes the
-    server (inspect and serve come along) and measures it."""
+    turns no longer end with a newline). The server still answers every protocol check; the
+    differential check renders the same chat with the checkpoint's own template and fails at the
+    first differing token. Run with --url and --only smoke: the run probes the server (inspect
+    and serve come along) and measures it."""
     from adaptgate.serve.process import ManagedServer, ServerSpec, free_port
 
     source = smollm2_model(format="bf16")
@@ -187,4 +187,3 @@ def test_a_served_chat_template_that_differs_from_the_checkpoints_fails_smoke(
     check = {c["id"]: c for c in smoke["result"]["checks"]}["chat_template"]
     assert "differs from the checkpoint's template at token" in check["reason"]
     assert "checkpoint id 198 '\\n'" in check["reason"], check["reason"]  # the lost newline
-    assert smoke["summary"]["quality"] == "PASS"  # the model still answers: only this check sees it
