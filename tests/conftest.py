@@ -6,7 +6,8 @@ import importlib.util
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -126,3 +127,37 @@ def vllm_python() -> str:
     if platform.machine() != "x86_64":  # make installs the vLLM CPU build on x86_64 only
         pytest.skip(why)
     skip_or_fail_in_ci(why)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(vllm_python: str) -> Callable[..., AbstractContextManager[Any]]:
+    """``with vllm_server(model, workdir, *extra_args, name="model", max_model_len=2048) as
+    server``: the real vLLM CPU build serving ``model`` on a free port of 127.0.0.1 (eager, 1
+    GiB of KV cache, its log in ``workdir``, printed when it fails to start); stopped on exit."""
+
+    @contextmanager
+    def start(
+        model: Path, workdir: Path, *extra: str, name: str = "model", max_model_len: int = 2048
+    ) -> Iterator[Any]:
+        from adaptgate.serve.process import ManagedServer, ServerSpec, free_port
+
+        port = free_port()
+        argv = [
+            vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+            "--served-model-name", name, "--host", "127.0.0.1", "--port", str(port),
+            "--enforce-eager", "--max-model-len", str(max_model_len), *extra,
+        ]  # fmt: skip
+        env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CACHE_ROOT": str(workdir / "vllm-cache")}
+        spec = ServerSpec(
+            argv=argv, log_path=workdir / "vllm.log", port=port, env=env,
+            served_model_name=name, ready_timeout_s=600,
+        )  # fmt: skip
+        with ManagedServer(spec) as server:
+            try:
+                server.wait_ready()
+            except BaseException:
+                print(server.log_text()[-4000:])
+                raise
+            yield server
+
+    return start

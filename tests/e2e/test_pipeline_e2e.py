@@ -146,34 +146,20 @@ def test_corrupted_scales_in_the_converted_checkpoint_fail_precision_up_front(
 
 
 def test_a_served_chat_template_that_differs_from_the_checkpoints_fails_smoke(
-    smollm2_model, tmp_path, adaptgate_cli, vllm_python
+    smollm2_model, tmp_path, adaptgate_cli, vllm_server
 ):
     """The real model served by vLLM with an overridden chat template (`--chat-template`: the
     turns no longer end with a newline). The server still answers every protocol check; the
     differential check renders the same chat with the checkpoint's own template and fails at the
     first differing token. Run with --url and --only smoke: the run probes the server (inspect
     and serve come along) and measures it."""
-    from adaptgate.serve.process import ManagedServer, ServerSpec, free_port
-
     source = smollm2_model(format="bf16")
     template = json.loads((source / "tokenizer_config.json").read_text())["chat_template"]
     overridden = template.replace("'<|im_end|>' + '\n'", "'<|im_end|>'")
     assert overridden != template
     planted = tmp_path / "overridden.jinja"
     planted.write_text(overridden)
-    port = free_port()
-    argv = [
-        vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(source),
-        "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-        "--enforce-eager", "--max-model-len", "2048", "--chat-template", str(planted),
-    ]  # fmt: skip
-    env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CACHE_ROOT": str(tmp_path / "vllm-cache")}
-    spec = ServerSpec(
-        argv=argv, log_path=tmp_path / "vllm.log", port=port, env=env,
-        served_model_name="smollm2", ready_timeout_s=600,
-    )  # fmt: skip
-    with ManagedServer(spec) as server:
-        server.wait_ready()
+    with vllm_server(source, tmp_path, "--chat-template", str(planted), name="smollm2") as server:
         run_dir = tmp_path / "run"
         done = adaptgate_cli(
             "run", str(source), "--target", "cpu", "--url", server.url, "--only", "smoke",

@@ -13,6 +13,10 @@ from adaptgate.checks.models import CheckResult, CheckStatus, SmokeOptions, Smok
 from adaptgate.console import Output
 from adaptgate.errors import AdaptgateError
 
+# protocol checks that run after the others: chat_template renders thinking templates both
+# ways once the chat check has seen whether the model thinks
+LAST = frozenset({"chat_template"})
+
 
 class ServerUnreachable(AdaptgateError, ConnectionError):
     """No OpenAI-compatible server answers at the URL."""
@@ -25,7 +29,7 @@ def selected(options: SmokeOptions) -> list[CheckDef]:
     if options.only:
         defs = [d for d in defs if d.id in options.only]
     defs = [d for d in defs if d.id not in options.skip]
-    return sorted(defs, key=lambda d: d.category != "protocol")
+    return sorted(defs, key=lambda d: (d.category != "protocol", d.id in LAST))
 
 
 def _connect(ctx: SmokeContext) -> None:

@@ -8,46 +8,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
-def vllm_url(tmp_path_factory, vllm_python):
-    python = vllm_python
+def vllm_url(tmp_path_factory, vllm_server):
     from adaptgate.demo import DemoSpec, make_model
-    from adaptgate.serve.process import ManagedServer, ServerSpec, free_port
 
     work = tmp_path_factory.mktemp("vllm")
     model = make_model(work / "model", DemoSpec(arch="qwen3", format="bf16"))
-    port = free_port()
-    spec = ServerSpec(
-        argv=[
-            python,
-            "-m",
-            "vllm.entrypoints.openai.api_server",
-            "--model",
-            str(model),
-            "--served-model-name",
-            "demo",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--enforce-eager",
-            "--max-model-len",
-            "1024",
-        ],
-        log_path=work / "vllm.log",
-        port=port,
-        env={"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CACHE_ROOT": str(work / "cache")},
-        ready_timeout_s=600,
-    )
-    server = ManagedServer(spec)
-    server.start()
-    try:
-        server.wait_ready()
-    except BaseException:
-        print(server.log_text()[-4000:])
-        server.stop()
-        raise
-    yield server.url
-    server.stop()
+    with vllm_server(model, work, name="demo", max_model_len=1024) as server:
+        yield server.url
 
 
 def test_bench_real_vllm(vllm_url):

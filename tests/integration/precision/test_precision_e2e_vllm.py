@@ -7,35 +7,15 @@ A different model served under the same name must fail."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from adaptgate.precision.served import ServedConfig, check_served
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@contextmanager
-def _vllm(python: str, model: Path, workdir: Path) -> Iterator[str]:
-    from adaptgate.serve.process import ManagedServer, ServerSpec, free_port
-
-    port = free_port()
-    argv = [
-        python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-        "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
-        "--enforce-eager", "--max-model-len", "2048", "--max-logprobs", "20",
-    ]  # fmt: skip
-    env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CACHE_ROOT": str(workdir / "vllm-cache")}
-    spec = ServerSpec(
-        argv=argv, log_path=workdir / "vllm.log", port=port, env=env,
-        served_model_name="tiny", ready_timeout_s=600,
-    )  # fmt: skip
-    with ManagedServer(spec) as server:
-        server.wait_ready()
-        yield server.url
 
 
 def _has_amx() -> bool:
@@ -58,19 +38,21 @@ def _servable(fp8_model: Path, workdir: Path) -> Path:
 
 
 def test_vllm_serving_the_fp8_model_passes_and_another_model_fails(
-    vllm_python: str,
+    vllm_server: Callable[..., Any],
     dump_of: Callable[..., Path],
     fp8_model: Path,
     tiny_model: Callable[..., Path],
     tmp_path: Path,
 ) -> None:
     reference = dump_of(fp8_model, max_new_tokens=16)
-    with _vllm(vllm_python, _servable(fp8_model, tmp_path), tmp_path / "same") as url:
-        same = check_served(ServedConfig(url=url, reference=reference))
+    logprobs = ("--max-logprobs", "20")
+    served = _servable(fp8_model, tmp_path)
+    with vllm_server(served, tmp_path / "same", *logprobs, name="tiny") as server:
+        same = check_served(ServedConfig(url=server.url, reference=reference))
     assert same.verdict == "PASS", same.reason
     assert same.model == "tiny"
     other = tiny_model(arch="qwen3", format="bf16", num_layers=4, seed=7)
-    with _vllm(vllm_python, other, tmp_path / "other") as url:
-        wrong = check_served(ServedConfig(url=url, reference=reference))
+    with vllm_server(other, tmp_path / "other", *logprobs, name="tiny") as server:
+        wrong = check_served(ServedConfig(url=server.url, reference=reference))
     assert wrong.verdict == "FAIL"
     print(same.to_json())  # the measured numbers, for the record (pytest -s)
