@@ -17,6 +17,9 @@ Examples:
   adaptgate kvcache ./Qwen2.5-7B-Instruct
   adaptgate kvcache ./Qwen3-8B-FP8 --kv-dtypes fp8_e4m3 --scales checkpoint
   adaptgate kvcache ./Qwen2.5-7B-Instruct --scales calibrated --out kv/   # writes the fix
+  adaptgate kvcache ./model --kv-dtypes fp8_e4m3 --engine local   # + measured on vLLM here
+  adaptgate kvcache ./model --kv-dtypes int8_c8 \\
+      --engine-url auto=http://npu:8000 --engine-url int8_c8=http://npu:8001
   adaptgate kvcache ./model --json > kvcache.json"""
 )
 @click.argument("model")
@@ -53,6 +56,24 @@ Examples:
     "quantized cache; vllm-ascend C8: the fresh K/V), or forced for every format.",
 )
 @click.option("--threads", type=click.IntRange(min=1), help="torch threads (default: auto).")
+@click.option(
+    "--engine",
+    type=click.Choice(["off", "local"]),
+    default="off",
+    show_default=True,
+    help="local: also serve the model with auto and each FP8 cache on this machine's vLLM "
+    "(cpu) and measure the engine against the reference, beside the simulation.",
+)
+@click.option(
+    "--engine-url",
+    "engine_urls",
+    multiple=True,
+    metavar="NAME=URL",
+    help="A server of the same model to measure, keyed by auto or a format "
+    "(auto=URL is required); repeat per cache.",
+)
+@click.option("--engine-max-model-len", type=click.IntRange(min=16),
+              help="--max-model-len of the servers --engine local starts.")  # fmt: skip
 @output_options
 @handle_errors
 def command(
@@ -66,11 +87,16 @@ def command(
     thresholds_file: Path | None,
     prefill: str,
     threads: int | None,
+    engine: str,
+    engine_urls: tuple[str, ...],
+    engine_max_model_len: int | None,
     out: Output,
 ) -> int:
     """Will an FP8 or INT8 KV cache break this model? SAFE / RISKY / UNSAFE per format, the
-    layers at risk, and the --kv-cache-dtype to use. Exit 1 when no tested format is SAFE."""
+    layers at risk, and the --kv-cache-dtype to use. Exit 1 when no tested format is SAFE
+    (on the simulation and, when measured, on the engine)."""
     from adaptgate.kvcache.api import KVCacheConfig, parse_kv_dtypes, run_kvcache
+    from adaptgate.kvcache.engine import parse_engine_urls
     from adaptgate.kvcache.render import render_result
 
     cfg = KVCacheConfig(
@@ -84,9 +110,12 @@ def command(
         thresholds_file=thresholds_file,
         threads=threads,
         prefill=prefill,
+        engine=engine,
+        engine_urls=parse_engine_urls(list(engine_urls)),
+        engine_max_model_len=engine_max_model_len,
     )
     result = run_kvcache(cfg, out)
     emit_json(out, result.to_json())
     if out.human:
         render_result(result, out.console())
-    return EXIT_OK if any(f.verdict == "SAFE" for f in result.formats) else 1
+    return EXIT_OK if any(f.combined_verdict == "SAFE" for f in result.formats) else 1

@@ -48,6 +48,17 @@ class KVCacheConfig(BaseModel):
         "the cache; vllm-ascend C8: fresh K/V), or forced",
     )
 
+    engine: Literal["off", "local"] = Field(
+        "off",
+        description="local: also serve the model with auto and each cache on this machine's "
+        "vLLM (cpu) and measure them against the reference",
+    )
+    engine_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="servers of the same model keyed by auto and format name: measure those",
+    )
+    engine_max_model_len: int | None = Field(None, ge=16)
+
     @field_validator("kv_dtypes")
     @classmethod
     def _known(cls, value: list[str]) -> list[str]:
@@ -126,9 +137,9 @@ def _report(
     th: KVThresholds,
     refused: str | None = None,
 ) -> FormatReport:
-    from adaptgate.kvcache.degeneration import measure
+    from adaptgate.kvcache.degeneration import summarize
     from adaptgate.kvcache.result import FormatReport, ScaleReport, ScanSummary
-    from adaptgate.kvcache.verdict import decide, judge_layer, reason_text
+    from adaptgate.kvcache.verdict import decide, judge_layer, reason_text, repetition_limit
     from adaptgate.precision.metrics import generation_metrics
 
     ss = arm.scales
@@ -139,11 +150,7 @@ def _report(
     logits = run.logits.result()
     per_step = [acc.result() for acc in run.per_step]
     generation = generation_metrics(list(zip(sim.baseline, run.tokens, strict=True)))
-    degeneration = [measure(t, b) for t, b in zip(run.tokens, sim.baseline, strict=True)]
-    increase = sum(d.increase for d in degeneration) / max(1, len(degeneration))
-    per_prompt = th.unsafe.get("repetition_increase")
-    limit = per_prompt.max if per_prompt is not None and per_prompt.max is not None else 0.25
-    degenerated = sum(d.degenerated(limit) for d in degeneration) / max(1, len(degeneration))
+    degeneration, increase, degenerated = summarize(run.tokens, sim.baseline, repetition_limit(th))
     summary = _scan_summary(scans, fmt.name)
     values: dict[str, float | None] = {
         "saturated_fraction": float(summary["saturated_fraction"]),
@@ -205,11 +212,11 @@ def recommend(reports: list[FormatReport], scales: ScaleMode) -> tuple[str, str,
     safe = [
         n
         for n in VLLM_PREFERENCE
-        if n in by_name and by_name[n].verdict == "SAFE" and by_name[n].deployable
+        if n in by_name and by_name[n].combined_verdict == "SAFE" and by_name[n].deployable
     ]
     vllm = safe[0] if safe else "auto"
     c8 = by_name.get("int8_c8")
-    ascend = "C8" if c8 is not None and c8.verdict == "SAFE" else "none"
+    ascend = "C8" if c8 is not None and c8.combined_verdict == "SAFE" else "none"
     tested = [n for n in VLLM_PREFERENCE if n in by_name]
     if vllm != "auto":
         text = f"vLLM: --kv-cache-dtype {vllm}"
@@ -219,7 +226,8 @@ def recommend(reports: list[FormatReport], scales: ScaleMode) -> tuple[str, str,
         text = (
             "vLLM: --kv-cache-dtype auto (no deployable FP8 cache is SAFE: "
             + ", ".join(
-                f"{n} {by_name[n].verdict}" + ("" if by_name[n].deployable else " but refused")
+                f"{n} {by_name[n].combined_verdict}"
+                + ("" if by_name[n].deployable else " but refused")
                 for n in tested
             )
             + ")"
@@ -230,7 +238,7 @@ def recommend(reports: list[FormatReport], scales: ScaleMode) -> tuple[str, str,
         text += "; vllm-ascend: " + (
             "C8 int8 cache with the calibrated kv_cache_scale/offset"
             if ascend == "C8" and scales == "calibrated"
-            else ("C8 int8 cache" if ascend == "C8" else f"bf16 cache (C8 {c8.verdict})")
+            else ("C8 int8 cache" if ascend == "C8" else f"bf16 cache (C8 {c8.combined_verdict})")
         )
     return vllm, ascend, text
 
@@ -306,6 +314,15 @@ def run_kvcache(cfg: KVCacheConfig, out: Output | None = None) -> KVCacheResult:
         _report(f, a, sim, scans, thresholds, engine_refuses(f, session.ckpt))
         for f, a in zip(formats, arms, strict=True)
     ]
+    engine = None
+    if cfg.engine != "off" or cfg.engine_urls:
+        from adaptgate.kvcache.engine import Texts, measure
+
+        texts = Texts([e.token_ids for e in encoded], sim.baseline)
+        with torch_threads(threads):
+            engine = measure(cfg, texts, session, thresholds, out)
+        for r in reports:
+            r.on_engine = engine.format(r.format)
     vllm, ascend, sentence = recommend(reports, cfg.scales)
     result = KVCacheResult(
         model=ModelInfo(
@@ -341,6 +358,7 @@ def run_kvcache(cfg: KVCacheConfig, out: Output | None = None) -> KVCacheResult:
         recommended_kv_cache_dtype=vllm,
         recommended_ascend=ascend,
         recommendation=sentence,
+        engine=engine,
     )
     if cfg.out is not None:
         result.artifacts = _write_artifacts(cfg, result, sets, prefixes)

@@ -61,3 +61,13 @@ def measure(tokens: list[int], baseline: list[int]) -> Degeneration:
         loop_period=tail_loop(tokens),
         baseline_loop_period=tail_loop(baseline),
     )
+
+
+def summarize(
+    tokens: list[list[int]], baselines: list[list[int]], max_increase: float
+) -> tuple[list[Degeneration], float, float]:
+    """Per prompt, the mean repetition increase, and the share of prompts degenerated."""
+    found = [measure(t, b) for t, b in zip(tokens, baselines, strict=True)]
+    count = max(1, len(found))
+    increase = sum(d.increase for d in found) / count
+    return found, increase, sum(d.degenerated(max_increase) for d in found) / count

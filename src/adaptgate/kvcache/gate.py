@@ -13,8 +13,13 @@ would load). 256 greedy tokens per prompt of the reference's prompt set.
 ``summary["kv_cache_dtype"]`` is the value the serve gate should pass as ``--kv-cache-dtype``:
 the best SAFE FP8 format, else ``auto`` -- or ``bfloat16`` when the checkpoint declares an FP8
 ``kv_cache_scheme`` (vLLM honours the scheme unless an explicit dtype other than auto is given).
-``summary["ascend_kv_cache"]`` is ``C8`` when int8_c8 is SAFE, else ``none``. FAIL when the
-format the checkpoint declares (or that was asked by name) is UNSAFE; PASS otherwise.
+``summary["ascend_kv_cache"]`` is ``C8`` when int8_c8 is SAFE, else ``none``.
+
+On a cpu target whose vLLM runs here, every vLLM format is also measured on the engine
+(:mod:`adaptgate.kvcache.engine`: the model served with ``auto`` and with each cache, scored
+against the reference); a format counts as SAFE only when both say so. FAIL when the format
+the checkpoint declares (or that was asked by name) is UNSAFE, or when the engine contradicts a
+simulated SAFE (both numbers in the reason); PASS otherwise.
 """
 
 from __future__ import annotations
@@ -82,6 +87,33 @@ def wanted(ctx: RunContext, model: str) -> Plan:
     )
 
 
+def engine_mode(ctx: RunContext) -> tuple[str, str | None]:
+    """("local", None) when this machine's vLLM can serve the target, else ("off", why not)."""
+    from adaptgate.serve.api import vllm_python
+    from adaptgate.serve.gate import python_has_vllm
+
+    if ctx.settings.target != "cpu":
+        return "off", f"target {ctx.settings.target}'s engine does not run here"
+    if ctx.settings.url:
+        return "off", "one --url serves one cache: adaptgate kvcache --engine-url compares two"
+    if not python_has_vllm(vllm_python()):
+        return "off", f"{vllm_python()} cannot import vllm"
+    return "local", None
+
+
+def contradicted(result: Any) -> list[str]:
+    """Formats the simulation judged SAFE and the engine did not, with both numbers."""
+    out = []
+    for f in result.formats:
+        engine = f.on_engine
+        if f.verdict == "SAFE" and engine is not None and engine.verdict not in (None, "SAFE"):
+            out.append(
+                f"{f.format} is SAFE simulated (KL {f.logits.kl_mean:.3g}) but {engine.verdict} "
+                f"on the engine (KL {engine.kl_mean:.3g} over auto): {engine.reason}"
+            )
+    return out
+
+
 def _summary(result: Any, kv_dtype: str) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "kv_cache_dtype": kv_dtype,
@@ -93,14 +125,31 @@ def _summary(result: Any, kv_dtype: str) -> dict[str, Any]:
         summary[f"{f.format}_kl_mean"] = f.logits.kl_mean
         if f.layers_at_risk:
             summary[f"{f.format}_layers_at_risk"] = f.layers_at_risk
+        if f.on_engine is not None and f.on_engine.verdict is not None:
+            summary[f"{f.format}_engine_verdict"] = f.on_engine.verdict
+            summary[f"{f.format}_engine_kl_mean"] = f.on_engine.kl_mean
+    engine = result.engine
+    if engine is not None:
+        summary["engine"] = engine.skipped or engine.engine
     if result.timings is not None:
         summary["seconds"] = result.timings.total_seconds
     return summary
 
 
+def _unsafe_reason(f: Any) -> str:
+    if f.verdict == "UNSAFE" or f.on_engine is None:
+        return str(f.reason)
+    return f"on the engine: {f.on_engine.reason}"
+
+
+def _verdicts(f: Any) -> str:
+    engine = f.on_engine.verdict if f.on_engine is not None else None
+    return f"{f.format} {f.verdict}" + (f" (engine: {engine})" if engine else "")
+
+
 class KVCacheGate(Gate):
     name = "kvcache"
-    title = "KV cache (FP8 / INT8 cache simulated on the CPU reference)"
+    title = "KV cache (FP8 / INT8 cache simulated on the CPU reference and measured on the engine)"
 
     def run(self, ctx: RunContext) -> GateOutcome:
         from adaptgate.kvcache.api import KVCacheConfig, run_kvcache
@@ -111,6 +160,7 @@ class KVCacheGate(Gate):
             return GateOutcome.skipped(plan.why)
         why, committed = plan.why, plan.committed
         out_dir = ctx.gate_dir(self.name)
+        mode, no_engine = engine_mode(ctx)
         result = run_kvcache(
             KVCacheConfig(
                 model=model,
@@ -118,6 +168,8 @@ class KVCacheGate(Gate):
                 scales="checkpoint",
                 new_tokens=NEW_TOKENS,
                 out=out_dir,
+                engine=mode,
+                engine_max_model_len=ctx.settings.max_model_len,
             ),
             ctx.out,
         )
@@ -125,12 +177,17 @@ class KVCacheGate(Gate):
         if kv_dtype == "auto" and plan.declared and str(committed).startswith("fp8"):
             kv_dtype = "bfloat16"  # an explicit dtype overrides the checkpoint's kv_cache_scheme
         summary = _summary(result, kv_dtype)
+        if no_engine:
+            summary["engine"] = f"not measured: {no_engine}"
         artifacts = [out_dir / a for a in result.artifacts]
-        verdicts = ", ".join(f"{f.format} {f.verdict}" for f in result.formats)
+        verdicts = ", ".join(_verdicts(f) for f in result.formats)
         report = result.format(committed) if committed else None
-        if report is not None and report.verdict == "UNSAFE":
+        if contra := contradicted(result):
+            reason = "the engine contradicts the simulation: " + "; ".join(contra)
+            return GateOutcome(GateStatus.FAIL, reason, summary, result, artifacts)
+        if report is not None and report.combined_verdict == "UNSAFE":
             reason = (
-                f"{why}, and {committed} is UNSAFE: {report.reason}; "
+                f"{why}, and {committed} is UNSAFE: {_unsafe_reason(report)}; "
                 f"launch with --kv-cache-dtype {kv_dtype}"
             )
             return GateOutcome(GateStatus.FAIL, reason, summary, result, artifacts)

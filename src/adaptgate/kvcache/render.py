@@ -54,6 +54,35 @@ def render_result(result: KVCacheResult, console: Console) -> None:
         worst.add_row(ls.name, *cells)
     if result.scan:
         console.print(worst)
+    _render_engine(result, console)
     console.print(f"[bold]recommendation[/]: {result.recommendation}")
     if result.artifacts:
         console.print("written: " + ", ".join(result.artifacts))
+
+
+def _render_engine(result: KVCacheResult, console: Console) -> None:
+    from rich.table import Table
+
+    engine = result.engine
+    if engine is None:
+        return
+    if engine.skipped:
+        console.print(f"engine: not measured -- {engine.skipped}")
+        return
+    table = Table(
+        "cache", "verdict", "KL vs ref", "KL over auto", "top-1 vs auto", "exact vs auto",
+        "rep+", title=f"measured on {engine.engine} (teacher-forced against the FP32 reference)",
+    )  # fmt: skip
+    if engine.auto is not None:
+        a = engine.auto
+        table.add_row("auto", "-", f"{a.kl_mean:.2g}", "-", "-", "-", "-")
+    for f in engine.formats:
+        if f.arm is None or f.verdict is None:
+            table.add_row(f.format, "not measured", f.error or "", "", "", "", "")
+            continue
+        table.add_row(
+            f.format, _verdict(f.verdict), f"{f.arm.kl_mean:.2g}", f"{f.kl_mean:.2g}",
+            f"{f.top1_agreement:.0%}" if f.top1_agreement is not None else "-",
+            f"{f.exact_match_rate:.0%}", f"{f.repetition_increase:+.2f}",
+        )  # fmt: skip
+    console.print(table)

@@ -64,6 +64,58 @@ class ScanSummary(BaseModel):
     clip_ratio: float = Field(description="max |x/scale| over every layer / the largest code")
 
 
+class Endpoint(BaseModel):
+    url: str
+    model: str
+    managed: bool = Field(description="started here for this measurement (else given)")
+    log: str | None = None
+    startup_seconds: float | None = None
+
+
+class EngineArm(BaseModel):
+    """One server (one ``--kv-cache-dtype``) against the FP32 reference."""
+
+    kv_cache_dtype: str
+    endpoint: Endpoint
+    positions: int = Field(description="teacher-forced positions scored")
+    kl_mean: float = Field(description="KL(engine || reference), top-k lower bound, mean")
+    kl_max: float
+    top1_agreement: float = Field(description="engine argmax == reference argmax")
+    logprob_abs_diff_mean: float = Field(description="|Δ log p| of the forced token")
+    exact_match_rate: float = Field(description="greedy tokens matching the reference's")
+    seconds: float
+
+
+class EngineFormat(BaseModel):
+    """A candidate cache on the engine, against ``auto`` on the same engine."""
+
+    format: str
+    arm: EngineArm | None = None
+    error: str | None = Field(None, description="why it was not measured (e.g. no start)")
+    kl_mean: float | None = Field(None, description="arm's KL minus auto's (floored at 0)")
+    top1_agreement: float | None = Field(None, description="forced argmax equal to auto's")
+    exact_match_rate: float | None = Field(None, description="greedy tokens equal to auto's")
+    repetition_increase: float | None = None
+    degenerated_share: float | None = None
+    verdict: Verdict | None = None
+    checks: list[Check] = Field(default_factory=list)
+    reason: str = ""
+
+
+class EngineRun(BaseModel):
+    """What the engine measured (``auto`` and every candidate), or why it did not."""
+
+    engine: str = Field(description="where: a vLLM started here, or the given servers")
+    top_k: int = Field(20, description="vLLM's default --max-logprobs")
+    auto: EngineArm | None = None
+    formats: list[EngineFormat] = Field(default_factory=list)
+    skipped: str | None = None
+    seconds: float = 0.0
+
+    def format(self, name: str) -> EngineFormat | None:
+        return next((f for f in self.formats if f.format == name), None)
+
+
 class FormatReport(BaseModel):
     format: str
     title: str
@@ -88,6 +140,17 @@ class FormatReport(BaseModel):
     repetition_increase: float
     degenerated_share: float
     nonfinite_steps: int
+    on_engine: EngineFormat | None = Field(
+        None, description="the same cache measured on the engine (against auto), when it ran"
+    )
+
+    @property
+    def combined_verdict(self) -> str:
+        """The worse of the simulation's and the engine's verdicts."""
+        engine = self.on_engine.verdict if self.on_engine is not None else None
+        if engine is None or VERDICT_ORDER[engine] <= VERDICT_ORDER[self.verdict]:
+            return self.verdict
+        return engine
 
 
 class Timings(BaseModel):
@@ -111,6 +174,7 @@ class KVCacheResult(Result):
     recommendation: str
     artifacts: list[str] = Field(default_factory=list)
     timings: Timings | None = None
+    engine: EngineRun | None = Field(None, description="the engine's measurement, when asked")
 
     def format(self, name: str) -> FormatReport | None:
         return next((f for f in self.formats if f.format == name), None)

@@ -60,6 +60,12 @@ def load_kv_thresholds(path: Path | None = None) -> KVThresholds:
     return parsed
 
 
+def repetition_limit(th: KVThresholds) -> float:
+    """The per-prompt repetition increase that counts a prompt as degenerated."""
+    limit = th.unsafe.get("repetition_increase")
+    return limit.max if limit is not None and limit.max is not None else 0.25
+
+
 def _fraction(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 

@@ -96,7 +96,13 @@ class OpenAIClient:
         return [str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict)]
 
     def complete(
-        self, model: str, prompt_ids: list[int], max_tokens: int, top_k: int
+        self,
+        model: str,
+        prompt_ids: list[int],
+        max_tokens: int,
+        top_k: int,
+        *,
+        ignore_eos: bool = False,
     ) -> Completion:
         body: dict[str, Any] = {
             "model": model,
@@ -106,6 +112,8 @@ class OpenAIClient:
             "logprobs": top_k,
         }
         extended = {**body, "return_tokens_as_token_ids": True, "prompt_logprobs": top_k}
+        if ignore_eos:  # vLLM: every request yields max_tokens
+            extended["ignore_eos"] = True
         try:
             try:
                 data = _post(

@@ -96,12 +96,12 @@ def _token_id(token: str) -> int | None:
     return None
 
 
-def _ids(tokens: list[str]) -> list[int] | None:
+def token_ids(tokens: list[str]) -> list[int] | None:
     ids = [_token_id(t) for t in tokens]
     return None if any(i is None for i in ids) else [int(i) for i in ids if i is not None]
 
 
-def _top_ids(top: dict[str, float]) -> dict[int, float] | None:
+def top_ids(top: dict[str, float]) -> dict[int, float] | None:
     out: dict[int, float] = {}
     for key, value in top.items():
         tid = _token_id(key)
@@ -133,7 +133,7 @@ def _compare_prompt(
 
     rec = reader.meta.prompts[k]
     ref = rec.generated_ids
-    srv = _ids(completion.tokens)
+    srv = token_ids(completion.tokens)
     if srv is None:
         raise UsageError(
             "the server did not return token ids (`return_tokens_as_token_ids`)",
@@ -164,12 +164,12 @@ def _compare_prompt(
                 diffs.append(abs(float(lp) - float(ref_logprobs[t])))
         same_context = min(len(ref), len(srv), matched + 1)
         for t in range(same_context):
-            top = _top_ids(completion.top_logprobs[t]) if t < len(completion.top_logprobs) else None
+            top = top_ids(completion.top_logprobs[t]) if t < len(completion.top_logprobs) else None
             if top:
                 full = torch.log_softmax(step_logits[t].to(torch.float64), dim=-1)
                 kls.append(topk_kl(top, full))
         if first is not None and first < min(len(ref), len(srv)):
-            top = _top_ids(completion.top_logprobs[first]) or {}
+            top = top_ids(completion.top_logprobs[first]) or {}
             row.reference_token_in_server_topk = ref[first] in top
             row.server_token_in_reference_topk = srv[first] in ref_topk[first].tolist()
     if completion.prompt_logprobs:
@@ -177,7 +177,7 @@ def _compare_prompt(
         ids = rec.token_ids
         for t in range(1, min(len(ids), len(completion.prompt_logprobs))):
             entry = completion.prompt_logprobs[t]
-            top = _top_ids(entry) if entry else None
+            top = top_ids(entry) if entry else None
             if top and ids[t] in top:
                 ref_lp = torch.log_softmax(logits[t - 1].to(torch.float64), dim=-1)[ids[t]]
                 prompt_diffs.append(abs(top[ids[t]] - float(ref_lp)))

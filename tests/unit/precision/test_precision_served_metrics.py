@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from adaptgate.precision.served import _top_ids, topk_kl
+from adaptgate.precision.served import top_ids, topk_kl
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -34,6 +34,6 @@ def test_same_distribution_has_zero_kl() -> None:
 
 
 def test_token_keys() -> None:
-    assert _top_ids({"token_id:5": -0.1, "token_id:7": -2.0}) == {5: -0.1, 7: -2.0}
-    assert _top_ids({"12": -0.5}) == {12: -0.5}  # vLLM prompt_logprobs keys
-    assert _top_ids({"hello": -0.5}) is None  # text tokens: not comparable by id
+    assert top_ids({"token_id:5": -0.1, "token_id:7": -2.0}) == {5: -0.1, 7: -2.0}
+    assert top_ids({"12": -0.5}) == {12: -0.5}  # vLLM prompt_logprobs keys
+    assert top_ids({"hello": -0.5}) is None  # text tokens: not comparable by id

@@ -65,8 +65,24 @@ def format_rows(t: Labels, fmt: dict[str, Any]) -> Rows:
         rows.append((label, text))
     risky = fmt.get("layers_at_risk") or []
     rows.append((t("kvcache.layers_at_risk"), ", ".join(map(str, risky)) if risky else "-"))
+    rows += engine_rows(t, fmt.get("on_engine"))
     rows.append((f"**{t('col.verdict')}**", f"**{t.status(str(fmt.get('verdict')))}**"))
     return rows
+
+
+def engine_rows(t: Labels, engine: dict[str, Any] | None) -> Rows:
+    """The same cache measured on the engine, beside the simulation's rows."""
+    if not engine:
+        return []
+    if not engine.get("verdict"):
+        return [(t("kvcache.on_engine"), str(engine.get("reason") or "-"))]
+    return [
+        (t("kvcache.engine_kl"), f"{num(get(engine, 'arm.kl_mean'))}"),
+        (t("kvcache.engine_kl_over_auto"), num(engine.get("kl_mean"))),
+        (t("kvcache.engine_top1"), pct(engine.get("top1_agreement"))),
+        (t("kvcache.engine_exact"), pct(engine.get("exact_match_rate"))),
+        (f"**{t('kvcache.on_engine')}**", f"**{t.status(str(engine.get('verdict')))}**"),
+    ]
 
 
 def _failed(fmt: dict[str, Any]) -> list[str]:
@@ -118,6 +134,22 @@ def kvcache_section(ctx: Ctx, cols: GateCols) -> list[Block]:
         if failed:
             where = f" ({run.label})" if ctx.merged else ""
             blocks += [Heading(t("precision.failed") + where, 3), Bullets(failed)]
+        engine = r.get("engine") or {}
+        if engine.get("skipped"):
+            blocks.append(Para(prefix + t("kvcache.engine_skipped", why=engine["skipped"]), "note"))
+        elif engine.get("auto"):
+            blocks.append(
+                Para(
+                    prefix
+                    + t(
+                        "kvcache.engine_settings",
+                        engine=engine.get("engine", "-"),
+                        positions=num(get(engine, "auto.positions", "-")),
+                        auto_kl=num(get(engine, "auto.kl_mean", "-")),
+                    ),
+                    "note",
+                )
+            )
         settings = r.get("settings") or {}
         if settings:
             blocks.append(
