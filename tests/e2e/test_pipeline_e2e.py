@@ -1,11 +1,14 @@
-"""`adaptgate run` end to end with the real vLLM CPU build: every gate on the real SmolLM2 model
-in FP8 block, the report checked against run.json in both languages; and a planted fault (a
-converted checkpoint with corrupted scales, on the tiny model for speed) that must end with the
-precision gate FAILED and exit 1."""
+"""`adaptgate run` end to end with the real vLLM CPU build on the real SmolLM2 model: every gate
+on the clean FP8-block model (PASS, the report checked against run.json in both languages), and
+planted faults that must each fail their gate with exit 1 -- one layer's weights scaled in the
+served model (precision, served), a served chat template that differs from the checkpoint's
+(smoke), and corrupted scales in a converted checkpoint (precision, conversion; on the tiny model,
+see that test)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,6 +18,9 @@ from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "report"))
 from report_provenance import allowed_tokens, html_text, markdown_numbers, tokens
+
+# one layer's MLP output scaled: calibrated with benchmarks/calibrate_served_faults.py
+PLANTED_FACTOR = 1.5
 
 pytestmark = [
     pytest.mark.e2e,
@@ -83,7 +89,17 @@ def test_every_gate_on_the_real_smollm2_fp8_model_and_the_report_comes_from_run_
     texts = {p["id"]: p["server_text"] for p in served["prompts"]}
     assert served["verdict"] == "PASS" and None not in texts.values()
     assert texts["english"].strip()  # what the server answered, for the report to show
-    assert gates["kvcache"]["summary"]["verdicts"].keys() == {"fp8_e4m3", "fp8_e5m2"}
+    kv = gates["kvcache"]
+    assert kv["summary"]["verdicts"].keys() == {"fp8_e4m3", "fp8_e5m2"}
+    # both caches measured on vLLM CPU too, next to the simulated verdict: the engine's KL
+    # against the FP32 reference with auto is the bf16 floor, the FP8 caches add to it
+    engine = kv["result"]["engine"]
+    assert engine["skipped"] is None and engine["auto"]["positions"] > 1000, engine
+    for fmt in kv["result"]["formats"]:
+        on = fmt["on_engine"]
+        assert on["verdict"] in ("SAFE", "RISKY", "UNSAFE"), on
+        assert on["arm"]["kl_mean"] > engine["auto"]["kl_mean"], (fmt["format"], on)
+        assert kv["summary"][f"{fmt['format']}_engine_kl_mean"] == on["kl_mean"]
     # the served model is the converted one; the server is gone once the run ended
     assert gates["convert"]["summary"]["output_dir"].startswith(str(run_dir))
     also = gates["convert"]["summary"]["also"]["w8a8-dynamic"]  # the demo converts both ways
@@ -99,11 +115,18 @@ def test_every_gate_on_the_real_smollm2_fp8_model_and_the_report_comes_from_run_
         assert not markdown_numbers(md) - allowed, lang
         assert not tokens(html_text(html)) - allowed, lang
     assert "精度" in (run_dir / "REPORT.zh.md").read_text()
+    assert "Measured on the engine" in (run_dir / "REPORT.md").read_text()
+    assert "引擎实测结论" in (run_dir / "REPORT.zh.md").read_text()
 
 
 def test_corrupted_scales_in_the_converted_checkpoint_fail_precision_up_front(
     tiny_model, tmp_path, adaptgate_cli
 ):
+    """A W8A8_DYNAMIC conversion, then one layer's int8 weight scales scrambled in the output:
+    the conversion comparison fails and names the layer. On the tiny model, whose clean W8A8
+    conversion passes; on the real SmolLM2 the clean W8A8_DYNAMIC conversion already fails the
+    comparison (logits KL 0.045 > 0.005, last two layers; measured), so a planted scale fault
+    there is not told apart by the verdict."""
     model = tiny_model(arch="qwen3", format="fp8_block")
     run_dir = tmp_path / "run"
     first = ["run", str(model), "--target", "cpu", "--convert-to", "w8a8-dynamic"]
@@ -173,3 +196,38 @@ def test_a_served_chat_template_that_differs_from_the_checkpoints_fails_smoke(
     check = {c["id"]: c for c in smoke["result"]["checks"]}["chat_template"]
     assert "differs from the checkpoint's template at token" in check["reason"]
     assert "checkpoint id 198 '\\n'" in check["reason"], check["reason"]  # the lost newline
+
+
+def test_a_served_model_with_one_layers_weights_scaled_fails_precision(
+    smollm2_model, tmp_path, adaptgate_cli, vllm_server
+):
+    """The real model served with one layer's MLP output weight scaled by PLANTED_FACTOR (a
+    fault that loads and answers: the model still talks). The served-model check compares the
+    server with the CPU FP32 reference of the clean checkpoint and fails; the clean model
+    passes the same check in the pipeline test above."""
+    source = smollm2_model(format="bf16")
+    planted = tmp_path / "planted"
+    shutil.copytree(source, planted)
+    weight = "model.layers.15.mlp.down_proj.weight"
+    for shard in sorted(planted.glob("*.safetensors")):
+        tensors = load_file(shard)
+        if weight in tensors:
+            tensors[weight] = (tensors[weight].float() * PLANTED_FACTOR).to(torch.bfloat16)
+            save_file(tensors, shard, metadata={"format": "pt"})
+            break
+    else:
+        pytest.fail(f"no {weight} in the SmolLM2 checkpoint")
+    with vllm_server(planted, tmp_path, name="smollm2") as server:
+        run_dir = tmp_path / "run"
+        done = adaptgate_cli(
+            "run", str(source), "--target", "cpu", "--url", server.url, "--only", "precision",
+            "--run-dir", str(run_dir), cwd=tmp_path,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    precision = gates_of(run_dir)["precision"]
+    assert precision["status"] == "FAIL", precision["reason"]
+    served = precision["result"]["served"]
+    assert served["verdict"] == "FAIL"
+    failed = {c["metric"] for c in served["checks"] if not c["passed"]}
+    assert failed, served["checks"]
+    assert precision["reason"].startswith("served FAIL"), precision["reason"]
