@@ -1,11 +1,15 @@
 """Differential checks against the source checkpoint (``SmokeOptions.reference_model``).
 
-A lost, stale or overridden chat template is one of the commonest adaptation faults, and the
-model still answers through the wrong one: absolute checks pass. Here the same conversation is
-rendered twice -- by the checkpoint's own tokenizer and chat template (transformers
-``apply_chat_template``) and by the server (vLLM's ``/tokenize`` with ``messages``) -- and the
-token ids must be identical. A thinking model's template is rendered with ``enable_thinking``
-on and off.
+``chat_template`` (protocol): a lost, stale or overridden chat template is one of the commonest
+adaptation faults, and the model still answers through the wrong one: absolute checks pass.
+Here the same conversation is rendered twice -- by the checkpoint's own tokenizer and chat
+template (transformers ``apply_chat_template``) and by the server (vLLM's ``/tokenize`` with
+``messages``) -- and the token ids must be identical. A thinking model's template is rendered
+with ``enable_thinking`` on and off; a template that renders tool schemas (it changes when
+given ``tools``, as Qwen3's does; SmolLM2's does not) is rendered with one tool too.
+
+``chat_answer`` (quality): the server's greedy answer to that rendered prompt against the CPU
+reference's (:mod:`adaptgate.reference`, float32), token by token. See its docstring.
 """
 
 from __future__ import annotations
@@ -14,9 +18,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from adaptgate.checks.base import Outcome, SmokeContext, check, evidence, http_failure
+from adaptgate.checks.client import choice_of
+from adaptgate.checks.quality import WEATHER_TOOL
+from adaptgate.errors import AdaptgateError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
+
+    from adaptgate.reference.session import ReferenceSession
 
 # several turns, a system prompt, English and Chinese: what a template must get right
 CONVERSATION: list[dict[str, str]] = [
@@ -25,6 +34,13 @@ CONVERSATION: list[dict[str, str]] = [
     {"role": "assistant", "content": "The capital of France is Paris."},
     {"role": "user", "content": "用一句话介绍这座城市。"},
 ]
+# One function with JSON-schema parameters. vLLM renders what its request model dumps
+# (``ChatCompletionToolsParam.model_dump()``: type, function{name, description, parameters},
+# unset fields dropped), so this schema, written in that key order, renders the same on both
+# sides of a faithful server.
+TOOLS: list[dict[str, Any]] = [WEATHER_TOOL]
+ANSWER_TOKENS = 32  # greedy tokens compared with the reference
+ANSWER_TOP_K = 20  # the reference's top-k kept per step (vLLM serves up to 20 logprobs)
 
 
 @lru_cache(maxsize=4)
@@ -34,11 +50,14 @@ def _tokenizer(model_dir: str) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
 
 
-def render_locally(model_dir: str, kwargs: dict[str, Any]) -> list[int]:
+def render_locally(
+    model_dir: str, kwargs: dict[str, Any], tools: list[dict[str, Any]] | None = None
+) -> list[int]:
     """The conversation's token ids as the checkpoint's own chat template renders them."""
     tok = _tokenizer(model_dir)
+    extra: dict[str, Any] = {"tools": tools} if tools else {}
     out: Any = tok.apply_chat_template(
-        CONVERSATION, add_generation_prompt=True, tokenize=True, **kwargs
+        CONVERSATION, add_generation_prompt=True, tokenize=True, **kwargs, **extra
     )
     ids = out if isinstance(out, list) else out["input_ids"]  # transformers 5: a BatchEncoding
     return [int(i) for i in ids]
@@ -60,6 +79,24 @@ def describe(model_dir: str, ids: list[int], at: int) -> str:
     return f"id {ids[at]} {text!r}"
 
 
+def _variant_name(kwargs: dict[str, Any], tools: list[dict[str, Any]] | None) -> str:
+    if tools:
+        return f"tools=[{', '.join(t['function']['name'] for t in tools)}]"
+    return str(kwargs) if kwargs else ""
+
+
+def _tools_note(source: str, plain: list[int]) -> str:
+    """'' when the template renders a tool schema (its rendering changes with ``tools``), else
+    why no tools variant is compared."""
+    from jinja2 import TemplateError
+
+    try:
+        with_tools = render_locally(source, {}, TOOLS)
+    except (ValueError, TypeError, TemplateError) as exc:
+        return f"; the template refuses tools ({' '.join(str(exc).split())[:120]})"
+    return "" if with_tools != plain else "; the template renders no tool schema"
+
+
 @check("chat_template", "the server renders a chat as the checkpoint's own template", "protocol")
 def chat_template(ctx: SmokeContext) -> Outcome:
     source = ctx.options.reference_model
@@ -67,11 +104,13 @@ def chat_template(ctx: SmokeContext) -> Outcome:
         return Outcome.skipped(
             "no source checkpoint to compare with (adaptgate smoke --reference-model DIR)"
         )
-    variants: list[dict[str, Any]] = [{}]
+    variants: list[tuple[dict[str, Any], list[dict[str, Any]] | None]] = [({}, None)]
+    labels = ["default"]
     if ctx.thinking:
-        variants += [{"enable_thinking": True}, {"enable_thinking": False}]
-    compared, local = 0, []
-    for kwargs in variants:
+        variants += [({"enable_thinking": True}, None), ({"enable_thinking": False}, None)]
+        labels = ["enable_thinking default", "on", "off"]
+    compared, local, tools_note = 0, [], ""
+    for kwargs, tools in variants:
         body: dict[str, Any] = {
             "model": ctx.model,
             "messages": CONVERSATION,
@@ -79,6 +118,8 @@ def chat_template(ctx: SmokeContext) -> Outcome:
         }
         if kwargs:
             body["chat_template_kwargs"] = kwargs
+        if tools:
+            body["tools"] = tools
         reply = ctx.client.post("/tokenize", body)
         if reply.status == 404:
             return Outcome.skipped(
@@ -88,12 +129,18 @@ def chat_template(ctx: SmokeContext) -> Outcome:
         if fail := http_failure(reply, "POST /tokenize"):
             return fail
         try:
-            local = render_locally(source, kwargs)
+            local = render_locally(source, kwargs, tools)
         except (OSError, ValueError) as exc:  # no tokenizer or template to compare with
             return Outcome.skipped(f"cannot render with {source}'s own template: {exc}")
+        if not compared:  # a template that renders tool schemas is compared with one too
+            tools_note = _tools_note(source, local)
+            if not tools_note:  # this loop reaches it last
+                variants.append(({}, TOOLS))
+                labels.append("tools")
         served = [int(t) for t in (reply.data or {}).get("tokens") or []]
         at = first_difference(local, served)
-        how = f" with {kwargs}" if kwargs else ""
+        name = _variant_name(kwargs, tools)
+        how = f" with {name}" if name else ""
         ev = evidence(reply, checkpoint_tokens=len(local), server_tokens=len(served))
         if at is not None:
             return Outcome.failed(
@@ -105,5 +152,169 @@ def chat_template(ctx: SmokeContext) -> Outcome:
         compared += 1
     return Outcome.passed(
         f"{len(local)} tokens identical to the checkpoint's own rendering"
-        + (f" ({compared} variants: enable_thinking default/on/off)" if compared > 1 else "")
+        + (f" ({compared} variants: {'/'.join(labels)})" if compared > 1 else "")
+        + tools_note
+    )
+
+
+def _reference(ctx: SmokeContext, source: str) -> ReferenceSession | str:
+    """The CPU reference of ``source``, loaded once per smoke run (``ctx.cache``), or why not."""
+    key = f"reference:{source}"
+    if key not in ctx.cache:
+        from adaptgate.reference.memory import FULL_LOAD_SHARE, model_bytes
+        from adaptgate.reference.session import ReferenceSession
+
+        try:
+            session = ReferenceSession(source, dtype="float32")
+        except (AdaptgateError, OSError, ValueError, KeyError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            ctx.cache[key] = f"the CPU reference cannot load {source}: {reason}"
+        else:
+            if session.stream:  # decoding would reload every layer once per token
+                size = model_bytes(session.weights, 4) / 2**30
+                ctx.cache[key] = (
+                    f"{source} takes {size:.1f} GiB in float32, over {FULL_LOAD_SHARE:.0%} of the "
+                    f"available memory: the reference would stream every layer {ANSWER_TOKENS} "
+                    "times (run adaptgate precision for this comparison)"
+                )
+            else:
+                ctx.cache[key] = session
+    return ctx.cache[key]
+
+
+def _token(tok: PreTrainedTokenizerBase, token_id: int) -> str:
+    return f"id {token_id} {tok.decode([token_id])!r}"
+
+
+@check("chat_answer", "the server's greedy chat answer against the CPU reference's", "quality")
+def chat_answer(ctx: SmokeContext) -> Outcome:
+    """The rendered chat prompt (the checkpoint's own template, token ids) goes to the server
+    (``/v1/completions``, greedy, top-20 logprobs, vLLM's ``return_tokens_as_token_ids``) and to
+    the CPU reference (float32, the same ids); the two greedy answers are compared token by
+    token: agreement up to the first divergence, the first differing token on each side, and
+    whether the server's token is within the reference's top-20.
+
+    A quality check, reported beside the verdict: it compares weights and arithmetic, not the
+    protocol. A correct bf16 (or quantized) server legitimately leaves the float32 reference
+    after some tokens at a near-tie -- the server's token is then the reference's #2 or #3. Only
+    a first differing token outside the reference's top-20 FAILs it: with the same context the
+    server chose a token the reference's model all but excludes (scaled or corrupted weights, a
+    wrong rope, a broken kernel), which no rounding explains. SKIPPED without a source, when the
+    reference cannot load it (or it is too big to decode from host memory), or when the server
+    does not return token ids."""
+    source = ctx.options.reference_model
+    if not source:
+        return Outcome.skipped(
+            "no source checkpoint to compare with (adaptgate smoke --reference-model DIR)"
+        )
+    try:
+        prompt = render_locally(source, {})
+    except (OSError, ValueError) as exc:
+        return Outcome.skipped(f"cannot render with {source}'s own template: {exc}")
+    count = ANSWER_TOKENS
+    if ctx.max_model_len:
+        count = min(count, ctx.max_model_len - len(prompt))
+    if count < 1:
+        return Outcome.skipped(
+            f"the {len(prompt)}-token prompt leaves no room in max_model_len {ctx.max_model_len}"
+        )
+    body = {
+        "model": ctx.model,
+        "prompt": prompt,
+        "max_tokens": count,
+        "temperature": 0,
+        "logprobs": ANSWER_TOP_K,
+        "return_tokens_as_token_ids": True,
+    }
+    reply = ctx.client.post("/v1/completions", body)
+    if reply.status == 400:  # token-id prompts, logprobs or the vLLM extension refused
+        return Outcome.skipped(
+            "the server refused a greedy completion from token ids with logprobs "
+            "(vLLM serves one): its answer cannot be compared token by token",
+            evidence(reply),
+        )
+    if fail := http_failure(reply, "POST /v1/completions"):
+        return fail
+    from adaptgate.precision.served import token_ids, top_ids  # the precision check's parsing
+
+    choice = choice_of(reply)
+    logprobs = choice.get("logprobs") or {}
+    served = token_ids([str(t) for t in logprobs.get("tokens") or []])
+    if served is None:
+        return Outcome.skipped(
+            "the server did not return token ids (vLLM's return_tokens_as_token_ids)",
+            evidence(reply),
+        )
+    reference = _reference(ctx, source)
+    if isinstance(reference, str):
+        return Outcome.skipped(reference, evidence(reply))
+    from adaptgate.reference.prompts import EncodedPrompt, Prompt
+
+    tok = reference.tokenizer
+    encoded = EncodedPrompt(
+        prompt=Prompt(id="chat", messages=CONVERSATION),
+        rendered=tok.decode(prompt),
+        token_ids=prompt,
+    )
+    [gen], _stats = reference.run([encoded], max_new_tokens=count, top_k=ANSWER_TOP_K)
+    ref = list(gen.tokens)
+    at = first_difference(ref, served)
+    if (
+        at is not None
+        and at == len(served)
+        and choice.get("finish_reason") == "stop"
+        and ref[at] in reference.eos_token_ids
+    ):
+        at = None  # the server stopped where the reference emitted its end token (not listed)
+    details: dict[str, Any] = {
+        "prompt_tokens": len(prompt),
+        "reference": f"{source} float32 ({reference.mode} load), greedy",
+        "reference_tokens": len(ref),
+        "server_tokens": len(served),
+        "agreed_tokens": len(ref) if at is None else at,
+        "first_divergence": at,
+        "reference_text": tok.decode(ref),
+        "server_text": choice.get("text") if isinstance(choice.get("text"), str) else None,
+    }
+    if at is None:
+        return Outcome.passed(
+            f"all {len(ref)} greedy tokens agree with the CPU reference's (float32) from the "
+            f"same {len(prompt)}-token prompt",
+            evidence(reply, **details),
+        )
+    agreed = f"the first {at} of {len(ref)} greedy tokens agree with the CPU reference's"
+    if at >= len(ref) or at >= len(served):
+        longer, ended = ("server", "reference") if at >= len(ref) else ("reference", "server")
+        extra = served[at] if at < len(served) else ref[at]
+        return Outcome.passed(
+            f"{agreed}; the {ended}'s answer ends there, the {longer}'s goes on with "
+            f"{_token(tok, extra)} (finish_reason {choice.get('finish_reason')!r})",
+            evidence(reply, **details),
+        )
+    top = [int(i) for i in gen.topk_ids[at].tolist()]
+    rank = top.index(served[at]) + 1 if served[at] in top else None
+    server_top = logprobs.get("top_logprobs") or []
+    server_ids = top_ids(server_top[at]) if at < len(server_top) and server_top[at] else None
+    details.update(
+        reference_token=_token(tok, ref[at]),
+        server_token=_token(tok, served[at]),
+        server_token_reference_rank=rank,
+        reference_token_in_server_topk=None if server_ids is None else ref[at] in server_ids,
+    )
+    where = (
+        f"{agreed}; at token {at} the server chose {_token(tok, served[at])}, the reference "
+        f"{_token(tok, ref[at])}"
+    )
+    if rank is None:
+        return Outcome.failed(
+            f"{where}: the server's token is outside the reference's top-{len(top)} -- the "
+            "served model computes something else from the same context",
+            evidence(reply, **details),
+        )
+    gap = float(gen.topk_logprobs[at][0] - gen.topk_logprobs[at][rank - 1])
+    details["reference_logprob_gap"] = round(gap, 4)
+    return Outcome.passed(
+        f"{where} (the reference's #{rank}, {gap:.2f} nats below its choice: within its "
+        f"top-{len(top)}, as bf16 and float32 may part at a near-tie)",
+        evidence(reply, **details),
     )

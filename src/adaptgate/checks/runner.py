@@ -13,9 +13,10 @@ from adaptgate.checks.models import CheckResult, CheckStatus, SmokeOptions, Smok
 from adaptgate.console import Output
 from adaptgate.errors import AdaptgateError
 
-# protocol checks that run after the others: chat_template renders thinking templates both
-# ways once the chat check has seen whether the model thinks
-LAST = frozenset({"chat_template"})
+# checks that run after the others of their category: chat_template renders thinking templates
+# both ways once the chat check has seen whether the model thinks; chat_answer loads the CPU
+# reference (the slowest check), so the quick quality answers come first
+LAST = frozenset({"chat_template", "chat_answer"})
 
 
 class ServerUnreachable(AdaptgateError, ConnectionError):
