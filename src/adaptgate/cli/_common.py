@@ -75,3 +75,16 @@ def emit_json(out: Output, payload: str) -> None:
     """In --json mode, the result JSON is the only thing on stdout."""
     if out.json:
         click.echo(payload)
+
+
+def cpu_option(option: str, text: str | None) -> list[int] | None:
+    """``--cpus``-style text (``0``, ``0-2,5``) as CPU numbers; a one-line UsageError if bad."""
+    from adaptgate.errors import UsageError
+    from adaptgate.serve.cpus import parse_cpu_list
+
+    if text is None:
+        return None
+    try:
+        return parse_cpu_list(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}", fix="write it like 1 or 0-2,5") from None

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from adaptgate.cli._common import emit_json, handle_errors, output_options
+from adaptgate.cli._common import cpu_option, emit_json, handle_errors, output_options
 from adaptgate.console import Output
 from adaptgate.errors import EXIT_FAIL, EXIT_OK
 
@@ -43,18 +43,6 @@ def command() -> None:
 
 def _floats(text: str | None) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()] if text else []
-
-
-def _cpus(text: str | None) -> list[int] | None:
-    from adaptgate.errors import UsageError
-    from adaptgate.serve.cpus import parse_cpu_list
-
-    if text is None:
-        return None
-    try:
-        return parse_cpu_list(text)
-    except ValueError as exc:
-        raise UsageError(f"--client-cpus: {exc}", fix="write it like 1 or 2-3") from None
 
 
 @command.command("run", epilog=EXAMPLES)
@@ -150,7 +138,7 @@ def run_command(url: str, scenario: Path | None, out: Output, **opts: Any) -> in
             "warmup_requests": opts["warmup_requests"],
             "seed": opts["seed"],
             "workers": int(workers) if workers and workers.isdigit() else workers,
-            "client_cpus": _cpus(opts["client_cpus"]),
+            "client_cpus": cpu_option("--client-cpus", opts["client_cpus"]),
         },
         "validity": {"retries": opts["retries"]},
         "dataset": {

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from adaptgate.cli._common import emit_json, handle_errors, output_options
+from adaptgate.cli._common import cpu_option, emit_json, handle_errors, output_options
 from adaptgate.cli.plan import plan_options
 from adaptgate.console import Output
 
@@ -61,21 +61,17 @@ def command(
     against the prediction, stop it cleanly (no engine process is ever left behind)."""
     from adaptgate.errors import UsageError
     from adaptgate.serve.api import ServeOptions, serve_model
-    from adaptgate.serve.cpus import parse_cpu_list, usable_cpus
+    from adaptgate.serve.cpus import usable_cpus
     from adaptgate.serve.models import PlanOptions
     from adaptgate.serve.plan import served_name
 
-    pinned = None
-    if cpus is not None:
-        try:
-            pinned = tuple(parse_cpu_list(cpus))
-        except ValueError as exc:
-            raise UsageError(f"--cpus: {exc}", fix="write it like 0 or 0-2,5") from None
-        if not set(pinned) <= set(usable_cpus()):
-            raise UsageError(
-                f"--cpus {cpus}: this process may only use CPUs {usable_cpus()}",
-                fix="pick CPUs from that list",
-            )
+    listed = cpu_option("--cpus", cpus)
+    pinned = tuple(listed) if listed is not None else None
+    if pinned is not None and not set(pinned) <= set(usable_cpus()):
+        raise UsageError(
+            f"--cpus {cpus}: this process may only use CPUs {usable_cpus()}",
+            fix="pick CPUs from that list",
+        )
 
     plan_options_ = PlanOptions.model_validate({"model": model, "stage": stage, **plan_kw})
     name = served_name(plan_options_)
