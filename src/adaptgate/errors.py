@@ -65,3 +65,7 @@ class InternalError(AdaptgateError, RuntimeError):
     """A bug in adaptgate: exit code 3."""
 
     exit_code = EXIT_INTERNAL
+
+
+class KernelUnavailable(AdaptgateError, RuntimeError):
+    """A device kernel cannot run here (no Triton, or no device and no interpreter)."""

@@ -11,6 +11,9 @@ from adaptgate.serve.models import ContainerCommand
 ASCEND_IMAGE = "quay.io/ascend/vllm-ascend"
 CUDA_IMAGE = "vllm/vllm-openai"
 SHM_SIZE = "16g"
+# The host directory the Ascend container mounts at the same path (pip and model caches): files
+# the host puts here, such as the adaptgate plugin wheel, are visible inside the container.
+CACHE_DIR = "/root/.cache"
 # Host paths every vllm-ascend container needs (read-only where the runtime only reads).
 ASCEND_MOUNTS: tuple[tuple[str, str], ...] = (
     ("/usr/local/dcmi", "ro"),
@@ -43,7 +46,7 @@ def ascend_container(
     host_model_dir: str,
     container_model_dir: str,
     port: int,
-    cache_dir: str = "/root/.cache",
+    cache_dir: str = CACHE_DIR,
 ) -> ContainerCommand:
     run = ["docker", "run", "-itd", "--name", name, "--net=host", f"--shm-size={SHM_SIZE}"]
     for i in range(devices):

@@ -1,5 +1,5 @@
-"""Loads the serving knowledge (env.yaml, recipes.yaml, operators.yaml, doctor.yaml) and
-evaluates the small ``when`` condition language the data uses."""
+"""Loads the serving knowledge (env.yaml, recipes.yaml, kernels.yaml, operators.yaml,
+doctor.yaml) and evaluates the small ``when`` condition language the data uses."""
 
 from __future__ import annotations
 
@@ -15,7 +15,12 @@ _LIST_KEYS = {"targets": "target", "families": "family"}
 _BOOL_KEYS = {"moe", "int8", "mtp"}
 _MIN_KEYS = {"min_ranks": "ranks", "min_tp": "tp", "min_nodes": "nodes"}
 _MAX_KEYS = {"max_ranks": "ranks", "max_nodes": "nodes"}
-WHEN_KEYS = frozenset({"platform", *_LIST_KEYS, *_BOOL_KEYS, *_MIN_KEYS, *_MAX_KEYS})
+# `releases: [min, max)` as major.minor strings (max null: open-ended), like support_matrix.yaml;
+# a row with bounds never holds for a context that does not know its release.
+_RANGE_KEYS = {"releases"}
+WHEN_KEYS = frozenset(
+    {"platform", "head_dims", *_LIST_KEYS, *_BOOL_KEYS, *_MIN_KEYS, *_MAX_KEYS, *_RANGE_KEYS}
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,8 @@ class PlanContext:
     moe: bool = False
     int8: bool = False
     mtp: bool = False
+    release: tuple[int, int] | None = None
+    head_dim: int = 0
     values: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -49,11 +56,25 @@ def when_holds(when: dict[str, Any] | None, ctx: PlanContext) -> bool:
             ok = getattr(ctx, _MIN_KEYS[key]) >= int(want)
         elif key in _MAX_KEYS:
             ok = getattr(ctx, _MAX_KEYS[key]) <= int(want)
+        elif key == "head_dims":
+            ok = ctx.head_dim in want
+        elif key == "releases":
+            ok = ctx.release is not None and release_in(ctx.release, want)
         else:
             raise InternalError(f"unknown `when` key {key!r} in serving knowledge")
         if not ok:
             return False
     return True
+
+
+def release_in(release: tuple[int, int], bounds: list[str | None]) -> bool:
+    """``release`` within ``[low, high)``; ``high`` None is open-ended."""
+    from adaptgate.inspect.support import parse_release
+
+    low, high = bounds
+    if low is not None and release < parse_release(low):
+        return False
+    return high is None or release < parse_release(high)
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -86,6 +107,18 @@ def env_knowledge() -> dict[str, Any]:
 def recipes() -> dict[str, Any]:
     data = _load("recipes.yaml")
     _check_rows("recipes.yaml", data["additional_config"], data["sources"])
+    return data
+
+
+@lru_cache(maxsize=1)
+def kernel_knowledge() -> dict[str, Any]:
+    data = _load("kernels.yaml")
+    for section in ("release_fusions", "kernels", "source_edits"):
+        _check_rows("kernels.yaml", data[section], data["sources"])
+    for kernel in data["kernels"]:
+        _check_rows("kernels.yaml", kernel["install"], data["sources"])
+        if kernel["unless_fused"] not in {f["name"] for f in data["release_fusions"]}:
+            raise InternalError(f"kernels.yaml: {kernel['name']} names an unknown fusion")
     return data
 
 

@@ -188,6 +188,29 @@ class ConversionStep(BaseModel):
     reason: str
 
 
+class KernelChoice(BaseModel):
+    """A kernel adaptgate can add to the engine, and whether this plan turns it on."""
+
+    name: str
+    title: str
+    enabled: bool
+    env: str | None = Field(None, description="the variable that switches it on")
+    reason: str
+    source: str | None = None
+
+
+class SetupStep(BaseModel):
+    """Commands run before the launch: on each node's host, then inside its container."""
+
+    name: str
+    title: str
+    host: list[list[str]] = Field(default_factory=list)
+    container: list[list[str]] = Field(default_factory=list)
+    reason: str
+    source: str | None = None
+    expect: str | None = Field(None, description="what the last command prints when it worked")
+
+
 class Features(BaseModel):
     thinking: bool
     tools: bool
@@ -226,6 +249,8 @@ class LaunchPlan(Result):
     container: ContainerCommand | None = None
     mtp: MtpPlan | None = None
     operators: list[OperatorRow]
+    kernels: list[KernelChoice] = Field(default_factory=list)
+    setup: list[SetupStep] = Field(default_factory=list)
     memory: MemorySummary | None = None
     features: Features
     validation: list[list[str]] = Field(default_factory=list, description="argv of each check")

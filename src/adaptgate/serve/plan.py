@@ -29,6 +29,7 @@ from adaptgate.serve.flags import (
     node_flags,
     omitted_items,
 )
+from adaptgate.serve.kernel_plan import KernelPlan, kernel_plan
 from adaptgate.serve.knowledge import PlanContext
 from adaptgate.serve.models import (
     DEFAULT_DEVICE,
@@ -38,6 +39,7 @@ from adaptgate.serve.models import (
     LaunchPlan,
     Layout,
     NodeCommand,
+    OperatorRow,
     PlanOptions,
 )
 from adaptgate.serve.operators import operator_table
@@ -178,6 +180,8 @@ def build_plan(options: PlanOptions) -> LaunchPlan:
         moe=facts.is_moe,
         int8=int8,
         mtp=bool(mtp and mtp.enabled),
+        release=rel,
+        head_dim=facts.head_dim,
         values={"cpu_kv_cache_gib": options.cpu_kv_cache_gib},
     )
     quant_flag, quant_why = _quantization(int8 and platform == "ascend")
@@ -205,7 +209,8 @@ def build_plan(options: PlanOptions) -> LaunchPlan:
         release=rel,
     )
     flags = build_flags(inputs)
-    env = environment(ctx)
+    kernels = kernel_plan(ctx)
+    env = environment(ctx) + kernels.env
     commands = []
     for node in range(nodes):
         extra, holders = node_flags(layout, node)
@@ -239,11 +244,13 @@ def build_plan(options: PlanOptions) -> LaunchPlan:
         max_num_seqs=seqs,
         flags=flags,
         env=env,
-        omitted=omitted_items(rel, trust),
+        omitted=omitted_items(rel, trust) + kernels.omitted,
         commands=commands,
         container=container,
         mtp=mtp,
-        operators=operator_table(result, route, options.target, amx=amx),
+        operators=_with_kernels(operator_table(result, route, options.target, amx=amx), kernels),
+        kernels=kernels.choices,
+        setup=kernels.steps,
         memory=memory,
         features=Features(
             thinking=chat.thinking,
@@ -267,6 +274,23 @@ def build_plan(options: PlanOptions) -> LaunchPlan:
         validation=_validation(name, host, options.port, max_len, chat.tools, chat.thinking),
         warnings=warnings,
     )
+
+
+def _with_kernels(rows: list[OperatorRow], kernels: KernelPlan) -> list[OperatorRow]:
+    """The q/k-norm row says so where adaptgate's kernel runs it instead of the release."""
+    choice = next((c for c in kernels.choices if c.name == "qk_rmsnorm" and c.enabled), None)
+    if choice is None:
+        return rows
+    note = (
+        "not fused by this release: adaptgate's qk_rmsnorm Triton kernel (vLLM plugin, "
+        f"{choice.env}=1) normalizes q and k in one launch; RoPE stays a separate op"
+    )
+    return [
+        row.model_copy(update={"note": note, "source": choice.source})
+        if row.op == "qk_norm"
+        else row
+        for row in rows
+    ]
 
 
 def _kv_label(dtype: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptgate.results import write_text_atomic
-from adaptgate.serve.models import LaunchPlan
+from adaptgate.serve.models import LaunchPlan, SetupStep
 from adaptgate.serve.shell import (
     engine_argv,
     node_script,
@@ -73,6 +73,9 @@ def _steps(plan: LaunchPlan) -> list[str]:
         out += _code("\n".join([*guards, render_command(c.run), render_command(c.exec)]))
         out += [f"- {n}" for n in c.notes] + [""]
         step += 1
+    for setup in plan.setup:
+        out += _setup_step(step, setup, nodes=len(plan.commands))
+        step += 1
     for node in plan.commands:
         where = "" if node.role == "single" else f" on node {node.node} ({node.role})"
         inside = " inside the container" if plan.container else ""
@@ -87,6 +90,33 @@ def _steps(plan: LaunchPlan) -> list[str]:
         "",
     ]
     return out
+
+
+def _setup_step(step: int, setup: SetupStep, *, nodes: int) -> list[str]:
+    every = " (every node)" if nodes > 1 else ""
+    out = [f"### {step}. {setup.title}", "", setup.reason, ""]
+    if setup.source:
+        out += [f"Source: {setup.source}", ""]
+    if setup.host:
+        guards = [placeholder_guard(n) for n in placeholders_in([w for c in setup.host for w in c])]
+        out += [f"On the host{every}:", ""]
+        out += _code("\n".join([*guards, *(render_command(c) for c in setup.host)]))
+    if setup.container:
+        out += [f"Inside the container{every}:", ""]
+        out += _code("\n".join(render_command(c) for c in setup.container))
+    if setup.expect:
+        out += [f"Expected: {setup.expect}.", ""]
+    return out
+
+
+def _kernels(plan: LaunchPlan) -> list[str]:
+    if not plan.kernels:
+        return []
+    out = ["## Kernels", "", "| kernel | state | why | source |", "|---|---|---|---|"]
+    for k in plan.kernels:
+        state = f"on (`{k.env}=1`)" if k.enabled else "off"
+        out.append(f"| {_cell(k.title)} | {state} | {_cell(k.reason)} | {_cell(k.source)} |")
+    return [*out, ""]
 
 
 def _flags(plan: LaunchPlan) -> list[str]:
@@ -167,6 +197,7 @@ def render_runbook(plan: LaunchPlan) -> str:
         lines += ["## Deliberately not set", ""]
         lines += [f"- `{o.name}`: {o.reason}" for o in plan.omitted] + [""]
     lines += _mtp(plan)
+    lines += _kernels(plan)
     lines += ["## Operators", "", *_operators(plan)]
     lines += _memory(plan)
     lines += [
@@ -245,6 +276,18 @@ def deployment_record(plan: LaunchPlan) -> dict[str, Any]:
         },
         "memory": plan.memory.model_dump() if plan.memory else None,
         "operators": [{"op": o.op, "detail": o.detail, "status": o.status} for o in plan.operators],
+        "kernels": [
+            {"name": k.name, "enabled": k.enabled, "env": k.env, "reason": k.reason}
+            for k in plan.kernels
+        ],
+        "setup": [
+            {
+                "name": st.name,
+                "host": [render_command(c, width=10**6) for c in st.host],
+                "container": [render_command(c, width=10**6) for c in st.container],
+            }
+            for st in plan.setup
+        ],
         "validation": [render_command(argv, width=10**6) for argv in plan.validation],
     }
 

@@ -15,6 +15,7 @@ PLACEHOLDERS = {
     "HEAD_IP": "IP address of node 0",
     "LOCAL_IP": "this node's IP address",
     "NIC_NAME": "network interface that carries LOCAL_IP (see: ip addr)",
+    "ADAPTGATE_SRC": "the adaptgate source checkout the plugin wheel is built from",
 }
 
 
