@@ -1,14 +1,18 @@
-"""``adaptgate doctor LOG``: the known failure signatures in a vLLM / vllm-ascend log."""
+"""``adaptgate doctor LOG``: the known failure signatures in a vLLM / vllm-ascend log.
+``adaptgate doctor --host``: preflight of this Ascend host for a launch plan."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from adaptgate.cli._common import emit_json, handle_errors, output_options
 from adaptgate.console import Output
+
+STATUS_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "SKIPPED": "dim"}
 
 
 @click.command(
@@ -16,15 +20,44 @@ from adaptgate.console import Output
 Examples:
   adaptgate doctor runs/serve/tiny-real/vllm.log
   kubectl logs vllm-0 | adaptgate doctor -
-  adaptgate doctor vllm.log --json"""
+  adaptgate doctor vllm.log --json
+  adaptgate doctor --host --target ascend-a2 --device 910b3 --devices 8 --release 0.18.0
+  adaptgate doctor --host --config GLM-4.7-FP8/config.json --target ascend-a2 --devices 8
+Exit codes with --host: 0 the host is ready, 1 a check failed or one the launch needs could
+not run (SKIPPED, with the reason), 2 bad input."""
 )
-@click.argument("log", type=click.Path(path_type=Path, allow_dash=True))
+@click.argument("log", required=False, type=click.Path(path_type=Path, allow_dash=True))
+@click.option("--host", "host", is_flag=True, help="Check this Ascend host instead of a log.")
+@click.option("--model", help="--host: plan from this checkpoint directory.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="--host: plan from config.json alone.",
+)
+@click.option("--target", type=click.Choice(["ascend-a2", "ascend-a3"]), help="--host: target.")
+@click.option("--device", help="--host: device profile (default: 910b3 or a3).")
+@click.option("--devices", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--release", help="--host: vllm-ascend release (default: the installed one).")
+@click.option("--gpu-memory-utilization", type=click.FloatRange(0.05, 1.0))
+@click.option("--max-model-len", type=click.IntRange(min=16))
 @output_options
 @handle_errors
-def command(log: Path, out: Output) -> int:
-    """Match a server log against the failure knowledge base: cause and fix for each hit."""
+def command(log: Path | None, host: bool, out: Output, **host_kw: Any) -> int:
+    """Match a server log against the failure knowledge base (cause and fix for each hit), or
+    with --host check this NPU host (devices, HBM, CANN, driver, links) for a launch."""
+    from adaptgate.errors import UsageError
+
+    if host == (log is not None):
+        raise UsageError(
+            "give a LOG to diagnose or --host (one of them)",
+            fix="adaptgate doctor vllm.log, or adaptgate doctor --host --target ascend-a2",
+        )
+    if host:
+        return _host(out, host_kw)
     from adaptgate.serve.doctor import diagnose, diagnose_file
 
+    assert log is not None
     diagnosis = diagnose(sys.stdin.read(), log="-") if str(log) == "-" else diagnose_file(log)
     emit_json(out, diagnosis.to_json())
     if out.human:
@@ -38,3 +71,37 @@ def command(log: Path, out: Output) -> int:
             for line in f.evidence:
                 console.print(f"  > {line}", markup=False)
     return 0
+
+
+def _host(out: Output, kw: dict[str, Any]) -> int:
+    from adaptgate.errors import UsageError
+    from adaptgate.serve.host import HostOptions, check_host
+
+    if kw["target"] is None:
+        raise UsageError("--host needs --target", fix="add --target ascend-a2 or ascend-a3")
+    report = check_host(HostOptions.model_validate(kw))
+    emit_json(out, report.to_json())
+    if out.human:
+        from rich.text import Text
+
+        console = out.console()
+        n = report.needs
+        head = Text("host preflight", style="bold")
+        head.append(
+            f" for {n.devices} x {n.device} on this node ({n.nodes} node(s)), "
+            f"--gpu-memory-utilization {n.utilization}, vllm-ascend {n.release or '?'} "
+            f"({n.release_from})" + (f", plan of {n.plan_of}" if n.plan_of else ""),
+            style="",
+        )
+        console.print(head, soft_wrap=True)
+        for c in report.checks:
+            line = Text(f"{c.status:7} ", style=STATUS_STYLE[c.status])
+            line.append(c.title, style="bold")
+            line.append(f": {c.found}", style="")
+            console.print(line, soft_wrap=True)
+            if c.status != "PASS" and c.needed != "-":
+                console.print(Text(f"        needed: {c.needed}"), soft_wrap=True)
+            if c.fix:
+                console.print(Text(f"        fix:    {c.fix}"), soft_wrap=True)
+        console.print(Text(report.summary(), style="bold"), soft_wrap=True)
+    return 0 if report.verdict == "PASS" else 1

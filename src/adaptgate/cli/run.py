@@ -45,6 +45,12 @@ Rerunning into the same --run-dir resumes from the first gate not passed."""
     "(e.g. vllm-ascend launched from the runbook) instead of starting vLLM here.",
 )
 @click.option(
+    "--server-log",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --url: the server's log file; its vLLM / vllm-ascend versions and launch "
+    "arguments are recorded and compared with the plan.",
+)
+@click.option(
     "--kv-cache-dtype",
     help="Run the kvcache gate on these formats (fp8_e4m3,fp8_e5m2,int8_c8 or all).",
 )
@@ -69,6 +75,7 @@ def command(
     allow_pickle: bool,
     convert_to: str | None,
     url: str | None,
+    server_log: Path | None,
     kv_cache_dtype: str | None,
     strict: bool,
     out: Output,
@@ -77,6 +84,11 @@ def command(
     from adaptgate.errors import UsageError
     from adaptgate.pipeline.record import RENDERING, RunSettings
 
+    if server_log is not None and not url:
+        raise UsageError(
+            "--server-log describes a server given by --url",
+            fix="add --url URL of the server that wrote the log, or drop --server-log",
+        )
     targets = [t for t in (convert_to or "").lstrip("+").split(",") if t]
     if any(t not in CONVERT_TARGETS for t in targets):
         raise UsageError(
@@ -95,6 +107,7 @@ def command(
         allow_pickle=allow_pickle,
         convert_to=convert_to,
         url=url,
+        server_log=str(server_log.resolve()) if server_log else None,
         kv_cache_dtype=kv_cache_dtype,
     )
     name = Path(model.rstrip("/")).name or "model"

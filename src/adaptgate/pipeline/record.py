@@ -71,6 +71,10 @@ class RunSettings(BaseModel):
         description="KV-cache formats to test (fp8_e4m3,fp8_e5m2,int8_c8 or all); "
         "default: only when the plan would use a quantized cache",
     )
+    server_log: str | None = Field(
+        default=None,
+        description="with url: the server's log, read for its versions and launch arguments",
+    )
 
 
 class RunRecord(Result):

@@ -23,6 +23,7 @@ from adaptgate.serve.models import KV_CACHE_DTYPES, TARGETS, LaunchPlan, PlanOpt
 from adaptgate.serve.plan import PlanError, build_plan
 from adaptgate.serve.process import VllmNotFound, check_vllm
 from adaptgate.serve.runbook import write_plan_outputs
+from adaptgate.serve.server_facts import ServerFacts, server_facts
 
 
 class ServeGateResult(Result):
@@ -33,6 +34,9 @@ class ServeGateResult(Result):
     skipped: str | None = Field(None, description="why serving was skipped")
     operators_proven: bool | None = Field(
         None, description="Stage A started the architecture on the backend: the table holds"
+    )
+    server: ServerFacts | None = Field(
+        None, description="--url: the measured server's own facts and how it departs from the plan"
     )
 
 
@@ -108,46 +112,48 @@ def _summary(a: ServeResult | None, b: ServeResult | None, plan: LaunchPlan) -> 
     return out
 
 
-def list_models(url: str, timeout: float = 10.0) -> list[dict[str, Any]]:
-    """``GET {url}/v1/models``'s ``data``; OSError/ValueError when nothing sensible answers."""
-    import json
-    import urllib.request
-
-    with urllib.request.urlopen(f"{url.rstrip('/')}/v1/models", timeout=timeout) as response:
-        data = json.loads(response.read().decode("utf-8")).get("data")
-    if not isinstance(data, list) or not data:
-        raise ValueError("/v1/models lists no model")
-    return [m for m in data if isinstance(m, dict)]
-
-
-def _external(url: str, plan: LaunchPlan, artifacts: list[Path]) -> GateOutcome:
-    """--url: a server launched elsewhere (the NPU machine's vllm-ascend, from the runbook)."""
-    try:
-        models = list_models(url)
-    except (OSError, ValueError) as exc:
+def _external(
+    url: str, plan: LaunchPlan, artifacts: list[Path], server_log: str | None = None
+) -> GateOutcome:
+    """--url: a server launched elsewhere (the NPU machine's vllm-ascend, from the runbook).
+    Its own facts are recorded (/version, /v1/models, and with --server-log its versions and
+    launch arguments) and the flags it runs with that differ from the plan are listed."""
+    facts, why = server_facts(url, plan, Path(server_log) if server_log else None)
+    if why is not None or facts.served is None:
         return GateOutcome(
             GateStatus.FAIL,
-            f"no OpenAI-compatible server answers at {url}: {exc}",
-            result=ServeGateResult(plan=plan, skipped=None),
+            f"no OpenAI-compatible server answers at {url}: {why}",
+            result=ServeGateResult(plan=plan, skipped=None, server=facts),
             artifacts=artifacts,
         )
-    names = [str(m.get("id")) for m in models]
-    chosen = next((m for m in models if m.get("id") == plan.served_model_name), models[0])
-    summary = {
-        "url": url.rstrip("/"),
+    served = facts.served
+    log = facts.log_facts
+    summary: dict[str, Any] = {
+        "url": facts.url,
         "external": True,
-        "served_model_name": chosen.get("id"),
-        "max_model_len": chosen.get("max_model_len"),
+        "served_model_name": served.id,
+        "max_model_len": served.max_model_len,
         "route": plan.route,
         "thinking": plan.features.thinking,
         "tools": plan.features.tools,
+        "server_version": facts.version,
+        "plan_differences": len(facts.differences),
     }
+    if log is not None:
+        summary.update(server_vllm_ascend=log.vllm_ascend_version, server_platform=log.platform)
+    names = ", ".join(m.id for m in facts.models)
+    differs = (
+        f"; {len(facts.differences)} difference(s) from the plan: "
+        + ", ".join(d.flag for d in facts.differences)
+        if facts.differences
+        else ""
+    )
     return GateOutcome(
         GateStatus.PASS,
-        f"external server at {url} serves {', '.join(names)} "
-        f"(max_model_len {chosen.get('max_model_len')}); not started here",
+        f"external server at {url} serves {names} (max_model_len {served.max_model_len}, "
+        f"vLLM {facts.version or 'version unknown'}); not started here{differs}",
         summary=summary,
-        result=ServeGateResult(plan=plan),
+        result=ServeGateResult(plan=plan, server=facts),
         artifacts=artifacts,
     )
 
@@ -169,7 +175,7 @@ class ServeGate(Gate):
             return GateOutcome(GateStatus.FAIL, exc.one_line())
         artifacts = write_plan_outputs(plan, out_dir / "plan")
         if ctx.settings.url:
-            return _external(ctx.settings.url, plan, artifacts)
+            return _external(ctx.settings.url, plan, artifacts, ctx.settings.server_log)
         why_not = host_can_run(plan.target)
         python = vllm_python()
         if why_not is None and not python_has_vllm(python):

@@ -3,7 +3,8 @@
 Tests copy it to ``<tmp>/vllm/entrypoints/openai/api_server.py`` (a namespace package) and put
 ``<tmp>`` on PYTHONPATH. Like vLLM it starts an engine child process in its own process group,
 writes a ``vllm_dist_*`` file and a UUID socket into the temporary directory, logs its KV-cache
-size, and serves /health and /v1/models. FAKE_VLLM_MODE picks a behaviour:
+size and its non-default args as vLLM does, and serves /health, /version and /v1/models.
+FAKE_VLLM_MODE picks a behaviour:
 ok | crash (print FAKE_VLLM_LOG, exit 1) | fatal_hang (log an engine failure, keep running) |
 stubborn (parent and engine ignore SIGINT) | immortal_child (the engine ignores SIGINT and SIGTERM).
 FAKE_VLLM_PIDS names a file that receives one pid per line (server, then engine);
@@ -41,6 +42,29 @@ def engine() -> None:
         time.sleep(1)
 
 
+def non_default_args(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list[str]
+) -> dict[str, object]:
+    """What vLLM logs as ``non-default args``: the known options given a non-default value,
+    then the other flags as given (a value, or True for a switch)."""
+    out: dict[str, object] = {k: v for k, v in vars(args).items() if v != parser.get_default(k)}
+    i = 0
+    while i < len(rest):
+        key = rest[i].lstrip("-").replace("-", "_")
+        if i + 1 < len(rest) and not rest[i + 1].startswith("--"):
+            value: object = rest[i + 1]
+            for cast in (int, float):
+                try:
+                    value = cast(rest[i + 1])
+                    break
+                except ValueError:
+                    continue
+            out[key], i = value, i + 2
+        else:
+            out[key], i = True, i + 1
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
@@ -48,7 +72,7 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--served-model-name", default=None)
     parser.add_argument("--max-model-len", type=int, default=4096)
-    args, _ = parser.parse_known_args()
+    args, rest = parser.parse_known_args()
     name = args.served_model_name or args.model
     pids = os.environ.get("FAKE_VLLM_PIDS")
     if MODE == "crash":
@@ -67,6 +91,7 @@ def main() -> int:
     (tmp / f"vllm_dist_{uuid.uuid4().hex}").write_text("fake")
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(tmp / str(uuid.uuid4())))
+    log(f"non-default args: {non_default_args(parser, args, rest)!r}")
     log(f"Initializing a V1 LLM engine (v0.0.0+fake) with config: model={args.model!r}")
     kv = "CPU KV cache size: 1,048,576 tokens"
     log(f"{kv}, Maximum concurrency for 4,096 tokens per request: 256.00x")
@@ -87,6 +112,8 @@ def main() -> int:
                 body = b""
             elif self.path == "/v1/models":
                 body = json.dumps(models).encode()
+            elif self.path == "/version":
+                body = json.dumps({"version": "0.0.0+fake"}).encode()
             else:
                 self.send_error(404)
                 return

@@ -103,3 +103,55 @@ def test_serve_gate_with_url_uses_the_running_server_and_starts_nothing(
     down = ServeGate().run(ctx)
     assert down.status is GateStatus.FAIL
     assert "no OpenAI-compatible server answers" in down.reason
+
+
+def test_serve_gate_with_url_and_server_log_records_the_servers_own_facts(
+    fake_vllm: Path, tiny_bf16: Path, tmp_path: Path
+) -> None:
+    """A server launched elsewhere (the fake vLLM, its stdout as the log): the gate records its
+    /version, model list and the log's launch arguments, and lists how they depart from the
+    plan: another served name, max_model_len 2048, and --dtype the plan does not pass."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "server.log"
+    argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", "/models/m"]
+    argv += ["--port", str(port), "--served-model-name", "tiny", "--max-model-len", "2048"]
+    argv += ["--dtype", "float16"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        ctx = context(tmp_path / "run", str(tiny_bf16))
+        ctx.settings = ctx.settings.model_copy(update={"url": url, "server_log": str(log)})
+        outcome = ServeGate().run(ctx)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert outcome.status is GateStatus.PASS, outcome.reason
+    s = outcome.summary
+    assert s["server_version"] == "0.0.0+fake" and s["served_model_name"] == "tiny"
+    assert s["max_model_len"] == 2048 and s["plan_differences"] > 0
+    assert "difference(s) from the plan" in outcome.reason
+    server = outcome.result.server  # type: ignore[union-attr]
+    assert server is not None and server.log == str(log)
+    assert server.log_facts and server.log_facts.vllm_version == "0.0.0+fake"
+    assert server.log_facts.launch_args and server.log_facts.launch_args["dtype"] == "float16"
+    kinds = {d.flag: d.kind for d in server.differences}
+    assert kinds["--served-model-name"] == "model" and kinds["--max-model-len"] == "differs"
+    assert kinds["--dtype"] == "extra"

@@ -1,8 +1,13 @@
-"""Environment (验证环境): library versions and hardware, from run.json's host facts."""
+"""Environment (验证环境): library versions and hardware, from run.json's host facts -- or, when
+the run measured a server launched elsewhere (--url), that server's own facts as the serve gate
+recorded them (/version, /v1/models, and its log's versions and launch arguments), with the
+flags it runs with that differ from the plan."""
 
 from __future__ import annotations
 
-from adaptgate.report.doc import Block, Para
+from typing import Any
+
+from adaptgate.report.doc import Block, Para, Table
 from adaptgate.report.i18n import Labels
 from adaptgate.report.numbers import gib, num
 from adaptgate.report.sections.base import Ctx, Rows, column_table, get
@@ -29,7 +34,7 @@ SERVER_VERSION_KEYS = (
 
 
 def server_version(run: RunView) -> str | None:
-    """The vLLM version the server reported (bench's /version, or serve's log)."""
+    """The vLLM version the server reported (serve's or bench's /version, or serve's log)."""
     for gate in run.record.gates:
         for key in SERVER_VERSION_KEYS:
             value = get(gate.result, key)
@@ -38,8 +43,38 @@ def server_version(run: RunView) -> str | None:
     return None
 
 
+def external_server(run: RunView) -> dict[str, Any] | None:
+    """The serve gate's facts of the --url server, None for a run that served locally."""
+    if not run.record.settings.url:
+        return None
+    serve = run.gate("serve")
+    server = get(serve.result if serve else None, "server")
+    return server if isinstance(server, dict) else None
+
+
+def _server_version_rows(t: Labels, server: dict[str, Any]) -> Rows:
+    log = server.get("log_facts") or {}
+    rows: Rows = [(t("env.server_vllm"), str(server.get("version") or "-"))]
+    if not server.get("log"):
+        rows.append((t("env.server_vllm_ascend"), t("env.no_log")))
+        return rows
+    missing = t("env.not_in_log")
+    rows += [
+        (t("env.server_vllm_log"), str(log.get("vllm_version") or missing)),
+        (t("env.server_vllm_ascend"), str(log.get("vllm_ascend_version") or missing)),
+        (t("env.server_platform"), str(log.get("platform") or missing)),
+    ]
+    return rows
+
+
 def version_rows(t: Labels, run: RunView) -> Rows:
     host = run.record.host
+    server = external_server(run)
+    if server is not None:  # the server's versions, not those of the machine that ran the client
+        return [
+            *_server_version_rows(t, server),
+            ("adaptgate", run.record.adaptgate_version),
+        ]
     packages = dict(host.packages)
     names = [p for p in PACKAGE_ORDER if p in packages] + sorted(
         p for p in packages if p not in PACKAGE_ORDER
@@ -47,9 +82,9 @@ def version_rows(t: Labels, run: RunView) -> Rows:
     rows: Rows = [(name, packages[name]) for name in names]
     if host.cann_version:
         rows.append(("CANN", host.cann_version))
-    server = server_version(run)
-    if server:
-        rows.append((t("env.server_vllm"), server))
+    version = server_version(run)
+    if version:
+        rows.append((t("env.server_vllm"), version))
     rows += [("python", host.python), ("adaptgate", run.record.adaptgate_version)]
     return rows
 
@@ -65,6 +100,22 @@ def hardware_rows(t: Labels, run: RunView) -> Rows:
         rows.append((t("env.device"), f"{num(s.devices)} x {device.get('name')}{memory}"))
     elif s.device:
         rows.append((t("env.device"), f"{num(s.devices)} x {s.device}"))
+    server = external_server(run)
+    if server is not None:
+        served = server.get("served") or {}
+        rows += [
+            (t("env.server_url"), str(server.get("url"))),
+            (t("env.server_model"), str(served.get("id") or "-")),
+            (t("env.server_max_len"), num(served.get("max_model_len") or "-")),
+        ]
+        if server.get("log"):
+            rows.append((t("env.server_log"), f"`{server['log']}`"))
+        rows += [
+            (t("env.client_host"), f"{host.hostname} ({host.machine})"),
+            (t("env.run_dir"), f"`{record.run_dir}`"),
+            (t("env.created"), record.created),
+        ]
+        return rows
     rows += [
         (t("env.host"), f"{host.hostname} ({host.machine})"),
         (t("env.platform"), host.platform),
@@ -74,6 +125,51 @@ def hardware_rows(t: Labels, run: RunView) -> Rows:
         (t("env.created"), record.created),
     ]
     return rows
+
+
+def _kind(t: Labels, kind: str) -> str:
+    label = {
+        "differs": t("env.kind_differs"),
+        "not-passed": t("env.kind_not_passed"),
+        "extra": t("env.kind_extra"),
+        "version": t("env.kind_version"),
+        "model": t("env.kind_model"),
+    }
+    return label.get(kind, kind)
+
+
+def differences(ctx: Ctx) -> list[Block]:
+    """Per --url run, the flags of the running server that differ from the plan."""
+    t = ctx.t
+    blocks: list[Block] = []
+    for run in ctx.runs:
+        server = external_server(run)
+        if server is None:
+            continue
+        diffs = server.get("differences") or []
+        caption = t("env.diff_caption") + (f" ({run.label})" if ctx.merged else "")
+        if not diffs:
+            blocks.append(Para(t("env.no_differences"), "ok"))
+            continue
+        header = [
+            t("env.col_flag"),
+            t("env.col_kind"),
+            t("env.col_plan"),
+            t("env.col_server"),
+            t("env.col_source"),
+        ]
+        rows = [
+            [
+                f"`{d.get('flag')}`",
+                _kind(t, str(d.get("kind"))),
+                f"`{d['plan']}`" if d.get("plan") is not None else "-",
+                f"`{d['server']}`" if d.get("server") is not None else "-",
+                str(d.get("source") or "-"),
+            ]
+            for d in diffs
+        ]
+        blocks.append(Table(header, rows, caption=caption))
+    return blocks
 
 
 def environment_section(ctx: Ctx) -> list[Block]:
@@ -86,5 +182,10 @@ def environment_section(ctx: Ctx) -> list[Block]:
     for table in (versions, hardware):
         if table is not None:
             blocks.append(table)
-    blocks.append(Para(t("env.note"), "note"))
+    blocks += differences(ctx)
+    external = [external_server(r) is not None for r in ctx.runs]
+    if not all(external):
+        blocks.append(Para(t("env.note"), "note"))
+    if any(external):
+        blocks.append(Para(t("env.note_url"), "note"))
     return blocks
