@@ -3,7 +3,8 @@
 Summary verdict table; model specification (inspect); environment; then each gate's section
 (conversion, launch, smoke, precision, KV cache, performance, and any other gate) with its status
 and reason, its result rendered by the section registered for it, and its plots; notes, risks and
-troubleshooting; the commands to reproduce every number.
+troubleshooting; the references, the quantization mapping, the verification-stage table and the
+troubleshooting guide of the seeds; the commands to reproduce every number.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from adaptgate.report.sections import SECTIONS, Ctx, GateCols
 from adaptgate.report.sections.environment import environment_section
 from adaptgate.report.sections.generic import generic_section
 from adaptgate.report.sections.notes import notes_section
+from adaptgate.report.sections.quantmap import quantmap_section
+from adaptgate.report.sections.references import references_section
 from adaptgate.report.sections.reproduce import reproduce_section
+from adaptgate.report.sections.stages import stages_section
 from adaptgate.report.sections.summary import summary_section
+from adaptgate.report.sections.troubleshoot import troubleshoot_section
 from adaptgate.report.view import GATE_ORDER, NOT_SHOWN, RunView, section_of
 
 
@@ -141,6 +146,8 @@ def build_document(runs: list[RunView], lang: str, report_command: str) -> Docum
     doc.add(*_opening(ctx, model))
     names = gate_names(runs)
     blocks: list[Block] = [Heading(t("section.summary")), *summary_section(ctx, names)]
+    blocks += [Heading(t("section.stages"), 3), *stages_section(ctx)]
+    blocks += [Heading(t("section.references"), 3), *references_section(ctx)]
     sections: dict[str, list[tuple[str, str]]] = {}
     for name, title in names:
         sections.setdefault(section_of(name) or name, []).append((name, title))
@@ -148,8 +155,11 @@ def build_document(runs: list[RunView], lang: str, report_command: str) -> Docum
         heading = t.opt(f"section.{section}", t.opt(f"gate.{section}", members[0][1]))
         blocks += [Heading(heading), *gate_section(ctx, section, members)]
         if section == "inspect":
+            quantmap = [b for run in ctx.runs for b in quantmap_section(ctx, run)]
+            if quantmap:
+                blocks += [Heading(t("section.quantmap"), 3), *quantmap]
             blocks += [Heading(t("section.environment")), *environment_section(ctx)]
-    blocks += [Heading(t("section.notes")), *notes_section(ctx)]
+    blocks += [Heading(t("section.notes")), *notes_section(ctx), *troubleshoot_section(ctx)]
     blocks += [Heading(t("section.reproduce")), *reproduce_section(ctx, report_command)]
     doc.add(*_number_headings(blocks))
     return doc

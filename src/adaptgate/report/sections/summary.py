@@ -4,46 +4,15 @@ from __future__ import annotations
 
 from adaptgate.pipeline.record import GateRecord
 from adaptgate.report.doc import Block, Image, Table
-from adaptgate.report.numbers import num, plain, seconds
+from adaptgate.report.numbers import num, seconds
 from adaptgate.report.sections.base import Ctx, Rows, column_table, get
 from adaptgate.report.sections.environment import server_version
-from adaptgate.report.sections.generic import fmt_by_key
+from adaptgate.report.sections.keys import key_results
 from adaptgate.report.view import RunView
-
-# summary values too long for a table cell (they are in the gate's section)
-LONG_VALUES = ("output_dir",)
 
 
 def gate_title(ctx: Ctx, name: str, fallback: str) -> str:
     return ctx.t.opt(f"gate.{name}", fallback)
-
-
-def _compact(key: str, value: object) -> str:
-    """Counts as plain digits (greppable: ``total_params=2688512``), units where the name
-    gives them."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        shown = fmt_by_key(key, value)
-        return shown if not shown.replace(",", "").isdigit() else plain(value)
-    return fmt_by_key(key, value)
-
-
-def _scalar(value: object) -> bool:
-    return isinstance(value, str | int | float | bool)
-
-
-def measured(gate: GateRecord) -> str:
-    """The gate's summary values: scalars, lists of scalars, and flat mappings (counts)."""
-    parts = []
-    for k, v in gate.summary.items():
-        if k in LONG_VALUES or v is None or v in ([], {}):
-            continue
-        if _scalar(v):
-            parts.append(f"{k}={_compact(k, v)}")
-        elif isinstance(v, list) and all(map(_scalar, v)):
-            parts.append(f"{k}={', '.join(_compact(k, x) for x in v)}")
-        elif isinstance(v, dict) and all(map(_scalar, v.values())):
-            parts.append(f"{k}=" + ", ".join(f"{a} {_compact(a, x)}" for a, x in v.items()))
-    return "; ".join(parts)
 
 
 def status_cell(ctx: Ctx, gate: GateRecord | None) -> str:
@@ -67,7 +36,7 @@ def summary_table(ctx: Ctx, names: list[tuple[str, str]]) -> Table:
                     gate_title(ctx, name, title),
                     status_cell(ctx, gate),
                     gate.reason if gate else missing,
-                    measured(gate) if gate else "",
+                    key_results(t, gate) if gate else "",
                     seconds(gate.seconds) if gate and gate.seconds is not None else "",
                 ]
             )

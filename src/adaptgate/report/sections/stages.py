@@ -1,0 +1,105 @@
+"""The verification-stage table (seed 004: Stage A/B, text, multimodal, graph mode, EP, MTP,
+precision, KV cache, performance): each row from what a gate recorded in run.json; a stage that
+nothing measured says "not verified", one that cannot apply to the model says so, with why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adaptgate.report.doc import Block, Table
+from adaptgate.report.sections.base import Ctx, get
+from adaptgate.report.sections.data import inspect_result, platform, serve_result
+from adaptgate.report.view import RunView
+
+Row = tuple[str, str, str]  # (stage label key, status text, evidence)
+
+
+def _gate_row(ctx: Ctx, run: RunView, label: str, section: str) -> Row:
+    gate = next(iter(run.gates_of(section)), None)
+    if gate is None or gate.status.value == "SKIPPED":
+        return label, ctx.t("stage.not_verified"), gate.reason if gate else ctx.t("stage.no_gate")
+    return label, ctx.t.status(gate.status.value), gate.reason
+
+
+def _stage(ctx: Ctx, serve: dict[str, Any], key: str, label: str) -> Row:
+    stage = serve.get(key)
+    if not isinstance(stage, dict) or not stage.get("verdict"):
+        return label, ctx.t("stage.not_verified"), ctx.t("stage.not_started")
+    return label, ctx.t.status(str(stage["verdict"])), str(stage.get("reason") or "")
+
+
+def _started(serve: dict[str, Any]) -> dict[str, Any] | None:
+    stage = serve.get("stage_b")
+    return stage if isinstance(stage, dict) and stage.get("verdict") == "PASS" else None
+
+
+def _graph(ctx: Ctx, run: RunView, serve: dict[str, Any]) -> Row:
+    t = ctx.t
+    label = t(
+        "stage.graph_ascend" if platform(run.record.settings.target) == "ascend" else "stage.graph"
+    )
+    stage = _started(serve)
+    if stage is None:
+        return label, t("stage.not_verified"), t("stage.needs_stage_b")
+    eager = get(stage, "log_facts.engine_config.enforce_eager")
+    if eager is None:
+        command = stage.get("command") or []
+        if "--enforce-eager" in command:
+            return label, t("stage.not_verified"), t("stage.eager_flag")
+        return label, t("stage.not_verified"), t("stage.graph_not_in_log")
+    if str(eager) == "True":
+        return label, t("stage.not_verified"), t("stage.eager_log")
+    return label, t("stage.verified"), t("stage.graph_log")
+
+
+def _ep(ctx: Ctx, facts: dict[str, Any], serve: dict[str, Any]) -> Row:
+    t = ctx.t
+    label = t("stage.ep")
+    if facts and not facts.get("is_moe"):
+        return label, t("stage.not_applicable"), t("stage.not_moe")
+    stage = _started(serve)
+    command = (stage or {}).get("command") or []
+    if stage is not None and "--enable-expert-parallel" in command:
+        return label, t("stage.verified"), t("stage.ep_started")
+    return label, t("stage.not_verified"), t("stage.ep_not_started")
+
+
+def _mtp(ctx: Ctx, facts: dict[str, Any]) -> Row:
+    t = ctx.t
+    label = t("stage.mtp")
+    if facts and not facts.get("mtp_layers"):
+        return label, t("stage.not_applicable"), t("stage.no_mtp_layers")
+    return label, t("stage.not_verified"), t("stage.mtp_not_measured")
+
+
+def stage_rows(ctx: Ctx, run: RunView) -> list[Row]:
+    t = ctx.t
+    serve, facts = serve_result(run), get(inspect_result(run), "facts", {})
+    smoke = next(iter(run.gates_of("smoke")), None)
+    text = (
+        (t("stage.text"), t.status(str(smoke.result["protocol_verdict"])), smoke.reason)
+        if smoke is not None and smoke.result and smoke.result.get("protocol_verdict")
+        else (t("stage.text"), t("stage.not_verified"), t("stage.no_smoke"))
+    )
+    return [
+        _stage(ctx, serve, "stage_a", t("stage.stage_a")),
+        _stage(ctx, serve, "stage_b", t("stage.stage_b")),
+        text,
+        (t("stage.multimodal"), t("stage.not_verified"), t("stage.no_multimodal")),
+        _graph(ctx, run, serve),
+        _ep(ctx, facts, serve),
+        _mtp(ctx, facts),
+        _gate_row(ctx, run, t("stage.precision"), "precision"),
+        _gate_row(ctx, run, t("stage.kvcache"), "kvcache"),
+        _gate_row(ctx, run, t("stage.bench"), "bench"),
+    ]
+
+
+def stages_section(ctx: Ctx) -> list[Block]:
+    t = ctx.t
+    header = [t("col.gate"), t("col.status"), t("col.evidence")]
+    blocks: list[Block] = []
+    for run in ctx.runs:
+        caption = run.label if ctx.merged else ""
+        blocks.append(Table(header, [list(r) for r in stage_rows(ctx, run)], caption))
+    return blocks

@@ -1,0 +1,62 @@
+"""The troubleshooting guide for the model and target (seed 000 §8, seed 004's OOM ladder): what
+to do when startup runs out of memory, when graph capture fails, when accuracy drops; each step
+with its command, filled with this run's values (report/data/troubleshooting.yaml, drawing on the
+doctor signatures of serve/doctor.yaml)."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from adaptgate.report.doc import Block, Heading, Table
+from adaptgate.report.numbers import num
+from adaptgate.report.sections.base import Ctx, get
+from adaptgate.report.sections.commands import gate_commands
+from adaptgate.report.sections.data import load, platform, serve_result
+from adaptgate.report.view import RunView
+
+
+class _Fill(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "-"
+
+
+def values(run: RunView) -> dict[str, str]:
+    s = run.record.settings
+    serve = serve_result(run)
+    plan = get(serve, "plan", {})
+    stage = serve.get("stage_b") or serve.get("stage_a") or {}
+    precision = [
+        shlex.join(argv) for gate, argv in gate_commands(run.record) if gate.name == "precision"
+    ]
+    found: dict[str, Any] = {
+        "model": s.model,
+        "served": plan.get("served_path") or s.model,
+        "target": s.target,
+        "log": stage.get("log") or "<LOG>",
+        "max_model_len": plan.get("max_model_len") or s.max_model_len,
+        "max_num_seqs": plan.get("max_num_seqs"),
+        "utilization": plan.get("gpu_memory_utilization") or s.gpu_memory_utilization,
+        "devices": s.devices,
+        "precision": precision[0] if precision else "adaptgate precision <URL> --reference <DIR>",
+    }
+    return {k: num(v) if not isinstance(v, str) else v for k, v in found.items() if v is not None}
+
+
+def troubleshoot_section(ctx: Ctx) -> list[Block]:
+    t = ctx.t
+    run = ctx.runs[0]
+    where = platform(run.record.settings.target)
+    fill = _Fill(values(run))
+    blocks: list[Block] = []
+    for situation in load("troubleshooting")["situations"]:
+        rows = []
+        for step in situation["steps"]:  # in the order to try them
+            if step.get("platform", where) != where:
+                continue
+            rows.append([step[t.lang].format_map(fill), f"`{step['command'].format_map(fill)}`"])
+        blocks += [
+            Heading(t(f"trouble.{situation['id']}"), 3),
+            Table([t("trouble.action"), t("trouble.command")], rows),
+        ]
+    return blocks

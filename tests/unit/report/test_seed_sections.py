@@ -1,0 +1,49 @@
+"""The seed sections (references, quantization mapping, verification stages, troubleshooting
+guide) and the labelled key results, rendered from run.json and the report's data files."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import yaml
+
+from adaptgate.report.render import write_report
+
+
+def _md(run, lang="en"):
+    return write_report(run, formats=("md",), langs=(lang,))[0].read_text()
+
+
+def test_key_results_are_labelled_with_units(cpu_bf16_run):
+    md = _md(cpu_bf16_run)
+    assert "kv_ratio=" not in md and "Reported / predicted KV: 100%" in md
+    assert "KV cache reported: 1,048,576 tokens" in md
+    assert "KV Cache 实际容量: 1,048,576 个 token" in _md(cpu_bf16_run, "zh")
+
+
+def test_unmeasured_stages_say_not_verified(cpu_bf16_run, full_run):
+    md = _md(cpu_bf16_run)
+    assert "| Multimodal inference | not verified |" in md
+    assert "| MTP | N/A | the model has no MTP layers |" in md
+    assert "| Graph mode (compiled / CUDA graph) | verified |" not in md
+    zh = _md(full_run, "zh")
+    assert "| ACL Graph 图模式 | 未验证 |" in zh and "| Stage B 真实权重启动 | 通过 |" in zh
+
+
+def test_references_quantmap_and_troubleshooting_come_from_run_and_data(full_run):
+    md = _md(full_run, "zh")
+    assert "`https://docs.vllm.ai/projects/ascend/zh-cn/v0.18.0/installation.html`" in md
+    assert "| `fp8-block` | 不支持 | none (not supported on A2/A3) |" in md
+    assert "export PYTORCH_NPU_ALLOC_CONF=expandable_segments:True" in md
+    assert "故障排查:图捕获失败" in md
+
+
+def test_troubleshooting_names_only_existing_doctor_signatures():
+    doctor = resources.files("adaptgate.serve").joinpath("doctor.yaml").read_text("utf-8")
+    ids = {s["id"] for s in yaml.safe_load(doctor)["signatures"]}
+    data = resources.files("adaptgate.report").joinpath("data/troubleshooting.yaml")
+    situations = yaml.safe_load(data.read_text("utf-8"))["situations"]
+    assert {d for s in situations for d in s["doctor"]} <= ids
+    assert all(
+        step["zh"] and step["en"] and step["command"] for s in situations for step in s["steps"]
+    )
