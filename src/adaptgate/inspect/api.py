@@ -17,6 +17,7 @@ from adaptgate.inspect.kvcache import KV_DTYPE_BYTES, KVCacheFacts, kv_facts
 from adaptgate.inspect.lint import Finding, lint_checkpoint
 from adaptgate.inspect.memory import RoutePlan, plan_route
 from adaptgate.inspect.params import ParamCounts, count_from_headers
+from adaptgate.inspect.releases import ReleaseChoice
 from adaptgate.inspect.support import SupportReport, check_support, host_cpu_flags
 from adaptgate.inspect.weights import ROUTE_TITLES, weight_bytes
 from adaptgate.results import Result
@@ -69,7 +70,11 @@ class ParamsCheck(BaseModel):
 class RouteOption(BaseModel):
     route: str
     title: str
-    weight_bytes: int
+    weight_bytes: int = Field(description="bytes the weights take in device memory")
+    file_bytes: int | None = Field(
+        None, description="bytes read from the checkpoint, where they differ from weight_bytes"
+    )
+    loads_as: str | None = Field(None, description="native: the dtype the engine loads it as")
     plan: RoutePlan | None = None
 
 
@@ -90,6 +95,9 @@ class InspectResult(Result):
     utilization: float | None = None
     max_model_len: int | None = None
     support: SupportReport | None = None
+    release: ReleaseChoice | None = Field(
+        None, description="the engine release planned for (--target), and why that one"
+    )
     routes: list[RouteOption] = Field(default_factory=list)
     recommended: str | None = None
     recommendation: str | None = None
@@ -148,6 +156,24 @@ def _resolve_target(options: InspectOptions) -> tuple[str | None, DeviceProfile 
     return target, profile
 
 
+_WHY = {
+    "native": "no conversion needed",
+    "bf16": "lossless dequantization (no calibration)",
+    "w8a8_dynamic": "keeps 8-bit weights (needs fewer devices than bf16)",
+}
+
+
+def _why(best: RouteOption, fitting: list[RouteOption]) -> str:
+    if best.route == "w8a8_dynamic" and len(fitting) == 1:
+        return "keeps 8-bit weights, the only route that fits this layout"
+    if best.route == "native" and best.loads_as:
+        return (
+            f"no offline conversion: the engine reads the checkpoint and holds it as "
+            f"{best.loads_as} (the same memory as offline {best.loads_as}, which starts faster)"
+        )
+    return _WHY[best.route]
+
+
 def _recommend(routes: list[RouteOption], planned: bool) -> tuple[str | None, str | None]:
     if not routes:
         return None, None
@@ -158,15 +184,38 @@ def _recommend(routes: list[RouteOption], planned: bool) -> tuple[str | None, st
     if not fitting:
         return None, "no route fits the device layout"
     best = min(fitting, key=lambda r: (r.plan.best.devices, _ROUTE_ORDER.index(r.route)))  # type: ignore[union-attr]
-    why = {
-        "native": "no conversion needed",
-        "bf16": "lossless dequantization (no calibration)",
-        "w8a8_dynamic": "keeps 8-bit weights, the only route that fits this layout"
-        if len(fitting) == 1
-        else "keeps 8-bit weights (needs fewer devices than bf16)",
-    }[best.route]
     devices = best.plan.best.devices  # type: ignore[union-attr]
-    return best.route, f"{best.title}: fits on {devices} device(s); {why}"
+    return best.route, f"{best.title}: fits on {devices} device(s); {_why(best, fitting)}"
+
+
+def _route_names(support: SupportReport | None) -> list[str]:
+    if support is None:
+        return ["native"]
+    if support.verdict == "SUPPORTED":
+        return ["native", *support.alternatives]
+    return support.routes if support.verdict == "NEEDS_CONVERSION" else []
+
+
+def _route_option(
+    name: str, counts: ParamCounts, quant: QuantScheme, facts: ArchFacts, loads_as: str | None
+) -> tuple[RouteOption, dict[str, int]]:
+    """A route's weight bytes by category: a native checkpoint the engine loads as another
+    dtype (``loads_as``) takes that dtype's memory and is read at its stored size."""
+    stored = weight_bytes(name, counts, quant, facts)
+    if name != "native" or loads_as is None:
+        option = RouteOption(
+            route=name, title=ROUTE_TITLES[name], weight_bytes=sum(stored.values())
+        )
+        return option, stored
+    held = weight_bytes(loads_as, counts, quant, facts)
+    option = RouteOption(
+        route=name,
+        title=f"serve the checkpoint natively ({loads_as.upper()} at load)",
+        weight_bytes=sum(held.values()),
+        file_bytes=sum(stored.values()),
+        loads_as=loads_as,
+    )
+    return option, held
 
 
 def inspect_model(
@@ -207,18 +256,17 @@ def inspect_model(
             compute_capability=profile.compute_capability if profile else None,
             cpu_flags=_cpu_flags(options) if target == "cpu" else None,
         )
-    names = ["native"] if support is None or support.verdict == "SUPPORTED" else support.routes
-    if support and support.verdict == "UNSUPPORTED":
-        names = []
+    names = _route_names(support)
     counts = params or computed
     kv_bytes = KV_DTYPE_BYTES.get(options.kv_cache_dtype, 4 if facts.dtype == "float32" else 2)
     util = options.gpu_memory_utilization or (profile.default_utilization if profile else None)
     routes = []
     for name in names:
-        by_cat = weight_bytes(name, counts, quant, facts)
-        plan = None
+        option, by_cat = _route_option(
+            name, counts, quant, facts, support.loads_as if support else None
+        )
         if profile and util:
-            plan = plan_route(
+            option.plan = plan_route(
                 name,
                 facts,
                 by_cat,
@@ -229,11 +277,7 @@ def inspect_model(
                 max_model_len=options.max_model_len,
                 mtp=options.speculative_mtp,
             )
-        routes.append(
-            RouteOption(
-                route=name, title=ROUTE_TITLES[name], weight_bytes=sum(by_cat.values()), plan=plan
-            )
-        )
+        routes.append(option)
     recommended, why = _recommend(routes, profile is not None)
     verdict, reason = _verdict(target, support, routes, recommended, why)
     errors = [f for f in findings if f.severity == "error"]
@@ -255,6 +299,7 @@ def inspect_model(
         utilization=util,
         max_model_len=options.max_model_len,
         support=support,
+        release=support.release_choice if support else None,
         routes=routes,
         recommended=recommended,
         recommendation=why,
@@ -262,7 +307,8 @@ def inspect_model(
         reason=reason,
         warnings=warnings
         + [f.line() for f in findings if f.severity == "warning"]
-        + (support.notes if support else []),
+        + (support.notes if support else [])
+        + (support.caveats if support else []),
         findings=findings,
     )
 

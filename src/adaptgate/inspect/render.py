@@ -76,7 +76,9 @@ def plan_rows(r: InspectResult) -> list[tuple[str, ...]]:
         status = opt.plan.summary if opt.plan else "no --device: not planned"
         rows.append(
             (
-                opt.route + (" *" if opt.route == r.recommended else ""),
+                opt.route
+                + (f" ({opt.loads_as} at load)" if opt.loads_as else "")
+                + (" *" if opt.route == r.recommended else ""),
                 f"{opt.weight_bytes / 1e9:.2f} GB"
                 if opt.weight_bytes >= 10**8
                 else f"{opt.weight_bytes:,} B",
@@ -178,6 +180,8 @@ def markdown_report(r: InspectResult) -> str:
     if r.support:
         s = r.support
         lines += [f"## Support on {s.target} (release {s.release})", ""]
+        if r.release:
+            lines += [f"- Release: {r.release.engine} {r.release.release} ({r.release.why})"]
         lines += [
             f"- Architecture {s.architecture}: {s.architecture_status}",
             f"- Quantization {s.scheme_key}: {s.quant_status}"
@@ -185,6 +189,7 @@ def markdown_report(r: InspectResult) -> str:
             f"- Verdict: **{s.verdict}**",
         ]
         lines += [f"- Error: {e}" for e in s.errors] + [f"- Note: {n}" for n in s.notes]
+        lines += [f"- Caveat: {c}" for c in s.caveats]
         lines += [f"- Source: {x}" for x in s.sources] + [""]
     if r.routes:
         dev = f"{r.devices} x {r.device.id}" if r.device else "no device"

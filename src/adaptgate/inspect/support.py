@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -13,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from adaptgate.errors import UsageError
 from adaptgate.formats.detect import QuantScheme
+from adaptgate.inspect.releases import ReleaseChoice, parse_release, release_in, resolve_release
 
 TARGETS = ("ascend-a2", "ascend-a3", "ascend-a5", "cuda", "cpu")
 Verdict = Literal["SUPPORTED", "NEEDS_CONVERSION", "UNSUPPORTED"]
@@ -21,11 +21,22 @@ Verdict = Literal["SUPPORTED", "NEEDS_CONVERSION", "UNSUPPORTED"]
 class SupportReport(BaseModel):
     target: str
     release: str
+    release_choice: ReleaseChoice | None = Field(
+        None, description="the engine release planned for, and why that one"
+    )
     architecture: str | None
     architecture_status: str
     scheme_key: str
     quant_status: str
     runs_as: str | None = None
+    loads_as: str | None = Field(
+        None,
+        description="the dtype a natively served checkpoint takes in memory (bf16: BF16-sized)",
+    )
+    alternatives: list[str] = Field(
+        default_factory=list, description="routes to compare beside serving natively"
+    )
+    caveats: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
     routes: list[str] = Field(default_factory=list, description="conversion routes that apply")
@@ -40,13 +51,6 @@ def load_matrix() -> dict[str, Any]:
     text = resources.files("adaptgate.inspect").joinpath("support_matrix.yaml").read_text("utf-8")
     data: dict[str, Any] = yaml.safe_load(text)
     return data
-
-
-def parse_release(release: str) -> tuple[int, int]:
-    m = re.match(r"v?(\d+)\.(\d+)", release.strip())
-    if not m:
-        raise UsageError(f"cannot read release {release!r}", fix="give it as 0.18.0 or v0.18.0rc1")
-    return int(m[1]), int(m[2])
 
 
 def scheme_key(q: QuantScheme) -> str:
@@ -76,10 +80,7 @@ def _row_matches(row: dict[str, Any], key: str, target: str, release: tuple[int,
     if "targets" in row and target not in row["targets"]:
         return False
     bounds = row.get("releases")
-    if bounds and target.startswith("ascend"):
-        low, high = (parse_release(b) for b in bounds)
-        return low <= release < high
-    return True
+    return not bounds or release_in(release, bounds)
 
 
 def host_cpu_flags() -> frozenset[str] | None:
@@ -107,8 +108,10 @@ def check_support(
     if target not in TARGETS:
         raise UsageError(f"unknown target {target!r}", fix=f"use one of: {', '.join(TARGETS)}")
     matrix = load_matrix()
-    release = release or matrix["default_release"][target]
+    choice = resolve_release(target, release)
+    release = choice.release
     rel = parse_release(release)
+    caveats: list[str] = []
     sources: set[str] = set()
     notes: list[str] = []
     errors: list[str] = []
@@ -128,6 +131,9 @@ def check_support(
         routes = list(row.get("routes", routes))
         sources.add(matrix["sources"][row["source"]])
         notes += [row["note"]] if row.get("note") else []
+        if row.get("caveat"):
+            caveats.append(row["caveat"])
+            sources.add(matrix["sources"][row["caveat_source"]])
         min_cc = row.get("min_compute_capability")
         if min_cc and compute_capability is not None and compute_capability < min_cc:
             notes.append(f"compute capability {compute_capability} < {min_cc}: {row['below_min']}")
@@ -160,11 +166,15 @@ def check_support(
     return SupportReport(
         target=target,
         release=release,
+        release_choice=choice,
         architecture=architecture,
         architecture_status=arch_status,
         scheme_key=key,
         quant_status=status,
         runs_as=runs_as,
+        loads_as=row.get("loads_as") if row and status == "supported" else None,
+        alternatives=list(row.get("alternatives", [])) if row and verdict == "SUPPORTED" else [],
+        caveats=caveats,
         notes=notes,
         errors=errors,
         routes=routes if verdict == "NEEDS_CONVERSION" else [],

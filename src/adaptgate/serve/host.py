@@ -167,7 +167,7 @@ def host_needs(options: HostOptions) -> HostNeeds:
             layout=plan.layout.reason,
         )
     if release is None:
-        release, release_from = _default_release(options.target), "the support matrix default"
+        release, release_from = _default_release(options.target), "the newest known release"
     device = (options.device or DEFAULT_DEVICE[options.target]).lower()
     profile = device_profile(device)
     return HostNeeds(
@@ -183,12 +183,11 @@ def host_needs(options: HostOptions) -> HostNeeds:
     )
 
 
-def _default_release(target: str) -> str | None:
-    """The release a plan for ``target`` assumes when none is given (support_matrix.yaml)."""
-    from adaptgate.inspect.support import load_matrix
+def _default_release(target: str) -> str:
+    """The release a plan for ``target`` assumes when none is given and none is installed."""
+    from adaptgate.inspect.releases import resolve_release
 
-    value = (load_matrix().get("default_release") or {}).get(target)
-    return value if isinstance(value, str) else None
+    return resolve_release(target, None).release
 
 
 # --- checks ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptgate.errors import UsageError
-from adaptgate.inspect.support import parse_release
+from adaptgate.inspect.releases import parse_release, resolve_release
 from adaptgate.serve import sizing
 from adaptgate.serve.container import ascend_container, cuda_container, default_image
 from adaptgate.serve.features import chat_features, read_chat_template
@@ -145,7 +145,11 @@ def build_plan(options: PlanOptions) -> LaunchPlan:
         options = options.model_copy(update={"route": route})  # plan the host-chosen route
     result, chosen, layout_why, nodes = fit_layout(options, device, route, facts.is_moe)
     layout = sizing.to_layout(chosen, layout_why, options.devices, nodes, facts.is_moe)
-    release = result.support.release if result.support else (options.release or "0.18.0")
+    release = (
+        result.support.release
+        if result.support
+        else resolve_release(options.target, options.release).release
+    )
     rel = parse_release(release)
     int8 = route == "w8a8_dynamic" or (route == "native" and result.quant.method == "ascend")
     platform = options.target.split("-", maxsplit=1)[0]

@@ -37,6 +37,8 @@ def test_cli_qwen3_4b_passes_and_writes_report(tmp_path: Path) -> None:
         "910b4",
         "--max-model-len",
         "65536",
+        "--release",
+        "0.18.0",
         "--out",
         str(out),
     )

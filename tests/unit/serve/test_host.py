@@ -336,11 +336,12 @@ def test_doctor_usage_errors_are_one_line_exit_2(args: list[str]) -> None:
 def test_the_release_is_the_given_one_else_the_installed_else_the_plans_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from adaptgate.inspect.support import load_matrix
+    from adaptgate.inspect.releases import known_releases
 
+    monkeypatch.setattr(host_module, "package_version", lambda name: None)
     bare = check_host(HostOptions(target="ascend-a2"), RecordedHost()).needs
-    assert bare.release == load_matrix()["default_release"]["ascend-a2"]
-    assert bare.release_from == "the support matrix default"
+    assert bare.release == known_releases("vllm-ascend")[-1].version
+    assert bare.release_from == "the newest known release"
     monkeypatch.setattr(host_module, "package_version", lambda name: "0.23.0")
     installed = check_host(HostOptions(target="ascend-a2"), RecordedHost())
     assert installed.needs.release == "0.23.0"

@@ -173,6 +173,7 @@ def test_renderings(tmp_path: Path) -> None:
             config_path=CONFIGS / "Qwen3-4B-Thinking-2507-FP8.json",
             target="ascend-a2",
             device="910b4",
+            release="0.18.0",  # before native FP8 (v0.26.0rc1): the plan converts first
         )
     )
     files = write_plan_outputs(plan, tmp_path)

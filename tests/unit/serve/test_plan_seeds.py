@@ -70,6 +70,7 @@ def seed_plan(seed: dict[str, Any], tmp_path: Path) -> LaunchPlan:
         target=spec["target"],
         device=spec["device"],
         devices=spec["devices"],
+        release=spec["release"],
     )
     return build_plan(options)
 
