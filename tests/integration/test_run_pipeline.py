@@ -11,7 +11,8 @@ import pytest
 def test_run_on_fp8_demo_model_writes_run_json_and_report(tiny_model, tmp_path, adaptgate_cli):
     model = tiny_model(arch="qwen3", format="fp8_block")
     run_dir = tmp_path / "run"
-    args = ["run", str(model), "--target", "ascend-a2", "--device", "910b4", "--run-dir"]
+    args = ["run", str(model), "--target", "ascend-a2", "--device", "910b4", "--release", "0.23.0"]
+    args.append("--run-dir")
     done = adaptgate_cli(*args, str(run_dir), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     record = json.loads((run_dir / "run.json").read_text())
@@ -19,12 +20,13 @@ def test_run_on_fp8_demo_model_writes_run_json_and_report(tiny_model, tmp_path, 
     assert gates["inspect"]["status"] == "PASS"
     assert gates["report"]["status"] == "PASS"
     inspect = gates["inspect"]["result"]
-    # the FP8 checkpoint cannot run on A2: inspect must route it through a conversion
+    # on 0.23.0 (before native block-FP8) the checkpoint cannot run on A2: inspect must route
+    # it through a conversion
     assert inspect["support"]["verdict"] == "NEEDS_CONVERSION"
     assert inspect["recommended"] in {"bf16", "w8a8_dynamic"}
     # every number in the report's summary comes from run.json
     report = (run_dir / "REPORT.md").read_text()
-    assert f"total_params={gates['inspect']['summary']['total_params']}" in report
+    assert f"Parameters: {gates['inspect']['summary']['total_params']:,}" in report  # key results
     assert f"{inspect['params']['total']:,}" in report
     assert (run_dir / "inspect" / "ANALYSIS_REPORT.md").is_file()
 
@@ -55,3 +57,13 @@ def test_report_command_rerenders_from_run_json(tiny_model, tmp_path, adaptgate_
     assert done.returncode == 0
     assert str(run_dir / "REPORT.md") in json.loads(done.stdout)["files"]
     assert "adaptation report" in (run_dir / "REPORT.md").read_text()
+
+
+def test_run_refuses_an_unknown_release_before_writing_anything(tmp_path, adaptgate_cli):
+    run_dir = tmp_path / "run"
+    done = adaptgate_cli(
+        "run", "unused", "--target", "ascend-a2", "--release", "0.99.9", "--run-dir",
+        str(run_dir), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2 and "unknown vllm-ascend release" in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and not run_dir.exists()

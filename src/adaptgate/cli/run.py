@@ -27,6 +27,11 @@ Rerunning into the same --run-dir resumes from the first gate not passed."""
 @click.option("--target", required=True, help="ascend-a2, ascend-a3, ascend-a5, cuda or cpu.")
 @click.option("--device", help="Device profile id (see `adaptgate inspect --list-devices`).")
 @click.option("--devices", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--release",
+    help="Engine release to plan for (vllm-ascend / vLLM version); default: the installed "
+    "engine's, else the newest known.",
+)
 @click.option("--max-model-len", type=click.IntRange(min=1), help="Context length to plan for.")
 @click.option("--gpu-memory-utilization", type=click.FloatRange(0.05, 1.0))
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Default: runs/<model>-<target>.")
@@ -66,6 +71,7 @@ def command(
     target: str,
     device: str | None,
     devices: int,
+    release: str | None,
     max_model_len: int | None,
     gpu_memory_utilization: float | None,
     run_dir: Path | None,
@@ -95,6 +101,10 @@ def command(
             f"--convert-to {convert_to}: unknown target",
             fix=f"use {', '.join(CONVERT_TARGETS)}, comma-separated",
         )
+    if release is not None:  # an unknown release is bad input: refused before anything runs
+        from adaptgate.inspect.releases import resolve_release
+
+        release = resolve_release(target, release).release
     from adaptgate.pipeline.runner import RunOptions, exit_code_of, run_pipeline
 
     settings = RunSettings(
@@ -102,6 +112,7 @@ def command(
         target=target,
         device=device,
         devices=devices,
+        release=release,
         max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization,
         allow_pickle=allow_pickle,

@@ -38,6 +38,7 @@ class InspectGate(Gate):
                 target=s.target,
                 device=s.device,
                 devices=s.devices,
+                release=s.release,
                 max_model_len=s.max_model_len,
                 gpu_memory_utilization=s.gpu_memory_utilization,
                 allow_pickle=s.allow_pickle,

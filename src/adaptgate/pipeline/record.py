@@ -55,6 +55,10 @@ class RunSettings(BaseModel):
     target: str
     device: str | None = None
     devices: int = 1
+    release: str | None = Field(
+        default=None,
+        description="engine release to plan for; default: the installed one, else the newest",
+    )
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = None
     allow_pickle: bool = False

@@ -78,6 +78,7 @@ def _plan_options(
             "target": s.target,
             "device": s.device,
             "devices": s.devices,
+            "release": s.release,
             "max_model_len": s.max_model_len,
             "gpu_memory_utilization": s.gpu_memory_utilization,
             "stage": stage,
