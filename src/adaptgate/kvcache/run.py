@@ -2,32 +2,44 @@
 
 The model, tokenizer and weights come from the precision gate's reference
 (:class:`adaptgate.reference.session.ReferenceSession`, full load); the forward is
-transformers' own, with the simulated cache of :mod:`adaptgate.kvcache.sim`. Rows of one batch
-share the prompt (no padding): row 0 is the unquantized baseline, rows 1.. the formats.
+transformers' own, with the simulated cache of :mod:`adaptgate.kvcache.sim`. Prompts of similar
+length share a left-padded batch (:func:`buckets`) in which each prompt has a row per arm: the
+unquantized baseline, then one per format.
 
 0. **Calibration** (``--scales calibrated``) -- one prefill of every prompt, |K|/|V| maxima
    per channel, like a calibration tool running its calibration text.
-1. **Free-running** -- every row decodes ``new_tokens`` greedy tokens on its own (EOS ignored,
+1. **Prefill** -- once per batch; the free-running pass continues from its cache, the
+   teacher-forced pass from a copy of it. The baseline rows' prompt K/V feed the outlier scan.
+2. **Free-running** -- every row decodes ``new_tokens`` greedy tokens on its own (EOS ignored,
    like vLLM's ``ignore_eos``, so every prompt yields the same number of steps): first
    divergence, exact match and degeneration against the baseline row.
-2. **Teacher-forced** -- all rows are fed the prompt and then the baseline's continuation as
-   one chunk. K/V are quantized token by token with static scales, so the chunk's causal
-   attention over the stored cache is exactly the decode steps' (float rounding aside): the
-   per-step KL and top-1 agreement compare each format with the baseline at the same
-   context, with no compounding after a divergence. The baseline row's K/V (prompt and
-   continuation) feed the outlier scan.
+3. **Teacher-forced** -- all rows are fed the baseline's continuation in chunks. K/V are
+   quantized token by token with static scales, so the chunk's causal attention over the
+   stored cache is exactly the decode steps' (float rounding aside): the per-step KL and top-1
+   agreement compare each format with the baseline at the same context, with no compounding
+   after a divergence. The baseline rows' continuation K/V feed the outlier scan.
+
+Batches are independent: when torch runs one thread, as many run at once as the process has
+CPUs (Python threads; torch releases the GIL in its kernels), each into its own accumulators,
+merged in batch order afterwards. Each batch computes what it computes alone; the totals differ
+from one accumulator fed batch after batch only in how float sums are grouped (~1e-16). Within
+a batch, a chunk's metrics are accumulated on another thread while the next chunk runs.
 """
 
 from __future__ import annotations
 
+import copy
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from adaptgate.kvcache.scan import CalibrationAccumulator, ScanAccumulator
-from adaptgate.kvcache.sim import Arm, sim_cache
+from adaptgate.kvcache.sim import Arm, gqa_attention, sim_cache
 
 if TYPE_CHECKING:
     import torch
@@ -91,7 +103,9 @@ def torch_threads(count: int | None) -> Iterator[None]:
 
 def auto_threads(shape: ModelShape) -> int | None:
     """One thread for tiny models: their matrices are too small to split, and on a shared
-    2-core machine two threads made a decode step ~6x slower (measured: 4.4 vs 26 ms)."""
+    2-core machine two threads made a decode step ~6x slower (measured: 4.4 vs 26 ms; on the
+    SmolLM2-135M demo model, with other work on the machine, 1.7 s vs 0.16 s for 15 rows).
+    The other CPUs run other batches instead (:func:`simulate`)."""
     return 1 if shape.hidden_size < 1024 else None
 
 
@@ -132,34 +146,29 @@ def _forward(
 
 @dataclass
 class _Batch:
-    """Every prompt x every arm as rows of one left-padded batch (row = prompt * arms + arm).
-
-    Pads are masked out of attention and get no positions, as in transformers' batched
-    generation; the scan and the metrics only ever read real tokens."""
+    """Rows of one left-padded batch. Pads are masked out of attention and get no positions, as
+    in transformers' batched generation; the scan and the metrics only ever read real tokens."""
 
     ids: torch.Tensor  # [rows, longest prompt]
     mask: torch.Tensor  # [rows, tokens so far] int64
-    pads: list[int]  # per prompt
-    arms_per_prompt: int
 
     @classmethod
-    def build(cls, prompts: list[list[int]], arms_per_prompt: int, pad_id: int) -> _Batch:
+    def build(cls, prompts: list[list[int]], rows_per_prompt: int, pad_id: int) -> _Batch:
+        """Row ``p * rows_per_prompt + j`` is prompt ``p``."""
         import torch
 
         longest = max(len(p) for p in prompts)
-        ids, mask, pads = [], [], []
+        ids, mask = [], []
         for p in prompts:
             pad = longest - len(p)
-            pads.append(pad)
-            for _ in range(arms_per_prompt):
+            for _ in range(rows_per_prompt):
                 ids.append([pad_id] * pad + p)
                 mask.append([0] * pad + [1] * len(p))
-        return cls(
-            torch.tensor(ids, dtype=torch.long),
-            torch.tensor(mask, dtype=torch.long),
-            pads,
-            arms_per_prompt,
-        )
+        return cls(torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long))
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keeps (and repeats) the given rows, in that order."""
+        self.ids, self.mask = self.ids[rows], self.mask[rows]
 
     def extend(self, tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Grows the mask by ``tokens`` real tokens; returns (mask, their positions)."""
@@ -208,6 +217,14 @@ def buckets(lengths: list[int], slack: int = 64) -> list[list[int]]:
     return groups
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, as ``taskset`` or a container sets it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def simulate(
     session: ReferenceSession,
     shape: ModelShape,
@@ -216,125 +233,192 @@ def simulate(
     new_tokens: int,
     tick: Progress | None = None,
     *,
+    workers: int | None = None,
     logits_budget: int = 256 * 2**20,
 ) -> Simulation:
-    """Free-running then teacher-forced passes; prompts of similar length share a batch in
-    which arm 0 of each prompt is the unquantized baseline."""
+    """The passes of the module doc over every batch of prompts (:func:`buckets`).
+    ``workers``: batches run at once; None: the usable CPUs when torch runs one thread, else 1.
+    ``logits_budget``: bytes of teacher-forced logits per chunk."""
     import torch
 
-    from adaptgate.precision.metrics import LogitAccumulator
+    from adaptgate.precision.metrics import merge_logits
 
     t0 = time.perf_counter()
-    runs = {
+    groups = buckets([len(p.token_ids) for p in prompts])
+    if workers is None:
+        workers = usable_cpus() if torch.get_num_threads() == 1 else 1
+    lock, stop = threading.Lock(), threading.Event()
+
+    def step_done(count: int) -> None:
+        if stop.is_set():  # another batch failed or was interrupted: end this one too
+            raise RuntimeError("simulation stopped")
+        if tick is not None:
+            with lock:
+                tick(count)
+
+    def run_group(group: list[int]) -> _Part:
+        with torch.inference_mode():  # per thread
+            token_lists = [prompts[i].token_ids for i in group]
+            return _simulate_group(
+                session, shape, token_lists, arms, new_tokens, step_done, logits_budget
+            )
+
+    with gqa_attention(session.lm.model):
+        if workers > 1 and len(groups) > 1:
+            with ThreadPoolExecutor(min(workers, len(groups))) as pool:
+                futures = [pool.submit(run_group, g) for g in groups]
+                try:
+                    for done in as_completed(futures):
+                        done.result()  # the first failure, as it happens
+                except BaseException:
+                    stop.set()
+                    raise
+                parts = [f.result() for f in futures]
+        else:
+            parts = [run_group(g) for g in groups]
+
+    runs = _new_runs(arms, len(prompts), new_tokens)
+    scan = ScanAccumulator(shape.num_layers, shape.kv_heads, shape.head_dim, arms)
+    baseline: list[list[int]] = [[] for _ in prompts]
+    for group, part in zip(groups, parts, strict=True):  # in batch order: deterministic sums
+        for j, i in enumerate(group):
+            baseline[i] = part.baseline[j]
+        for name, run in runs.items():
+            got = part.runs[name]
+            for j, i in enumerate(group):
+                run.tokens[i] = got.tokens[j]
+            merge_logits(run.logits, got.logits)
+            for total, step in zip(run.per_step, got.per_step, strict=True):
+                merge_logits(total, step)
+            run.nonfinite += got.nonfinite
+        scan.merge(part.scan)
+    return Simulation(baseline, runs, scan, time.perf_counter() - t0)
+
+
+def _new_runs(arms: list[Arm], prompts: int, steps: int) -> dict[str, FormatRun]:
+    from adaptgate.precision.metrics import LogitAccumulator
+
+    return {
         a.name: FormatRun(
-            logits=LogitAccumulator(), per_step=[LogitAccumulator() for _ in range(new_tokens)]
+            tokens=[[] for _ in range(prompts)],
+            logits=LogitAccumulator(),
+            per_step=[LogitAccumulator() for _ in range(steps)],
         )
         for a in arms
     }
-    scan = ScanAccumulator(shape.num_layers, shape.kv_heads, shape.head_dim, arms)
-    baseline: list[list[int]] = [[] for _ in prompts]
-    tokens: dict[str, list[list[int]]] = {a.name: [[] for _ in prompts] for a in arms}
-    with torch.inference_mode():
-        for group in buckets([len(p.token_ids) for p in prompts]):
-            _simulate_group(
-                session, [prompts[i].token_ids for i in group], arms, new_tokens, tick,
-                logits_budget, runs, scan,
-                out_baseline=[baseline[i] for i in group],
-                out_tokens={k: [v[i] for i in group] for k, v in tokens.items()},
-            )  # fmt: skip
-    for name, run in runs.items():
-        run.tokens = tokens[name]
-    return Simulation(baseline, runs, scan, time.perf_counter() - t0)
+
+
+@dataclass
+class _Part:
+    """One batch's outputs, per prompt of the batch."""
+
+    baseline: list[list[int]]
+    runs: dict[str, FormatRun]
+    scan: ScanAccumulator
 
 
 def _simulate_group(
     session: ReferenceSession,
+    shape: ModelShape,
     token_lists: list[list[int]],
     arms: list[Arm],
     n: int,
-    tick: Progress | None,
+    tick: Progress,
     logits_budget: int,
-    runs: dict[str, FormatRun],
-    scan: ScanAccumulator,
-    *,
-    out_baseline: list[list[int]],
-    out_tokens: dict[str, list[list[int]]],
-) -> None:
-    """One left-padded batch of ``len(token_lists) x (1 + len(arms))`` rows; fills the
-    ``out_*`` lists (one per prompt, in order) and feeds ``runs`` and ``scan``."""
+) -> _Part:
+    """One left-padded batch of ``len(token_lists) x (1 + len(arms))`` rows: row
+    ``p * width`` is prompt ``p``'s baseline, the next ``len(arms)`` rows its formats."""
     import torch
 
-    model = session.lm.model
-    width = 1 + len(arms)
-    count = len(token_lists)
+    model, count, width = session.lm.model, len(token_lists), 1 + len(arms)
+    part = _Part(
+        baseline=[[] for _ in token_lists],
+        runs=_new_runs(arms, count, n),
+        scan=ScanAccumulator(shape.num_layers, shape.kv_heads, shape.head_dim, arms),
+    )
     row_arms = [None, *arms] * count
     pad_id = int(session.tokenizer.pad_token_id or session.tokenizer.eos_token_id or 0)
-
-    # 1. free-running
     batch = _Batch.build(token_lists, width, pad_id)
-    cache = sim_cache(model.config, row_arms)
-    logits = _forward(
-        model, batch.ids, cache, keep=1, mask=batch.mask, positions=batch.prefill_positions()
-    )[:, -1]
+    # what the scan reads of each baseline row in the current forward: the prompt's real
+    # (unpadded) tokens, every token of a continuation chunk (None), nothing while free-running
+    scanning = [True]
+    keep: list[torch.Tensor | None] = [batch.mask.bool()]
+
+    def observe(layer: int, k: torch.Tensor, v: torch.Tensor, _prefill: bool) -> None:
+        if not scanning[0]:
+            return
+        for p in range(count):
+            r, real = p * width, keep[0]
+            if real is None:
+                part.scan.add(layer, k[r], v[r])
+            else:
+                part.scan.add(layer, k[r][:, real[r]], v[r][:, real[r]])
+
+    # 1. the prompt, once for both passes: the teacher-forced pass starts from a copy of its cache
+    cache = sim_cache(model.config, row_arms, observe)
+    positions = batch.prefill_positions()
+    first = _forward(model, batch.ids, cache, keep=1, mask=batch.mask, positions=positions)
+    first = first[:, -1:]
+    scanning[0], keep[0] = False, None
+    prompt_cache, prompt_mask = copy.deepcopy(cache), batch.mask
+
+    # 2. free-running
+    logits = first[:, -1]
     for step in range(n):
         nxt = torch.argmax(logits, dim=-1).tolist()  # first index on ties, as the reference
         for p in range(count):
-            out_baseline[p].append(int(nxt[p * width]))
+            part.baseline[p].append(int(nxt[p * width]))
             for j, arm in enumerate(arms, start=1):
-                out_tokens[arm.name][p].append(int(nxt[p * width + j]))
-        if tick is not None:
-            tick(count)
+                part.runs[arm.name].tokens[p].append(int(nxt[p * width + j]))
+        tick(count)
         if step == n - 1:
             break
         mask, pos = batch.extend(1)
         ids = torch.tensor(nxt, dtype=torch.long).view(-1, 1)
         logits = _forward(model, ids, cache, keep=1, mask=mask, positions=pos)[:, -1]
+    del cache
 
-    # 2. teacher-forced along each prompt's baseline continuation; row p * width feeds the scan
-    valid: list[torch.Tensor | None] = [None]
-
-    def observe(layer: int, k: torch.Tensor, v: torch.Tensor, _prefill: bool) -> None:
-        keep = valid[0]
-        for p in range(count):
-            r = p * width
-            if keep is None:
-                scan.add(layer, k[r], v[r])
-            else:
-                scan.add(layer, k[r][:, keep[r]], v[r][:, keep[r]])
-
-    batch = _Batch.build(token_lists, width, pad_id)
-    cache = sim_cache(model.config, row_arms, observe)
-    valid[0] = batch.mask.bool()
-    first = _forward(
-        model, batch.ids, cache, keep=1, mask=batch.mask, positions=batch.prefill_positions()
-    )[:, -1:]
-    valid[0] = None
-    _accumulate(runs, arms, first, width, 0)
+    # 3. teacher-forced along each prompt's baseline continuation; a chunk's metrics are
+    # accumulated (in order, on another thread) while the next chunk runs
+    cache, batch.mask, scanning[0] = prompt_cache, prompt_mask, True
     rows, vocab = first.shape[0], first.shape[-1]
     segment = max(1, min(n - 1, logits_budget // max(1, rows * vocab * 4)))
-    cont = torch.tensor([out_baseline[r // width][:-1] for r in range(rows)], dtype=torch.long)
-    for start in range(0, n - 1, segment):
-        chunk = cont[:, start : start + segment]
-        mask, pos = batch.extend(chunk.shape[1])
-        out = _forward(model, chunk, cache, mask=mask, positions=pos)
-        _accumulate(runs, arms, out, width, 1 + start)
+    cont = torch.tensor([part.baseline[r // width][:-1] for r in range(rows)], dtype=torch.long)
+
+    def accumulate(logits: torch.Tensor, step: int) -> None:
+        with torch.inference_mode():
+            _accumulate(part.runs, arms, logits, width, step)
+
+    with ThreadPoolExecutor(1) as accumulator:
+        pending = accumulator.submit(accumulate, first, 0)
+        for start in range(0, n - 1, segment):
+            chunk = cont[:, start : start + segment]
+            mask, pos = batch.extend(chunk.shape[1])
+            out = _forward(model, chunk, cache, mask=mask, positions=pos)
+            pending.result()  # at most one chunk's logits waits
+            pending = accumulator.submit(accumulate, out, 1 + start)
+        pending.result()
+    return part
 
 
 def _accumulate(
     runs: dict[str, FormatRun], arms: list[Arm], logits: torch.Tensor, width: int, first: int
 ) -> None:
     """``logits``: ``[rows, steps, vocab]`` for steps ``first..``; row ``p * width`` is prompt
-    ``p``'s baseline, the next ``len(arms)`` rows its formats."""
+    ``p``'s baseline, the next ``len(arms)`` rows its formats. Every step feeds the format's
+    total and that step's accumulator."""
     import torch
 
+    from adaptgate.precision.metrics import add_logits_per_position
+
+    steps = logits.shape[1]
     for p in range(logits.shape[0] // width):
         base = logits[p * width]
         for j, arm in enumerate(arms, start=1):
             run = runs[arm.name]
             test = logits[p * width + j]
             finite = torch.isfinite(test).all(dim=-1)
-            run.nonfinite += int((~finite).sum())
-            test = torch.where(finite.unsqueeze(-1), test, torch.zeros_like(test))
-            run.logits.add(base, test)
-            for s in range(base.shape[0]):
-                run.per_step[first + s].add(base[s : s + 1], test[s : s + 1])
+            if not bool(finite.all()):
+                run.nonfinite += int((~finite).sum())
+                test = torch.where(finite.unsqueeze(-1), test, torch.zeros_like(test))
+            add_logits_per_position(run.logits, run.per_step[first : first + steps], base, test)

@@ -129,6 +129,24 @@ class ScanAccumulator:
             for t, x, xq in (("k", k32, kq), ("v", v32, vq)):
                 self._add_one(self.acc[(arm.name, layer, t)], arm, layer, t, x, xq)
 
+    def merge(self, other: ScanAccumulator) -> None:
+        """Adds what ``other`` (same layers, heads and arms) was fed, as if fed here too (float
+        sums aside: its sums are added, not its terms)."""
+        for layer in range(self.num_layers):
+            for store, more in ((self.k_amax, other.k_amax), (self.v_amax, other.v_amax)):
+                store[layer] = [max(a, b) for a, b in zip(store[layer], more[layer], strict=True)]
+        for key, acc in self.acc.items():
+            o = other.acc[key]
+            acc.amax_scaled = [
+                max(a, b) for a, b in zip(acc.amax_scaled, o.amax_scaled, strict=True)
+            ]
+            acc.saturated = [a + b for a, b in zip(acc.saturated, o.saturated, strict=True)]
+            acc.overflow = [a + b for a, b in zip(acc.overflow, o.overflow, strict=True)]
+            acc.flushed = [a + b for a, b in zip(acc.flushed, o.flushed, strict=True)]
+            acc.count += o.count
+            acc.err2 += o.err2
+            acc.ref2 += o.ref2
+
     def _add_one(
         self, acc: _Acc, arm: Arm, layer: int, t: str, x: torch.Tensor, xq: torch.Tensor
     ) -> None:

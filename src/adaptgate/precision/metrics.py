@@ -203,3 +203,49 @@ def generation_metrics(pairs: list[tuple[list[int], list[int]]]) -> GenerationMe
         first_divergence=firsts,
         earliest_divergence=min(seen) if seen else None,
     )
+
+
+def add_logits_per_position(
+    total: LogitAccumulator, per_position: list[LogitAccumulator], a: torch.Tensor, b: torch.Tensor
+) -> None:
+    """``total.add(a, b)`` and ``per_position[i].add(a[i:i+1], b[i:i+1])`` for every position
+    ``i`` of the ``[positions, vocab]`` logits, from one log-softmax and top-k pass over them
+    (the same terms and sums as those calls, float rounding aside)."""
+    import torch
+
+    if a.shape != b.shape or a.dim() != 2:
+        raise ValueError(f"logits must be equal 2-D shapes: {tuple(a.shape)} vs {b.shape}")
+    if len(per_position) != a.shape[0]:
+        raise ValueError(f"{len(per_position)} accumulators for {a.shape[0]} positions")
+    if a.shape[0] == 0:
+        return
+    la = torch.log_softmax(a.to(torch.float64), dim=-1)
+    lb = torch.log_softmax(b.to(torch.float64), dim=-1)
+    kl = (la.exp() * (la - lb)).sum(dim=-1).clamp_min(0.0)
+    top1 = a.argmax(dim=-1) == b.argmax(dim=-1)
+    n = min(TOP_N, a.shape[1])
+    ta, tb = a.topk(n, dim=-1).indices, b.topk(n, dim=-1).indices
+    overlap = (ta.unsqueeze(-1) == tb.unsqueeze(-2)).any(dim=-1).sum(dim=-1)
+    total.positions += int(a.shape[0])
+    total.kl_sum += float(kl.sum())
+    total.kl_max = max(total.kl_max, float(kl.max()))
+    total.top1 += int(top1.sum())
+    total.top5 += float(overlap.sum()) / n
+    for acc, k, same, shared in zip(
+        per_position, kl.tolist(), top1.tolist(), overlap.tolist(), strict=True
+    ):
+        acc.positions += 1
+        acc.kl_sum += k
+        acc.kl_max = max(acc.kl_max, k)
+        acc.top1 += int(same)
+        acc.top5 += float(shared) / n
+
+
+def merge_logits(total: LogitAccumulator, part: LogitAccumulator) -> None:
+    """Adds ``part``'s positions to ``total``, as if ``total`` had been fed them (float sums
+    aside: the parts' sums are added, not their terms)."""
+    total.positions += part.positions
+    total.kl_sum += part.kl_sum
+    total.kl_max = max(total.kl_max, part.kl_max)
+    total.top1 += part.top1
+    total.top5 += part.top5
