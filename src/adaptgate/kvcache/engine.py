@@ -331,7 +331,7 @@ def measure_on_engine(
         try:
             with launcher(name) as endpoint:
                 samples[name] = (endpoint, _sample(endpoint, texts, run.top_k))
-        except EngineUnavailable as exc:
+        except AdaptgateError as exc:  # no start, or the server failed a request
             if name == AUTO:
                 run.skipped = f"no baseline server (auto): {exc.message}"
                 run.seconds = round(time.perf_counter() - t0, 3)

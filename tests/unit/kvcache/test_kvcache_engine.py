@@ -215,3 +215,18 @@ def test_a_simulated_safe_the_engine_contradicts_is_named_with_both_numbers() ->
     found = contradicted(result)
     assert len(found) == 1 and "f-SAFE-RISKY" in found[0]
     assert "0.0012" in found[0] and "0.0185" in found[0]
+
+
+def test_a_server_that_fails_its_requests_leaves_that_cache_not_measured() -> None:
+    @contextmanager
+    def launch(name: str) -> Iterator[Endpoint]:
+        if name == AUTO:
+            with fake_server(1.0) as url:
+                yield Endpoint(url=url, model="tiny", managed=True)
+        else:  # nothing listens there: every request fails
+            yield Endpoint(url="http://127.0.0.1:9", model="tiny", managed=True)
+
+    done = measure_on_engine(launch, "fake", ["fp8_e4m3"], TEXTS, SESSION, TH)  # type: ignore[arg-type]
+    only = done.format("fp8_e4m3")
+    assert done.auto is not None and only is not None and only.verdict is None
+    assert "127.0.0.1:9" in (only.error or "")
