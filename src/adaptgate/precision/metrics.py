@@ -153,22 +153,14 @@ class LogitAccumulator:
 
     def add(self, a: torch.Tensor, b: torch.Tensor) -> None:
         """``a``, ``b``: ``[positions, vocab]`` logits."""
-        import torch
-
-        if a.shape != b.shape or a.dim() != 2:
-            raise ValueError(f"logits must be equal 2-D shapes: {tuple(a.shape)} vs {b.shape}")
-        if a.shape[0] == 0:
+        terms = _position_terms(a, b)
+        if terms is None:
             return
-        la = torch.log_softmax(a.to(torch.float64), dim=-1)
-        lb = torch.log_softmax(b.to(torch.float64), dim=-1)
-        kl = (la.exp() * (la - lb)).sum(dim=-1).clamp_min(0.0)
+        kl, top1, overlap, n = terms
         self.positions += int(a.shape[0])
         self.kl_sum += float(kl.sum())
         self.kl_max = max(self.kl_max, float(kl.max()))
-        self.top1 += int((a.argmax(dim=-1) == b.argmax(dim=-1)).sum())
-        n = min(TOP_N, a.shape[1])
-        ta, tb = a.topk(n, dim=-1).indices, b.topk(n, dim=-1).indices
-        overlap = (ta.unsqueeze(-1) == tb.unsqueeze(-2)).any(dim=-1).sum(dim=-1)
+        self.top1 += int(top1.sum())
         self.top5 += float(overlap.sum()) / n
 
     def result(self) -> LogitMetrics:
@@ -211,21 +203,12 @@ def add_logits_per_position(
     """``total.add(a, b)`` and ``per_position[i].add(a[i:i+1], b[i:i+1])`` for every position
     ``i`` of the ``[positions, vocab]`` logits, from one log-softmax and top-k pass over them
     (the same terms and sums as those calls, float rounding aside)."""
-    import torch
-
-    if a.shape != b.shape or a.dim() != 2:
-        raise ValueError(f"logits must be equal 2-D shapes: {tuple(a.shape)} vs {b.shape}")
     if len(per_position) != a.shape[0]:
         raise ValueError(f"{len(per_position)} accumulators for {a.shape[0]} positions")
-    if a.shape[0] == 0:
+    terms = _position_terms(a, b)
+    if terms is None:
         return
-    la = torch.log_softmax(a.to(torch.float64), dim=-1)
-    lb = torch.log_softmax(b.to(torch.float64), dim=-1)
-    kl = (la.exp() * (la - lb)).sum(dim=-1).clamp_min(0.0)
-    top1 = a.argmax(dim=-1) == b.argmax(dim=-1)
-    n = min(TOP_N, a.shape[1])
-    ta, tb = a.topk(n, dim=-1).indices, b.topk(n, dim=-1).indices
-    overlap = (ta.unsqueeze(-1) == tb.unsqueeze(-2)).any(dim=-1).sum(dim=-1)
+    kl, top1, overlap, n = terms
     total.positions += int(a.shape[0])
     total.kl_sum += float(kl.sum())
     total.kl_max = max(total.kl_max, float(kl.max()))
@@ -249,3 +232,24 @@ def merge_logits(total: LogitAccumulator, part: LogitAccumulator) -> None:
     total.kl_max = max(total.kl_max, part.kl_max)
     total.top1 += part.top1
     total.top5 += part.top5
+
+
+def _position_terms(
+    a: torch.Tensor, b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None:
+    """Per position of ``[positions, vocab]`` logits: KL(a || b) in float64, argmax agreement,
+    top-N overlap count; and N. None for no positions."""
+    import torch
+
+    if a.shape != b.shape or a.dim() != 2:
+        raise ValueError(f"logits must be equal 2-D shapes: {tuple(a.shape)} vs {b.shape}")
+    if a.shape[0] == 0:
+        return None
+    la = torch.log_softmax(a.to(torch.float64), dim=-1)
+    lb = torch.log_softmax(b.to(torch.float64), dim=-1)
+    kl = (la.exp() * (la - lb)).sum(dim=-1).clamp_min(0.0)
+    top1 = a.argmax(dim=-1) == b.argmax(dim=-1)
+    n = min(TOP_N, a.shape[1])
+    ta, tb = a.topk(n, dim=-1).indices, b.topk(n, dim=-1).indices
+    overlap = (ta.unsqueeze(-1) == tb.unsqueeze(-2)).any(dim=-1).sum(dim=-1)
+    return kl, top1, overlap, n
