@@ -11,8 +11,8 @@ from typing import Any
 from adaptgate.bench.config import BenchConfig
 from adaptgate.bench.result import BenchResult, SweepResult
 from adaptgate.bench.server import ServerUnavailable
-from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
-from adaptgate.pipeline.record import GateStatus
+from adaptgate.gate import Gate, GateOutcome, RunContext
+from adaptgate.record import GateStatus
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 # An INVALID measurement is taken again at most this many times before the gate gives up as

@@ -73,7 +73,7 @@ def command(
 
 
 def _default_out(first: Path) -> Path:
-    from adaptgate.pipeline.record import load_run
+    from adaptgate.record import load_run
 
     name = Path(load_run(first).settings.model.rstrip("/")).name or "model"
     return Path("runs") / f"{name}-compare"

@@ -88,7 +88,7 @@ def command(
 ) -> int:
     """Run every gate on MODEL for a target and write run.json and the report."""
     from adaptgate.errors import UsageError
-    from adaptgate.pipeline.record import RENDERING, RunSettings
+    from adaptgate.record import RENDERING, RunSettings
 
     if server_log is not None and not url:
         raise UsageError(

@@ -60,8 +60,8 @@ def command(
     out: Output,
 ) -> int:
     """Functional checks of a served endpoint: protocol (PASS decides) and model quality."""
-    from adaptgate.checks import SmokeOptions, run_smoke
-    from adaptgate.checks.render import render_smoke
+    from adaptgate.smoke import SmokeOptions, run_smoke
+    from adaptgate.smoke.render import render_smoke
 
     options = SmokeOptions(
         url=url,

@@ -94,7 +94,7 @@ class _Run:
         final = self.opts.partial / file
         (self.opts.partial / (file + INCOMPLETE)).replace(final)
         size = final.stat().st_size
-        from adaptgate.convert.kernels import checksum_algorithm
+        from adaptgate.formats.kernels import checksum_algorithm
 
         done = ShardDone(
             file=file, size=size, checksum=checksum_algorithm(), tensors=self.stats.pop(file)
@@ -178,8 +178,8 @@ def run_conversion(opts: ConvertOptions, out: Output | None = None) -> Conversio
     written = write_model_files(ckpt, plan, opts.partial)
     done = state.all_done()
     stats = {name: s for d in done.values() for name, s in d.tensors.items()}
-    from adaptgate.convert.kernels import checksum_algorithm, kernel_name
     from adaptgate.convert.record import VerifyReport
+    from adaptgate.formats.kernels import checksum_algorithm, kernel_name
 
     result = ConversionResult(
         source_dir=plan.source_dir,

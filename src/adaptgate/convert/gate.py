@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
-from adaptgate.pipeline.record import GateStatus
+from adaptgate.gate import Gate, GateOutcome, RunContext
+from adaptgate.record import GateStatus
 
 ROUTES = {"bf16": "bf16", "w8a8_dynamic": "w8a8-dynamic"}
 ENV = "ADAPTGATE_CONVERT_TO"

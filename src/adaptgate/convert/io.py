@@ -138,7 +138,7 @@ class BufferPool:
 
 def file_checksum(path: Path, begin: int, end: int, algorithm: str) -> int | None:
     """Checksum of bytes ``begin:end`` of ``path``; None if the file is shorter."""
-    from adaptgate.convert.kernels import checksum
+    from adaptgate.formats.kernels import checksum
 
     crc, pos = 0, begin
     fd = os.open(path, os.O_RDONLY)

@@ -98,7 +98,7 @@ def _verify_shard(
     path: Path, shard: ShardPlan, done: ShardDone, tensors: dict[str, TensorPlan]
 ) -> bool:
     """Size, header and every tensor's checksum re-read from disk."""
-    from adaptgate.convert.kernels import checksum_algorithm
+    from adaptgate.formats.kernels import checksum_algorithm
 
     if done.checksum != checksum_algorithm():  # written by a build with the other kernel
         return False

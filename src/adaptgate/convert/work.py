@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel
 
 from adaptgate.convert.io import BufferPool, ShardWriter
-from adaptgate.convert.kernels import checksum
 from adaptgate.convert.models import Action, ConversionPlan, Target, TensorPlan
 from adaptgate.convert.source import Sources
 from adaptgate.formats.dequantize import ceil_div, dequantize_codes, scale_grid
+from adaptgate.formats.kernels import checksum
 
 if TYPE_CHECKING:
     import numpy as np

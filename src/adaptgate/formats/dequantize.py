@@ -9,7 +9,7 @@ to float32 exactly.
 
 How: every block's 256 possible results are computed by torch as a lookup table (the same
 float32 multiply and the same cast as ``q.float() * s`` followed by ``.to(dtype)``), then a gather
-(:mod:`adaptgate.convert.kernels`) maps codes to results. So the output is bit-identical to
+(:mod:`adaptgate.formats.kernels`) maps codes to results. So the output is bit-identical to
 torch's float32 dequantization, at the speed of a table lookup. Casting to float16 saturates
 values beyond +-65504 (which would become inf) and counts them; it never writes inf.
 """
@@ -198,7 +198,7 @@ def dequantize_codes(
     """
     import numpy as np
 
-    from adaptgate.convert.kernels import count_codes, gather_lut
+    from adaptgate.formats.kernels import count_codes, gather_lut
 
     rows, cols = codes.shape
     expected = (ceil_div(rows, block[0]), ceil_div(cols, block[1]))

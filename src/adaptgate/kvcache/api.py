@@ -140,7 +140,7 @@ def _report(
     from adaptgate.kvcache.degeneration import summarize
     from adaptgate.kvcache.result import FormatReport, ScaleReport, ScanSummary
     from adaptgate.kvcache.verdict import decide, judge_layer, reason_text, repetition_limit
-    from adaptgate.precision.metrics import generation_metrics
+    from adaptgate.metrics.logits import generation_metrics
 
     ss = arm.scales
     for ls in scans:

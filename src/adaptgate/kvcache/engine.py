@@ -36,9 +36,9 @@ from adaptgate.errors import AdaptgateError, UsageError
 from adaptgate.kvcache.degeneration import summarize
 from adaptgate.kvcache.result import Endpoint, EngineArm, EngineFormat, EngineRun
 from adaptgate.kvcache.verdict import KVThresholds, decide, reason_text, repetition_limit
+from adaptgate.metrics.logits import generation_metrics, topk_kl
 from adaptgate.precision.client import OpenAIClient
-from adaptgate.precision.metrics import generation_metrics
-from adaptgate.precision.served import token_ids, top_ids, topk_kl
+from adaptgate.precision.served import token_ids, top_ids
 
 if TYPE_CHECKING:
     import torch

@@ -28,8 +28,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
-from adaptgate.pipeline.record import GateStatus
+from adaptgate.gate import Gate, GateOutcome, RunContext
+from adaptgate.record import GateStatus
 
 ENV = "ADAPTGATE_KVCACHE"
 NEW_TOKENS = 256  # greedy tokens per prompt (issue 5: at least 256)

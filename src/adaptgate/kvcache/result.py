@@ -8,8 +8,8 @@ from pydantic import BaseModel, Field
 
 from adaptgate.kvcache.degeneration import Degeneration
 from adaptgate.kvcache.scan import LayerScan
-from adaptgate.precision.metrics import GenerationMetrics, LogitMetrics
-from adaptgate.precision.thresholds import Check
+from adaptgate.metrics.limits import Check
+from adaptgate.metrics.logits import GenerationMetrics, LogitMetrics
 from adaptgate.results import Result
 
 Verdict = Literal["SAFE", "RISKY", "UNSAFE"]

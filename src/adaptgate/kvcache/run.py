@@ -241,7 +241,7 @@ def simulate(
     ``logits_budget``: bytes of teacher-forced logits per chunk."""
     import torch
 
-    from adaptgate.precision.metrics import merge_logits
+    from adaptgate.metrics.logits import merge_logits
 
     t0 = time.perf_counter()
     groups = buckets([len(p.token_ids) for p in prompts])
@@ -296,7 +296,7 @@ def simulate(
 
 
 def _new_runs(arms: list[Arm], prompts: int, steps: int) -> dict[str, FormatRun]:
-    from adaptgate.precision.metrics import LogitAccumulator
+    from adaptgate.metrics.logits import LogitAccumulator
 
     return {
         a.name: FormatRun(
@@ -409,7 +409,7 @@ def _accumulate(
     total and that step's accumulator."""
     import torch
 
-    from adaptgate.precision.metrics import add_logits_per_position
+    from adaptgate.metrics.logits import add_logits_per_position
 
     steps = logits.shape[1]
     for p in range(logits.shape[0] // width):

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from adaptgate.errors import UsageError
 from adaptgate.kvcache.formats import KVFormat
 from adaptgate.kvcache.scan import FormatLayerScan, LayerScan
-from adaptgate.precision.thresholds import Check, Limit, evaluate, load_yaml_model
+from adaptgate.metrics.limits import Check, Limit, evaluate, load_yaml_model
 
 DEFAULT_FILE = "thresholds.yaml"
 SCAN_METRICS = {"saturated_fraction", "flushed_fraction", "rel_rms_error"}

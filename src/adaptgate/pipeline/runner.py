@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +17,8 @@ from adaptgate.errors import (
     RunDirError,
     UsageError,
 )
-from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
-from adaptgate.pipeline.record import (
+from adaptgate.gate import Gate, GateOutcome, RunContext
+from adaptgate.record import (
     RUN_FILE,
     GateRecord,
     GateStatus,
@@ -29,17 +28,19 @@ from adaptgate.pipeline.record import (
 )
 from adaptgate.results import utc_now
 
-# The gates in pipeline order, imported lazily. kvcache runs before serve because its verdict
-# decides the launch plan's --kv-cache-dtype (issue 5); the endpoint gates follow serve.
+# The gates in pipeline order, found by name and imported when a run needs them (the pipeline
+# imports no gate module itself). kvcache runs before serve because its verdict decides the
+# launch plan's --kv-cache-dtype (issue 5); the endpoint gates follow serve; the report, a layer
+# above, renders run.json last.
 GATES: dict[str, str] = {
-    "inspect": "adaptgate.pipeline.gates:InspectGate",
+    "inspect": "adaptgate.inspect.gate:InspectGate",
     "convert": "adaptgate.convert.gate:ConvertGate",
     "kvcache": "adaptgate.kvcache.gate:KVCacheGate",
     "serve": "adaptgate.serve.gate:ServeGate",
-    "smoke": "adaptgate.checks.gate:SmokeGate",
+    "smoke": "adaptgate.smoke.gate:SmokeGate",
     "precision": "adaptgate.precision.gate:PrecisionGate",
     "bench": "adaptgate.bench.gate:BenchGate",
-    "report": "adaptgate.pipeline.gates:ReportGate",
+    "report": "adaptgate.report.gate:ReportGate",
 }
 
 
@@ -135,13 +136,6 @@ def _gates_to_run(gates: list[Gate], record: RunRecord) -> list[Gate]:
     ]
 
 
-def _stop_servers() -> None:
-    """Servers a gate left running for the later gates stop with the run."""
-    process = sys.modules.get("adaptgate.serve.process")
-    if process is not None:
-        process.stop_all()
-
-
 def _not_selected(gate: Gate, opts: RunOptions) -> GateRecord:
     how = f"--only {','.join(opts.only)}" if opts.only else f"--skip {','.join(opts.skip)}"
     return GateRecord(
@@ -179,7 +173,8 @@ def run_pipeline(opts: RunOptions, out: Output | None = None) -> RunRecord:
             record.save(opts.run_dir)
             out.status(f"  {gate.name}: {done.status.value} ({done.seconds:.1f} s) - {done.reason}")
     finally:
-        _stop_servers()
+        for gate in to_run:  # servers a gate left running for the later gates stop with the run
+            gate.close()
     record.gates.sort(key=lambda g: list(GATES).index(g.name))
     record.save(opts.run_dir)
     return record

@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from adaptgate.precision.localize import Localization, localize
-from adaptgate.precision.metrics import (
+from adaptgate.metrics.limits import Check, evaluate
+from adaptgate.metrics.logits import (
     GenerationMetrics,
     LogitAccumulator,
     LogitMetrics,
@@ -22,7 +22,8 @@ from adaptgate.precision.metrics import (
     TensorMetrics,
     generation_metrics,
 )
-from adaptgate.precision.thresholds import Check, Thresholds, evaluate, load_thresholds
+from adaptgate.precision.localize import Localization, localize
+from adaptgate.precision.thresholds import Thresholds, load_thresholds
 from adaptgate.reference.dump import (
     DumpError,
     DumpReader,

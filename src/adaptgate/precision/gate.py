@@ -17,10 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
-from adaptgate.pipeline.record import GateStatus
+from adaptgate.gate import Gate, GateOutcome, RunContext
 from adaptgate.precision.compare import CompareResult
 from adaptgate.precision.served import ServedResult
+from adaptgate.record import GateStatus
 from adaptgate.reference.dump import ReferenceDump
 from adaptgate.results import Result
 

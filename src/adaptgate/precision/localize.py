@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from adaptgate.precision.thresholds import Check, Limit, evaluate
+from adaptgate.metrics.limits import Check, Limit, evaluate
 
 if TYPE_CHECKING:
     from adaptgate.precision.compare import TensorRow

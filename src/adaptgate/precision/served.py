@@ -17,21 +17,22 @@ the reference's token ids as the prompt). Compared:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
 from adaptgate.errors import UsageError
+from adaptgate.metrics.limits import Check, evaluate
+from adaptgate.metrics.logits import topk_kl
 from adaptgate.precision.client import TOKEN_ID_PREFIX, Completion, OpenAIClient
 from adaptgate.precision.compare import DumpSummary
-from adaptgate.precision.thresholds import Check, Thresholds, evaluate, load_thresholds
+from adaptgate.precision.thresholds import Thresholds, load_thresholds
 from adaptgate.reference.dump import DumpReader, gen_key, open_dump, prompt_key
 from adaptgate.results import Result
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 
 class ServedPrompt(BaseModel):
@@ -112,18 +113,6 @@ def top_ids(top: dict[str, float]) -> dict[int, float] | None:
                 return None
         out[tid] = float(value)
     return out
-
-
-def topk_kl(server_top: dict[int, float], ref_logprobs: torch.Tensor) -> float:
-    """KL(server || reference) over the server's top-k plus a tail bucket (a lower bound)."""
-    ids = list(server_top)
-    q = [math.exp(server_top[i]) for i in ids]
-    p = [math.exp(float(ref_logprobs[i])) for i in ids]
-    kl = sum(qi * (math.log(qi) - math.log(max(pi, 1e-300))) for qi, pi in zip(q, p, strict=True))
-    q_tail, p_tail = max(0.0, 1.0 - sum(q)), max(1e-300, 1.0 - sum(p))
-    if q_tail > 0:
-        kl += q_tail * (math.log(q_tail) - math.log(p_tail))
-    return max(0.0, kl)
 
 
 def _compare_prompt(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptgate.pipeline.record import GateRecord
+from adaptgate.record import GateRecord
 from adaptgate.report.doc import Block, Bullets, Document, Heading, Image, Para
 from adaptgate.report.i18n import Labels
 from adaptgate.report.numbers import seconds

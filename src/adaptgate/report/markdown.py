@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from adaptgate.report.doc import Bullets, Code, Document, Heading, Image, Para, Table
 
 if TYPE_CHECKING:
-    from adaptgate.pipeline.record import RunRecord
+    from adaptgate.record import RunRecord
 
 ASSETS = "report_assets"
 TONE_PREFIX = {"alert": "> **!** ", "note": "> ", "ok": "", "plain": ""}

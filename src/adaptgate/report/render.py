@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from adaptgate.errors import UsageError
-from adaptgate.pipeline.record import RunRecord, load_run
+from adaptgate.record import RunRecord, load_run
 from adaptgate.report.doc import Document
 from adaptgate.report.i18n import LANGS, Labels
 from adaptgate.report.markdown import ASSETS, to_markdown

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptgate.errors import UsageError
-from adaptgate.pipeline.record import GateRecord, RunRecord
+from adaptgate.record import GateRecord, RunRecord
 
 # The sections of the seed reports in their order; a gate belongs to the first whose name
 # prefixes its own (``serve-dummy`` -> serve). Gates of other names follow, in run order.

@@ -285,7 +285,7 @@ def serve_model(
 def _run_smoke(
     plan: LaunchPlan, server: ManagedServer, options: ServeOptions, out: Output
 ) -> dict[str, Any]:
-    from adaptgate.checks import SmokeOptions, run_smoke
+    from adaptgate.smoke import SmokeOptions, run_smoke
 
     smoke = run_smoke(
         SmokeOptions(

@@ -3,7 +3,7 @@ and operators start on the backend) and Stage B (real weights), on this machine'
 
 Stage B's server keeps running for the later gates (``summary["url"]``); it is stopped when
 adaptgate exits (atexit, signal handlers, and a watchdog if adaptgate is killed), or earlier by
-``adaptgate.serve.process.stop_all()``. A target this host cannot run (Ascend or CUDA without
+the pipeline's ``close()`` when the run ends. A target this host cannot run (Ascend or CUDA without
 the devices, or no vllm for the configured python) is SKIPPED with the plan as its artifact.
 """
 
@@ -14,14 +14,14 @@ from typing import Any
 
 from pydantic import Field
 
-from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
-from adaptgate.pipeline.record import GateStatus
+from adaptgate.gate import Gate, GateOutcome, RunContext
+from adaptgate.record import GateStatus
 from adaptgate.results import Result
 from adaptgate.serve.api import ServeOptions, ServeResult, serve_model, vllm_python
 from adaptgate.serve.cpus import split_cpus
 from adaptgate.serve.models import KV_CACHE_DTYPES, TARGETS, LaunchPlan, PlanOptions
 from adaptgate.serve.plan import PlanError, build_plan
-from adaptgate.serve.process import VllmNotFound, check_vllm
+from adaptgate.serve.process import VllmNotFound, check_vllm, stop_all
 from adaptgate.serve.runbook import write_plan_outputs
 from adaptgate.serve.server_facts import ServerFacts, server_facts
 
@@ -163,6 +163,9 @@ class ServeGate(Gate):
     name = "serve"
     title = "Serve (Stage A dummy weights, Stage B real weights)"
     live = True  # Stage B's server dies with the run: a resumed run that goes on serves again
+
+    def close(self) -> None:
+        stop_all()
 
     def run(self, ctx: RunContext) -> GateOutcome:
         if ctx.settings.target not in TARGETS:

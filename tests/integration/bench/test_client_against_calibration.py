@@ -124,7 +124,7 @@ def test_an_invalid_measurement_is_taken_again_and_every_attempt_is_kept(
     from adaptgate.bench import runner
     from adaptgate.bench.api import run
     from adaptgate.bench.gate import verdict
-    from adaptgate.pipeline.record import GateStatus
+    from adaptgate.record import GateStatus
 
     # a limit no client meets: every attempt INVALID, for the reason the limit names
     cfg = config(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from adaptgate.gate import RunContext
 from adaptgate.kvcache import gate as kvgate
-from adaptgate.pipeline.gate import RunContext
-from adaptgate.pipeline.record import GateStatus, RunRecord, RunSettings
+from adaptgate.record import GateStatus, RunRecord, RunSettings
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from adaptgate.pipeline.gate import RunContext
-from adaptgate.pipeline.record import GateRecord, GateStatus, RunRecord, RunSettings
+from adaptgate.gate import RunContext
 from adaptgate.precision.gate import PrecisionGate
+from adaptgate.record import GateRecord, GateStatus, RunRecord, RunSettings
 
 pytestmark = pytest.mark.slow
 

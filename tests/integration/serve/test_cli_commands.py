@@ -53,7 +53,7 @@ def test_doctor_reads_a_file_or_stdin() -> None:
 
 
 def test_smoke_exit_codes_follow_the_protocol_checks() -> None:
-    sys.path.insert(0, str(Path(__file__).parents[2] / "unit" / "checks"))
+    sys.path.insert(0, str(Path(__file__).parents[2] / "unit" / "smoke"))
     from fake_openai import FakeConfig, FakeOpenAI, Faults
 
     with FakeOpenAI(FakeConfig()) as fake:

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from adaptgate.checks import CheckStatus, SmokeOptions, run_smoke
 from adaptgate.serve.api import ServeOptions, ServeResult, serve_model
 from adaptgate.serve.models import PlanOptions
 from adaptgate.serve.plan import build_plan
 from adaptgate.serve.process import ManagedServer, free_port, group_members
+from adaptgate.smoke import CheckStatus, SmokeOptions, run_smoke
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 READY_S = 900.0

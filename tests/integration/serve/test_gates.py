@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from adaptgate.pipeline.gate import RunContext
-from adaptgate.pipeline.record import GateRecord, GateStatus, RunRecord, RunSettings
+from adaptgate.gate import RunContext
+from adaptgate.record import GateRecord, GateStatus, RunRecord, RunSettings
 from adaptgate.serve.gate import ServeGate
 from adaptgate.serve.process import stop_all
 from conftest import pid_alive, read_pids
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
-CHECKS_DIR = Path(__file__).parents[2] / "unit" / "checks"
+CHECKS_DIR = Path(__file__).parents[2] / "unit" / "smoke"
 
 
 def context(tmp_path: Path, model: str, target: str = "cpu") -> RunContext:
@@ -60,7 +60,7 @@ def test_smoke_gate_checks_the_served_url(tmp_path: Path) -> None:
     sys.path.insert(0, str(CHECKS_DIR))
     from fake_openai import FakeConfig, FakeOpenAI
 
-    from adaptgate.checks.gate import SmokeGate
+    from adaptgate.smoke.gate import SmokeGate
 
     ctx = context(tmp_path, "m")
     assert SmokeGate().run(ctx).status is GateStatus.SKIPPED  # no serve gate yet

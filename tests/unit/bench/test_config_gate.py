@@ -6,8 +6,8 @@ from adaptgate.bench.api import build_config
 from adaptgate.bench.config import load_scenario, merge
 from adaptgate.bench.gate import BenchGate, default_scenario
 from adaptgate.errors import UsageError
-from adaptgate.pipeline.gate import RunContext
-from adaptgate.pipeline.record import GateRecord, GateStatus, RunRecord, RunSettings
+from adaptgate.gate import RunContext
+from adaptgate.record import GateRecord, GateStatus, RunRecord, RunSettings
 
 
 def test_scenario_merge_cli_wins(tmp_path):

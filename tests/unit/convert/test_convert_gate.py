@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from adaptgate.convert.gate import ConvertGate
-from adaptgate.pipeline.gate import RunContext
-from adaptgate.pipeline.record import GateRecord, GateStatus, RunRecord, RunSettings
+from adaptgate.gate import RunContext
+from adaptgate.record import GateRecord, GateStatus, RunRecord, RunSettings
 
 
 def _ctx(tmp_path, model, route=None, inspect_status=GateStatus.PASS) -> RunContext:

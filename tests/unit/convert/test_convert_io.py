@@ -40,8 +40,8 @@ def test_crc32c_hardware_and_table_paths_agree_and_chain():
     import ctypes
     import zlib
 
-    from adaptgate.convert.kernels import checksum
-    from adaptgate.convert.kernels._cbuild import load_kernel
+    from adaptgate.formats.kernels import checksum
+    from adaptgate.formats.kernels._cbuild import load_kernel
 
     lib = load_kernel()
     assert lib is not None

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from adaptgate.checkpoint.writer import save_tensors
 from adaptgate.errors import UnknownKind
+from adaptgate.gate import RunContext
 from adaptgate.kvcache.api import parse_kv_dtypes
 from adaptgate.kvcache.gate import ENV, KVCacheGate, declared_kv_cache, wanted
-from adaptgate.pipeline.gate import RunContext
-from adaptgate.pipeline.record import GateStatus, RunRecord, RunSettings
+from adaptgate.record import GateStatus, RunRecord, RunSettings
 
 
 def _model(tmp: Path, config: dict[str, object], desc: dict[str, str] | None = None) -> Path:

@@ -19,7 +19,7 @@ from transformers.cache_utils import DynamicLayer
 from adaptgate.kvcache.run import ModelShape, Simulation, buckets, simulate
 from adaptgate.kvcache.scan import ScanAccumulator
 from adaptgate.kvcache.sim import GQA_ATTENTION, Arm, gqa_attention, sim_cache
-from adaptgate.precision.metrics import (
+from adaptgate.metrics.logits import (
     LogitAccumulator,
     LogitMetrics,
     add_logits_per_position,

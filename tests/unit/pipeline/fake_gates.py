@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from adaptgate.errors import ConfigError
-from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
-from adaptgate.pipeline.record import GateStatus
+from adaptgate.gate import Gate, GateOutcome, RunContext
+from adaptgate.record import GateStatus
 
 CALLS: list[str] = []
 SCRIPT: dict[str, str] = {}

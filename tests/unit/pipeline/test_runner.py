@@ -8,8 +8,8 @@ import pytest
 
 from adaptgate.errors import RunDirError, UsageError
 from adaptgate.pipeline import runner
-from adaptgate.pipeline.record import GateStatus, RunSettings, load_run
 from adaptgate.pipeline.runner import RunOptions, exit_code_of, run_pipeline
+from adaptgate.record import GateStatus, RunSettings, load_run
 
 REAL_ORDER = tuple(runner.GATES)  # read before the fixture swaps in the fake gates
 
@@ -154,16 +154,12 @@ def test_live_gate_reruns_when_a_later_gate_runs_and_always_gate_every_time(tmp_
     assert fake_gates.CALLS == ["alpha"]  # nothing after beta runs: beta is kept
 
 
-def test_servers_left_running_are_stopped_when_the_run_ends(tmp_path, monkeypatch):
-    import sys
-    import types
-
-    stopped = []
-    fake = types.SimpleNamespace(stop_all=lambda: stopped.append(True))
-    monkeypatch.setitem(sys.modules, "adaptgate.serve.process", fake)
+def test_every_gate_that_ran_is_closed_when_the_run_ends_even_after_a_crash(tmp_path, monkeypatch):
+    closed = []
+    monkeypatch.setattr(fake_gates._Scripted, "close", lambda self: closed.append(self.name))
     fake_gates.SCRIPT["beta"] = "crash"
     run_pipeline(_opts(tmp_path))
-    assert stopped == [True]
+    assert closed == ["alpha", "beta", "gamma"]
 
 
 def test_with_url_the_endpoint_gates_bring_inspect_and_serve(monkeypatch):

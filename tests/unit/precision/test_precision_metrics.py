@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from adaptgate.precision.metrics import (
+from adaptgate.metrics.logits import (
     EPS32,
     LogitAccumulator,
     TensorAccumulator,

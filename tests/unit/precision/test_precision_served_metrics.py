@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from adaptgate.precision.served import top_ids, topk_kl
+from adaptgate.metrics.logits import topk_kl
+from adaptgate.precision.served import top_ids
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from adaptgate.errors import UnknownKind, UsageError
+from adaptgate.metrics.limits import Limit, evaluate
 from adaptgate.precision.compare import check_comparable
-from adaptgate.precision.thresholds import Limit, evaluate, load_thresholds
+from adaptgate.precision.thresholds import load_thresholds
 from adaptgate.reference.dump import DumpError, ModelFacts, PromptRecord, ReferenceDump
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from adaptgate.pipeline.record import RunRecord
+from adaptgate.record import RunRecord
 from adaptgate.report.markdown import render_markdown
 from adaptgate.report.render import write_report
 from adaptgate.report.sections.reproduce import reproduce_command

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adaptgate.pipeline.record import GateRecord
+from adaptgate.record import GateRecord
 from adaptgate.registry import Registry
 from adaptgate.report.doc import Block, Table
 from adaptgate.report.i18n import Labels

@@ -11,7 +11,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from adaptgate.pipeline.record import GateRecord, RunRecord
+from adaptgate.record import GateRecord, RunRecord
 from adaptgate.report.sections.base import get
 
 Argv = list[str]

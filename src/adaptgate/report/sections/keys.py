@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from adaptgate.pipeline.record import GateRecord
+from adaptgate.record import GateRecord
 from adaptgate.report.i18n import Labels
 from adaptgate.report.numbers import fixed, gib, num, pct, plain, seconds, size
 

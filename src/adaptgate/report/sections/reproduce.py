@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from adaptgate.pipeline.record import RunRecord, RunSettings
+from adaptgate.record import RunRecord, RunSettings
 from adaptgate.report.doc import Block, Code, Para
 from adaptgate.report.sections.base import Ctx
 from adaptgate.report.sections.commands import gate_commands

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adaptgate.pipeline.record import GateRecord
+from adaptgate.record import GateRecord
 from adaptgate.report.doc import Block, Image, Table
 from adaptgate.report.numbers import num, seconds
 from adaptgate.report.sections.base import Ctx, Rows, column_table, get

@@ -24,7 +24,7 @@ GATES = {
     "inspect": "adaptgate.pipeline.gates:InspectGate",
     "convert": "adaptgate.convert.gate:ConvertGate",
     "serve": "adaptgate.serve.gate:ServeGate",
-    "smoke": "adaptgate.checks.gate:SmokeGate",
+    "smoke": "adaptgate.smoke.gate:SmokeGate",
     "precision": "adaptgate.precision.gate:PrecisionGate",
     "kvcache": "adaptgate.kvcache.gate:KVCacheGate",
     "bench": "adaptgate.bench.gate:BenchGate",
@@ -36,7 +36,7 @@ def main() -> None:
     from adaptgate.demo import make_model
     from adaptgate.demo.spec import make_spec
     from adaptgate.pipeline import runner
-    from adaptgate.pipeline.record import RunSettings
+    from adaptgate.record import RunSettings
 
     fmt = sys.argv[1] if len(sys.argv) > 1 else "fp8_block"
     out, name = OUTPUTS[fmt]

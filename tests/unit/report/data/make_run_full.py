@@ -59,7 +59,7 @@ def main() -> None:
     from adaptgate.demo import make_model
     from adaptgate.demo.spec import make_spec
     from adaptgate.pipeline import runner
-    from adaptgate.pipeline.record import RunSettings
+    from adaptgate.record import RunSettings
 
     tmp = Path(tempfile.mkdtemp())
     model = make_model(tmp / "Qwen3-tiny-FP8", make_spec(arch="qwen3", format="fp8_block"))
@@ -77,7 +77,7 @@ def main() -> None:
     gates = data["gates"]
 
     # serve: the real plan; this host has no NPU, so the stages are built from the models
-    from adaptgate.pipeline.gate import RunContext
+    from adaptgate.gate import RunContext
     from adaptgate.serve.api import ServeResult
     from adaptgate.serve.doctor import Diagnosis, Finding
     from adaptgate.serve.gate import ServeGate, ServeGateResult
@@ -156,7 +156,7 @@ def main() -> None:
         )
     )
 
-    from adaptgate.checks.models import CheckResult, CheckStatus, Evidence, SmokeResult
+    from adaptgate.smoke.models import CheckResult, CheckStatus, Evidence, SmokeResult
 
     def check(
         cid: str, title: str, cat: str, status: CheckStatus, reason: str, resp: str

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from adaptgate.convert.kernels._numpy import gather_lut_numpy
+from adaptgate.formats.kernels._numpy import gather_lut_numpy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,7 +30,7 @@ def _use_c() -> bool:
 def kernel_name() -> str:
     """``"c"`` when the compiled kernel is in use, else ``"numpy"``."""
     if _use_c():
-        from adaptgate.convert.kernels._cbuild import load_kernel
+        from adaptgate.formats.kernels._cbuild import load_kernel
 
         if load_kernel() is not None:
             return "c"
@@ -45,7 +45,7 @@ def gather_lut(codes: np.ndarray, lut: np.ndarray, block: tuple[int, int], out: 
     """
     _check(codes, lut, block, out)
     if _use_c():
-        from adaptgate.convert.kernels._cbuild import gather_lut_c
+        from adaptgate.formats.kernels._cbuild import gather_lut_c
 
         if gather_lut_c(codes, lut, block, out):
             return
@@ -66,7 +66,7 @@ def checksum(data: memoryview | bytes, crc: int = 0, algorithm: str | None = Non
         return zlib.crc32(data, crc)
     if algorithm != "crc32c":
         raise ValueError(f"unknown checksum {algorithm!r}")
-    from adaptgate.convert.kernels._cbuild import crc32c_c
+    from adaptgate.formats.kernels._cbuild import crc32c_c
 
     value = crc32c_c(data, crc)
     if value is None:
@@ -86,7 +86,7 @@ def count_codes(codes: np.ndarray, flags: np.ndarray) -> int:
     if not table.any():
         return 0
     if _use_c():
-        from adaptgate.convert.kernels._cbuild import count_flags_c
+        from adaptgate.formats.kernels._cbuild import count_flags_c
 
         counted = count_flags_c(codes, table)
         if counted is not None:

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from fake_openai import FakeConfig, FakeOpenAI
 
-from adaptgate.checks import CheckStatus, SmokeOptions, run_smoke
-from adaptgate.checks.differential import (
+from adaptgate.smoke import CheckStatus, SmokeOptions, run_smoke
+from adaptgate.smoke.differential import (
     ANSWER_TOKENS,
     ANSWER_TOP_K,
     CONVERSATION,

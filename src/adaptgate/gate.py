@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from adaptgate.console import Output
-from adaptgate.pipeline.record import GateStatus, RunRecord, RunSettings
+from adaptgate.record import GateStatus, RunRecord, RunSettings
 from adaptgate.results import Result
 
 
@@ -84,3 +84,7 @@ class Gate(ABC):
     @abstractmethod
     def run(self, ctx: RunContext) -> GateOutcome:
         """Measure, decide, write artifacts; raise AdaptgateError for bad input."""
+
+    def close(self) -> None:  # noqa: B027 - a hook: most gates leave nothing running
+        """Release what ``run`` left running for the later gates (a served model); the pipeline
+        calls it on every gate it ran when the run ends, whatever happened."""

@@ -7,7 +7,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from adaptgate.checks.base import (
+from adaptgate.smoke.base import (
     CHAT_PROMPT,
     PROMPT,
     Outcome,
@@ -16,7 +16,7 @@ from adaptgate.checks.base import (
     evidence,
     http_failure,
 )
-from adaptgate.checks.client import (
+from adaptgate.smoke.client import (
     Reply,
     choice_of,
     message_of,
@@ -24,7 +24,7 @@ from adaptgate.checks.client import (
     stream_usage,
     streamed_text,
 )
-from adaptgate.checks.models import excerpt
+from adaptgate.smoke.models import excerpt
 
 STOP_MAX_TOKENS = 32
 LENGTH_TOKENS = 5

@@ -1,26 +1,11 @@
-"""Gate adapters: each wraps one capability's library call into the pipeline interface."""
+"""The inspect gate: the checkpoint's facts, parameter counts, quantization, memory, route."""
 
 from __future__ import annotations
 
-from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
-from adaptgate.pipeline.record import GateStatus
-
-
-class ReportGate(Gate):
-    name = "report"
-    title = "Report"
-    always = True
-
-    def run(self, ctx: RunContext) -> GateOutcome:
-        from adaptgate.report.render import write_report
-
-        ctx.record.save(ctx.run_dir)
-        files = write_report(ctx.run_dir, ctx.record, langs=("en", "zh"))
-        return GateOutcome(
-            GateStatus.PASS,
-            f"rendered from run.json ({len(ctx.record.gates)} gates)",
-            artifacts=files,
-        )
+from adaptgate.gate import Gate, GateOutcome, RunContext
+from adaptgate.inspect.api import InspectOptions, inspect_model
+from adaptgate.inspect.render import write_outputs
+from adaptgate.record import GateStatus
 
 
 class InspectGate(Gate):
@@ -28,9 +13,6 @@ class InspectGate(Gate):
     title = "Inspect"
 
     def run(self, ctx: RunContext) -> GateOutcome:
-        from adaptgate.inspect import InspectOptions, inspect_model
-        from adaptgate.inspect.render import write_outputs
-
         s = ctx.settings
         result = inspect_model(
             InspectOptions(

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from adaptgate.checks.client import ApiClient, Reply
-from adaptgate.checks.models import Category, CheckStatus, Evidence, SmokeOptions, excerpt
 from adaptgate.registry import Registry
+from adaptgate.smoke.client import ApiClient, Reply
+from adaptgate.smoke.models import Category, CheckStatus, Evidence, SmokeOptions, excerpt
 
 PROMPT = "The future of AI is"
 CHAT_PROMPT = "Give me a short introduction to large language models."

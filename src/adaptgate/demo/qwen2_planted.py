@@ -13,7 +13,7 @@ The q_proj rows meeting those channels are scaled by ``q_gain`` so the bias shap
 as a moderate positional preference (as a real model's large k bias largely cancels in the
 softmax) instead of dominating every attention score.
 
-(Meant to move into ``adaptgate.demo`` as a ``qwen2`` architecture.)
+The KV-cache tests build it to show a planted outlier fault FAIL the kvcache gate.
 """
 
 from __future__ import annotations

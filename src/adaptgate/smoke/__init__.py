@@ -7,8 +7,8 @@ Standard library HTTP only; the API key comes from an environment variable and i
 
 from __future__ import annotations
 
-from adaptgate.checks.models import CheckResult, CheckStatus, SmokeOptions, SmokeResult
-from adaptgate.checks.runner import ServerUnreachable, run_smoke
+from adaptgate.smoke.models import CheckResult, CheckStatus, SmokeOptions, SmokeResult
+from adaptgate.smoke.runner import ServerUnreachable, run_smoke
 
 __all__ = [
     "CheckResult",

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from adaptgate.checks.models import CheckStatus, SmokeOptions, SmokeResult
-from adaptgate.checks.runner import ServerUnreachable, run_smoke
-from adaptgate.pipeline.gate import Gate, GateOutcome, RunContext
-from adaptgate.pipeline.record import GateStatus
+from adaptgate.gate import Gate, GateOutcome, RunContext
+from adaptgate.record import GateStatus
+from adaptgate.smoke.models import CheckStatus, SmokeOptions, SmokeResult
+from adaptgate.smoke.runner import ServerUnreachable, run_smoke
 
 
 def _summary(result: SmokeResult) -> dict[str, Any]:

@@ -7,9 +7,9 @@ import json
 import re
 from typing import Any
 
-from adaptgate.checks.base import Outcome, SmokeContext, check, evidence, http_failure
-from adaptgate.checks.client import choice_of, message_of, reasoning_of
-from adaptgate.checks.models import excerpt
+from adaptgate.smoke.base import Outcome, SmokeContext, check, evidence, http_failure
+from adaptgate.smoke.client import choice_of, message_of, reasoning_of
+from adaptgate.smoke.models import excerpt
 
 CJK_MIN_RATIO = 0.6
 CHINESE_PROMPT = "请用中文简单介绍一下人工智能的基本概念。"

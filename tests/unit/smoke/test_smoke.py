@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from fake_openai import FakeConfig, FakeOpenAI, Faults
 
-from adaptgate.checks import CheckStatus, ServerUnreachable, SmokeOptions, run_smoke
-from adaptgate.checks.models import SmokeResult
-from adaptgate.checks.protocol import pick_stop
-from adaptgate.checks.quality import cjk_ratio, schema_problems, split_answer
+from adaptgate.smoke import CheckStatus, ServerUnreachable, SmokeOptions, run_smoke
+from adaptgate.smoke.models import SmokeResult
+from adaptgate.smoke.protocol import pick_stop
+from adaptgate.smoke.quality import cjk_ratio, schema_problems, split_answer
 
 PROTOCOL = {
     "models",

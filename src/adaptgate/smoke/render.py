@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from adaptgate.checks.models import CheckStatus, SmokeResult
+from adaptgate.smoke.models import CheckStatus, SmokeResult
 
 if TYPE_CHECKING:
     from rich.console import Console

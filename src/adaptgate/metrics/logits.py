@@ -253,3 +253,15 @@ def _position_terms(
     ta, tb = a.topk(n, dim=-1).indices, b.topk(n, dim=-1).indices
     overlap = (ta.unsqueeze(-1) == tb.unsqueeze(-2)).any(dim=-1).sum(dim=-1)
     return kl, top1, overlap, n
+
+
+def topk_kl(server_top: dict[int, float], ref_logprobs: torch.Tensor) -> float:
+    """KL(server || reference) over the server's top-k plus a tail bucket (a lower bound)."""
+    ids = list(server_top)
+    q = [math.exp(server_top[i]) for i in ids]
+    p = [math.exp(float(ref_logprobs[i])) for i in ids]
+    kl = sum(qi * (math.log(qi) - math.log(max(pi, 1e-300))) for qi, pi in zip(q, p, strict=True))
+    q_tail, p_tail = max(0.0, 1.0 - sum(q)), max(1e-300, 1.0 - sum(p))
+    if q_tail > 0:
+        kl += q_tail * (math.log(q_tail) - math.log(p_tail))
+    return max(0.0, kl)

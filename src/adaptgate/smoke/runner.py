@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from adaptgate.checks import differential, protocol, quality  # noqa: F401 - registers checks
-from adaptgate.checks.base import CHECKS, CheckDef, Outcome, SmokeContext
-from adaptgate.checks.client import ApiClient
-from adaptgate.checks.models import CheckResult, CheckStatus, SmokeOptions, SmokeResult
 from adaptgate.console import Output
 from adaptgate.errors import AdaptgateError
+from adaptgate.smoke import differential, protocol, quality  # noqa: F401 - registers checks
+from adaptgate.smoke.base import CHECKS, CheckDef, Outcome, SmokeContext
+from adaptgate.smoke.client import ApiClient
+from adaptgate.smoke.models import CheckResult, CheckStatus, SmokeOptions, SmokeResult
 
 # checks that run after the others of their category: chat_template renders thinking templates
 # both ways once the chat check has seen whether the model thinks; chat_answer loads the CPU

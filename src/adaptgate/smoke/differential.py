@@ -17,10 +17,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from adaptgate.checks.base import Outcome, SmokeContext, check, evidence, http_failure
-from adaptgate.checks.client import choice_of
-from adaptgate.checks.quality import WEATHER_TOOL
 from adaptgate.errors import AdaptgateError
+from adaptgate.smoke.base import Outcome, SmokeContext, check, evidence, http_failure
+from adaptgate.smoke.client import choice_of
+from adaptgate.smoke.quality import WEATHER_TOOL
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
