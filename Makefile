@@ -50,13 +50,14 @@ demo: setup
 	@test -f $(DEMO_DIR)/model/config.json || \
 		$(BIN)/adaptgate demo-model $(DEMO_DIR)/model --from smollm2 --format fp8_block
 	$(BIN)/adaptgate run $(DEMO_DIR)/model --target cpu --convert-to +w8a8-dynamic \
-		--kv-cache-dtype fp8_e4m3,fp8_e5m2 --run-dir $(DEMO_DIR)/run; status=$$?; \
+		--kv-formats fp8_e4m3,fp8_e5m2 --run-dir $(DEMO_DIR)/run; status=$$?; \
 		echo "report: $(abspath $(DEMO_DIR))/run/REPORT.html"; exit $$status
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo --no-cache
 
 test: lint system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

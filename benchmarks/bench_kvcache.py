@@ -1,6 +1,6 @@
 """Benchmark of the KV-cache gate's speed (issue 13, item 4).
 
-The gate as the pipeline runs it (``adaptgate kvcache MODEL --kv-dtypes fp8_e4m3,fp8_e5m2
+The gate as the pipeline runs it (``adaptgate kvcache MODEL --kv-formats fp8_e4m3,fp8_e5m2
 --scales checkpoint --new-tokens 256``) on the SmolLM2-135M-Instruct FP8 demo model, timed for
 the code of this checkout and for the baseline revision (default 3e8cdd5, before the speed-up),
 interleaved in the same run, each in its own process. The baseline's ``src`` is extracted with
@@ -60,10 +60,12 @@ def baseline_tree(workdir: Path, rev: str) -> Path:
     return root / "src"
 
 
-def run_gate(src: Path, model: Path, out: Path, new_tokens: int) -> dict[str, Any]:
+def run_gate(
+    src: Path, model: Path, out: Path, new_tokens: int, formats_flag: str = "--kv-formats"
+) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(src))
     argv = [
-        sys.executable, "-m", "adaptgate.cli.main", "kvcache", str(model), "--kv-dtypes", FORMATS,
+        sys.executable, "-m", "adaptgate.cli.main", "kvcache", str(model), formats_flag, FORMATS,
         "--scales", "checkpoint", "--new-tokens", str(new_tokens), "--out", str(out), "-q",
     ]  # fmt: skip
     load_before = os.getloadavg()[0]
@@ -131,7 +133,9 @@ def main() -> None:
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
     for rep in range(args.repeat):
         for name, src in trees.items():
-            run = run_gate(src, model, workdir / f"{name}-{rep}", args.new_tokens)
+            # the baseline predates --kv-formats: its spelling then, --kv-dtypes
+            flag = "--kv-dtypes" if name == "baseline" else "--kv-formats"
+            run = run_gate(src, model, workdir / f"{name}-{rep}", args.new_tokens, flag)
             runs[name].append(run)
             print(
                 f"{name:8s} run {rep + 1}: {run['wall_s']:6.1f} s wall, simulate "

@@ -1,7 +1,8 @@
 """The interface every gate implements, and the context a run hands it.
 
 A gate is a small class with a ``name``, a ``title`` and ``run(ctx) -> GateOutcome``. It reads
-what earlier gates produced through ``ctx`` (``ctx.result_of("inspect")``, ``ctx.model_path``),
+what earlier gates produced through ``ctx`` (``ctx.result_of("inspect", InspectResult)``,
+``ctx.model_path``),
 writes its files under ``ctx.gate_dir(name)``, and returns its verdict with the measured values.
 It never decides the status of another gate. A gate that cannot run returns SKIPPED with the
 reason; only measurement yields PASS.
@@ -12,11 +13,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel
 
 from adaptgate.console import Output
-from adaptgate.record import GateStatus, RunRecord, RunSettings
+from adaptgate.record import GateRecord, GateStatus, RunRecord, RunSettings
 from adaptgate.results import Result
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -42,8 +47,8 @@ class RunContext:
     @property
     def model_path(self) -> str:
         """The checkpoint later gates work on: the converted one once convert has run."""
-        convert = self.record.gate("convert")
-        if convert and convert.status is GateStatus.PASS and convert.summary.get("output_dir"):
+        convert = self.passed("convert")
+        if convert is not None and convert.summary.get("output_dir"):
             return str(convert.summary["output_dir"])
         return self.settings.model
 
@@ -64,12 +69,17 @@ class RunContext:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def result_of(self, name: str) -> dict[str, Any] | None:
-        """An earlier gate's full result JSON ({} if it had none), or None unless it passed."""
+    def passed(self, name: str) -> GateRecord | None:
+        """An earlier gate's record (its ``summary``, ``artifacts``) when it passed, else None."""
         gate = self.record.gate(name)
-        if gate is None or gate.status is not GateStatus.PASS:
-            return None
-        return gate.result or {}
+        return gate if gate is not None and gate.status is GateStatus.PASS else None
+
+    def result_of(self, name: str, model: type[M]) -> M | None:
+        """An earlier gate's result as its typed ``model``, or None unless it passed with one.
+        A result this version cannot read (a resumed run.json of another version) is a
+        RunDirError."""
+        gate = self.passed(name)
+        return gate.result_as(model) if gate is not None else None
 
 
 class Gate(ABC):

@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from adaptgate.errors import RunDirError
 from adaptgate.results import Result, write_text_atomic
+from adaptgate.settings import Settings, load_settings
 
 RUN_FILE = "run.json"
 RENDERING = frozenset({"report"})  # gates that render what others measured, measuring nothing
+# The KV-cache dtypes a server launches with (vLLM's --kv-cache-dtype; int8: vllm-ascend's C8)
+KV_CACHE_DTYPES = ("auto", "bf16", "fp8", "fp8_e4m3", "fp8_e5m2", "int8")
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class GateStatus(StrEnum):
@@ -47,6 +52,23 @@ class GateRecord(BaseModel):
         default=None, description="for ERROR: 2 bad input, 3 internal error"
     )
 
+    def result_as(self, model: type[M]) -> M | None:
+        """``result`` validated into the gate's typed ``model`` (None when it left none). One
+        this version cannot read (run.json of another adaptgate version) is a RunDirError."""
+        if self.result is None:
+            return None
+        try:
+            return model.model_validate(self.result)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(map(str, error["loc"])) or "result"
+            raise RunDirError(
+                f"run.json's {self.name} result is not a {model.__name__} this adaptgate reads "
+                f"({where}: {error['msg']})",
+                fix="redo the run with this adaptgate (`adaptgate run ... --fresh`), or read it "
+                "with the version that wrote it",
+            ) from None
+
 
 class RunSettings(BaseModel):
     """What the run was asked to do; a resumed run must ask the same."""
@@ -63,7 +85,9 @@ class RunSettings(BaseModel):
     gpu_memory_utilization: float | None = None
     allow_pickle: bool = False
     convert_to: str | None = Field(
-        default=None, description="bf16, fp16 or w8a8-dynamic; default: inspect's route"
+        default=None,
+        description="bf16, fp16 or w8a8-dynamic (--convert-to, else ADAPTGATE_CONVERT_TO); "
+        "default: inspect's route",
     )
     url: str | None = Field(
         default=None,
@@ -72,13 +96,48 @@ class RunSettings(BaseModel):
     )
     kv_cache_dtype: str | None = Field(
         default=None,
-        description="KV-cache formats to test (fp8_e4m3,fp8_e5m2,int8_c8 or all); "
-        "default: only when the plan would use a quantized cache",
+        description="the KV-cache dtype the server launches with (one of KV_CACHE_DTYPES; the "
+        "kvcache gate tests it); default: the kvcache gate's verdict, else auto",
+    )
+    kv_formats: str | None = Field(
+        default=None,
+        description="KV-cache formats the kvcache gate tests, whose verdict picks the launch "
+        "dtype (fp8_e4m3,fp8_e5m2,int8_c8 or all; the option, else ADAPTGATE_KVCACHE); default: "
+        "only when the plan would use a quantized cache",
     )
     server_log: str | None = Field(
         default=None,
         description="with url: the server's log, read for its versions and launch arguments",
     )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="the ADAPTGATE_* variables that shape a run (adaptgate.settings.RUN_SHAPING) "
+        "that were set",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _formats_were_kv_cache_dtype(cls, data: Any) -> Any:
+        """run.json written before ``kv_formats`` kept the formats to test in ``kv_cache_dtype``:
+        a value there that is no launch dtype moves over, so such a run still resumes."""
+        if isinstance(data, dict) and data.get("kv_formats") is None:
+            old = data.get("kv_cache_dtype")
+            if old is not None and old not in KV_CACHE_DTYPES:
+                return {**data, "kv_cache_dtype": None, "kv_formats": old}
+        return data
+
+    def with_environment(self, environment: Settings | None = None) -> RunSettings:
+        """These settings completed from the environment (default: read now):
+        ADAPTGATE_CONVERT_TO and ADAPTGATE_KVCACHE where no option gave the value, and ``env``.
+        Gates read only these, so a run resumed in another environment is refused rather than
+        silently differing."""
+        environment = environment or load_settings()
+        update = {
+            "convert_to": self.convert_to or environment.convert_to,
+            "kv_formats": self.kv_formats or environment.kvcache,
+            "env": environment.run_env(),
+        }
+        return self.model_copy(update=update)
 
 
 class RunRecord(Result):

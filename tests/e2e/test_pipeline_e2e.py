@@ -50,7 +50,7 @@ def test_every_gate_on_the_real_smollm2_fp8_model_and_the_report_comes_from_run_
         "cpu",
         "--convert-to",
         "+w8a8-dynamic",
-        "--kv-cache-dtype",
+        "--kv-formats",
         "fp8_e4m3,fp8_e5m2",
         "--run-dir",
         str(run_dir),

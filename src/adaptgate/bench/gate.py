@@ -10,7 +10,7 @@ from typing import Any
 
 from adaptgate.bench.config import BenchConfig
 from adaptgate.bench.result import BenchResult, SweepResult
-from adaptgate.bench.server import ServerUnavailable
+from adaptgate.errors import ServerUnreachable
 from adaptgate.gate import Gate, GateOutcome, RunContext
 from adaptgate.record import GateStatus
 
@@ -74,7 +74,7 @@ class BenchGate(Gate):
         cfg: BenchConfig = build_config(data)
         try:
             outcome = run(cfg, ctx.out)
-        except ServerUnavailable as exc:
+        except ServerUnreachable as exc:
             return GateOutcome.skipped(
                 f"{exc.message} (the serve gate's server is gone: rerun serve and bench together)"
             )

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from adaptgate.errors import AdaptgateError
+from adaptgate.errors import ServerUnreachable
 
 # vLLM gauges and counters worth a series (names differ slightly across versions).
 KEEP_PREFIXES = (
@@ -30,10 +30,6 @@ KEEP_PREFIXES = (
     "vllm:request_success",
 )
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
-
-
-class ServerUnavailable(AdaptgateError, ConnectionError):
-    """The server does not answer."""
 
 
 class ServerInfo(BaseModel):
@@ -84,14 +80,14 @@ async def _get_json(session: Any, url: str, headers: dict[str, str]) -> Any:
 async def probe(
     session: Any, base: str, headers: dict[str, str], model: str | None
 ) -> tuple[str | None, list[dict[str, Any]], bool]:
-    """(/version, /v1/models data, whether /metrics answers); raises ServerUnavailable."""
+    """(/version, /v1/models data, whether /metrics answers); raises ServerUnreachable."""
     import aiohttp
 
     base = base.rstrip("/")
     try:
         models_doc = await _get_json(session, base + "/v1/models", headers)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise ServerUnavailable(
+        raise ServerUnreachable(
             f"no server answers at {base}: {type(exc).__name__}: {exc}",
             fix="start the server first, or check the URL (scheme, host, port)",
         ) from None
@@ -109,7 +105,7 @@ async def probe(
     except (aiohttp.ClientError, OSError, TimeoutError):
         pass
     if model is None and not models:
-        raise ServerUnavailable(
+        raise ServerUnreachable(
             f"{base}/v1/models lists no model", fix="pass --model NAME of the served model"
         )
     return version, models, has_metrics

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from adaptgate.cli._common import cpu_option, emit_json, handle_errors, output_options
+from adaptgate.cli._common import (
+    api_key_env_option,
+    cpu_list_option,
+    emit_json,
+    handle_errors,
+    output_options,
+    served_model_option,
+)
 from adaptgate.console import Output
 from adaptgate.errors import EXIT_FAIL, EXIT_OK
 
@@ -47,7 +54,7 @@ def _floats(text: str | None) -> list[float]:
 
 @command.command("run", epilog=EXAMPLES)
 @click.argument("url")
-@click.option("--model", help="Served model name [default: the first in /v1/models].")
+@served_model_option
 @click.option("--api", type=click.Choice(["completions", "chat"]), help="[default: completions]")
 @click.option(
     "--scenario",
@@ -64,10 +71,10 @@ def _floats(text: str | None) -> list[float]:
 @click.option("--duration", "duration_s", type=float, help="Stop dispatching after seconds.")
 @click.option("--warmup", "warmup_requests", type=int, help="Warmup requests, not measured.")
 @click.option("--workers", help="Client processes: a number or 'auto'.")
-@click.option(
+@cpu_list_option(
     "--client-cpus",
-    help="Pin the client to these CPUs (e.g. 1 or 2-3): the ones a server on this host is not "
-    "pinned to (adaptgate serve --cpus).",
+    "Pin the client to these CPUs: the ones a server on this host is not pinned to (adaptgate "
+    "serve --cpus)",
 )
 @click.option(
     "--retries",
@@ -92,7 +99,7 @@ def _floats(text: str | None) -> list[float]:
 @click.option(
     "--sla-search", is_flag=True, default=None, help="Find the largest rate meeting SLOs."
 )
-@click.option("--api-key-env", help="Env var holding the API key [default: OPENAI_API_KEY].")
+@api_key_env_option(None)  # None: the scenario's, else OPENAI_API_KEY
 @click.option("--timeout", "timeout_s", type=float, help="Per-request timeout, s.")
 @click.option(
     "--temperature",
@@ -138,7 +145,7 @@ def run_command(url: str, scenario: Path | None, out: Output, **opts: Any) -> in
             "warmup_requests": opts["warmup_requests"],
             "seed": opts["seed"],
             "workers": int(workers) if workers and workers.isdigit() else workers,
-            "client_cpus": cpu_option("--client-cpus", opts["client_cpus"]),
+            "client_cpus": opts["client_cpus"],
         },
         "validity": {"retries": opts["retries"]},
         "dataset": {

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from adaptgate.cli._common import emit_json, handle_errors, output_options
+from adaptgate.cli._common import (
+    emit_json,
+    handle_errors,
+    output_options,
+    profile_option,
+    thresholds_option,
+)
 from adaptgate.console import Output
 from adaptgate.errors import EXIT_FAIL, EXIT_OK
 
@@ -21,13 +27,8 @@ DUMP_A is the golden one: relative errors are relative to it."""
 @click.command("compare", epilog=EXAMPLES)
 @click.argument("dump_a", type=click.Path(path_type=Path))
 @click.argument("dump_b", type=click.Path(path_type=Path))
-@click.option(
-    "--thresholds",
-    "thresholds_file",
-    type=click.Path(path_type=Path),
-    help="Threshold YAML [default: the built-in msit/msprobe/seed thresholds].",
-)
-@click.option("--profile", help="Threshold profile: device (default) or quantized.")
+@thresholds_option("precision")
+@profile_option
 @click.option(
     "--plot",
     "plot_path",

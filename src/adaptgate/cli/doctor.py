@@ -9,7 +9,18 @@ from typing import Any
 
 import click
 
-from adaptgate.cli._common import emit_json, handle_errors, output_options
+from adaptgate.cli._common import (
+    config_option,
+    device_option,
+    devices_option,
+    emit_json,
+    gpu_memory_utilization_option,
+    handle_errors,
+    max_model_len_option,
+    output_options,
+    release_option,
+    target_option,
+)
 from adaptgate.console import Output
 
 STATUS_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "SKIPPED": "dim"}
@@ -23,24 +34,20 @@ Examples:
   adaptgate doctor vllm.log --json
   adaptgate doctor --host --target ascend-a2 --device 910b3 --devices 8 --release 0.18.0
   adaptgate doctor --host --config GLM-4.7-FP8/config.json --target ascend-a2 --devices 8
+Every option but --json and --quiet goes with --host (the launch to check the host for).
 Exit codes with --host: 0 the host is ready, 1 a check failed or one the launch needs could
 not run (SKIPPED, with the reason), 2 bad input."""
 )
 @click.argument("log", required=False, type=click.Path(path_type=Path, allow_dash=True))
 @click.option("--host", "host", is_flag=True, help="Check this Ascend host instead of a log.")
 @click.option("--model", help="--host: plan from this checkpoint directory.")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    help="--host: plan from config.json alone.",
-)
-@click.option("--target", type=click.Choice(["ascend-a2", "ascend-a3"]), help="--host: target.")
-@click.option("--device", help="--host: device profile (default: 910b3 or a3).")
-@click.option("--devices", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--release", help="--host: vllm-ascend release (default: the installed one).")
-@click.option("--gpu-memory-utilization", type=click.FloatRange(0.05, 1.0))
-@click.option("--max-model-len", type=click.IntRange(min=16))
+@config_option
+@target_option("ascend-a2", "ascend-a3")
+@device_option
+@devices_option
+@release_option
+@gpu_memory_utilization_option
+@max_model_len_option()
 @output_options
 @handle_errors
 def command(log: Path | None, host: bool, out: Output, **host_kw: Any) -> int:

@@ -6,7 +6,21 @@ from pathlib import Path
 
 import click
 
-from adaptgate.cli._common import emit_json, handle_errors, output_options
+from adaptgate.cli._common import (
+    allow_pickle_option,
+    config_option,
+    cpu_memory_gib_option,
+    device_option,
+    devices_option,
+    emit_json,
+    gpu_memory_utilization_option,
+    handle_errors,
+    kv_cache_dtype_option,
+    max_model_len_option,
+    output_options,
+    release_option,
+    target_option,
+)
 from adaptgate.console import Output
 from adaptgate.errors import EXIT_OK, UsageError
 
@@ -20,27 +34,17 @@ Examples:
   adaptgate inspect --list-devices"""
 )
 @click.argument("model", required=False)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    help="Plan from config.json alone (before downloading).",
-)
-@click.option("--target", type=click.Choice(["ascend-a2", "ascend-a3", "ascend-a5", "cuda", "cpu"]))
-@click.option("--release", help="vllm-ascend / vLLM release, e.g. 0.18.0 (default: latest known).")
-@click.option("--device", help="Device profile id (see --list-devices).")
-@click.option("--devices", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--max-model-len", type=click.IntRange(min=1), help="Context length to plan for.")
-@click.option("--gpu-memory-utilization", type=click.FloatRange(0.05, 1.0))
-@click.option(
-    "--kv-cache-dtype",
-    type=click.Choice(["auto", "bf16", "fp8", "int8"]),
-    default="auto",
-    show_default=True,
-)
-@click.option("--cpu-memory-gib", type=click.FloatRange(min=0.1), help="RAM for --device cpu.")
+@config_option
+@target_option()
+@release_option
+@device_option
+@devices_option
+@max_model_len_option()
+@gpu_memory_utilization_option
+@kv_cache_dtype_option()
+@cpu_memory_gib_option
 @click.option("--speculative-mtp", is_flag=True, help="Plan the MTP draft layers' KV cache too.")
-@click.option("--allow-pickle", is_flag=True, help="Accept pickle (.bin/.pt) weights.")
+@allow_pickle_option
 @click.option(
     "--out",
     "out_dir",
@@ -70,6 +74,7 @@ def command(
     """Architecture, exact parameter counts, quantization, KV cache, memory plan, support, route."""
     from adaptgate.inspect import InspectOptions, inspect_model, render
     from adaptgate.inspect import list_devices as all_devices
+    from adaptgate.serve.models import inspect_kv_dtype
 
     if list_devices:
         profiles = all_devices()
@@ -89,7 +94,7 @@ def command(
             "devices": devices,
             "max_model_len": max_model_len,
             "gpu_memory_utilization": gpu_memory_utilization,
-            "kv_cache_dtype": kv_cache_dtype,
+            "kv_cache_dtype": inspect_kv_dtype(kv_cache_dtype),  # each FP8 variant: 1 byte
             "cpu_memory_gib": cpu_memory_gib,
             "speculative_mtp": speculative_mtp,
             "allow_pickle": allow_pickle,

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import click
 
-from adaptgate.cli._common import emit_json, handle_errors, output_options
+from adaptgate.cli._common import (
+    dtype_option,
+    emit_json,
+    handle_errors,
+    kv_formats_option,
+    output_options,
+    prompts_option,
+    renamed_option,
+    thresholds_option,
+)
 from adaptgate.console import Output
 from adaptgate.errors import EXIT_OK
 
@@ -15,20 +24,15 @@ from adaptgate.errors import EXIT_OK
     epilog="""\b
 Examples:
   adaptgate kvcache ./Qwen2.5-7B-Instruct
-  adaptgate kvcache ./Qwen3-8B-FP8 --kv-dtypes fp8_e4m3 --scales checkpoint
+  adaptgate kvcache ./Qwen3-8B-FP8 --kv-formats fp8_e4m3 --scales checkpoint
   adaptgate kvcache ./Qwen2.5-7B-Instruct --scales calibrated --out kv/   # writes the fix
-  adaptgate kvcache ./model --kv-dtypes fp8_e4m3 --engine local   # + measured on vLLM here
-  adaptgate kvcache ./model --kv-dtypes int8_c8 \\
+  adaptgate kvcache ./model --kv-formats fp8_e4m3 --engine local   # + measured on vLLM here
+  adaptgate kvcache ./model --kv-formats int8_c8 \\
       --engine-url auto=http://npu:8000 --engine-url int8_c8=http://npu:8001
   adaptgate kvcache ./model --json > kvcache.json"""
 )
 @click.argument("model")
-@click.option(
-    "--kv-dtypes",
-    default="fp8_e4m3,fp8_e5m2,int8_c8",
-    show_default=True,
-    help="Cache formats to test (fp8 = fp8_e4m3, int8 = int8_c8).",
-)
+@kv_formats_option("fp8_e4m3,fp8_e5m2,int8_c8")
 @click.option(
     "--scales",
     type=click.Choice(["checkpoint", "unit", "calibrated"]),
@@ -39,14 +43,11 @@ Examples:
 )
 @click.option("--new-tokens", default=256, show_default=True, type=click.IntRange(min=1),
               help="Greedy tokens per prompt.")  # fmt: skip
-@click.option("--prompts", "prompts_file", type=click.Path(path_type=Path),
-              help="JSONL prompt file (default: the reference's built-in set).")  # fmt: skip
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32",
-              show_default=True, help="Reference dtype.")  # fmt: skip
+@prompts_option
+@dtype_option
 @click.option("--out", "out_dir", type=click.Path(path_type=Path),
               help="Write kvcache.json, the outlier plot and calibrated scales here.")  # fmt: skip
-@click.option("--thresholds", "thresholds_file", type=click.Path(path_type=Path),
-              help="A YAML file shaped like adaptgate/kvcache/thresholds.yaml.")  # fmt: skip
+@thresholds_option("kvcache")
 @click.option(
     "--prefill",
     type=click.Choice(["engine", "fresh", "cache"]),
@@ -74,11 +75,12 @@ Examples:
 )
 @click.option("--engine-max-model-len", type=click.IntRange(min=16),
               help="--max-model-len of the servers --engine local starts.")  # fmt: skip
+@renamed_option("--kv-dtypes", "--kv-formats", "kv_formats")
 @output_options
 @handle_errors
 def command(
     model: str,
-    kv_dtypes: str,
+    kv_formats: str,
     scales: str,
     new_tokens: int,
     prompts_file: Path | None,
@@ -101,7 +103,7 @@ def command(
 
     cfg = KVCacheConfig(
         model=model,
-        kv_dtypes=parse_kv_dtypes(kv_dtypes),
+        kv_dtypes=parse_kv_dtypes(kv_formats),
         scales=scales,
         new_tokens=new_tokens,
         prompts_file=prompts_file,

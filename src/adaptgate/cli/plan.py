@@ -9,31 +9,39 @@ from typing import Any, TypeVar
 
 import click
 
-from adaptgate.cli._common import emit_json, handle_errors, output_options
+from adaptgate.cli._common import (
+    config_option,
+    cpu_memory_gib_option,
+    device_option,
+    devices_option,
+    emit_json,
+    gpu_memory_utilization_option,
+    handle_errors,
+    kv_cache_dtype_option,
+    max_model_len_option,
+    output_options,
+    release_option,
+    stage_option,
+    target_option,
+)
 from adaptgate.console import Output
+from adaptgate.serve.models import TARGETS
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-TARGETS = ["ascend-a2", "ascend-a3", "cuda", "cpu"]
 
 
 def plan_options(fn: F) -> F:
     """The options `plan` and `serve` share; passes them as ``plan_kw`` (PlanOptions fields)."""
     decorators = [
-        click.option("--target", required=True, type=click.Choice(TARGETS)),
-        click.option("--release", help="vllm-ascend / vLLM release, e.g. 0.18.0."),
-        click.option("--device", help="Device profile (default: 910b3, a3, h100 or cpu)."),
-        click.option("--devices", default=1, show_default=True, type=click.IntRange(min=1)),
+        target_option(*TARGETS, required=True),
+        release_option,
+        device_option,
+        devices_option,
         click.option("--nodes", type=click.IntRange(min=1), help="Default: 1, more if needed."),
-        click.option("--max-model-len", type=click.IntRange(min=16)),
+        max_model_len_option(),
         click.option("--max-num-seqs", type=click.IntRange(min=1)),
-        click.option("--gpu-memory-utilization", type=click.FloatRange(0.05, 1.0)),
-        click.option(
-            "--kv-cache-dtype",
-            type=click.Choice(["auto", "bf16", "fp8", "fp8_e4m3", "fp8_e5m2", "int8"]),
-            default="auto",
-            show_default=True,
-        ),
+        gpu_memory_utilization_option,
+        kv_cache_dtype_option(),
         click.option(
             "--avg-context-tokens",
             default=2048,
@@ -52,7 +60,7 @@ def plan_options(fn: F) -> F:
         click.option("--mtp-tokens", type=click.IntRange(1, 8)),
         click.option("--eager/--no-eager", "enforce_eager", default=None),
         click.option("--cpu-kv-cache-gib", default=1, show_default=True, type=int),
-        click.option("--cpu-memory-gib", type=click.FloatRange(min=0.1)),
+        cpu_memory_gib_option,
         click.option("--image", help="Container image (default per target and release)."),
     ]
 
@@ -80,14 +88,9 @@ Examples:
   adaptgate plan ./GLM-4.7-FP8 --target ascend-a3 --devices 16 --json"""
 )
 @click.argument("model", required=False)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    help="Plan from config.json alone (before downloading).",
-)
+@config_option
 @plan_options
-@click.option("--stage", type=click.Choice(["dummy", "real"]), default="real", show_default=True)
+@stage_option
 @click.option(
     "--out",
     "out_dir",

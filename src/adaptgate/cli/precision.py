@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from adaptgate.cli._common import emit_json, handle_errors, output_options
+from adaptgate.cli._common import (
+    emit_json,
+    handle_errors,
+    output_options,
+    profile_option,
+    served_model_option,
+    thresholds_option,
+)
 from adaptgate.console import Output
 from adaptgate.errors import EXIT_FAIL, EXIT_OK
 
@@ -26,14 +33,9 @@ The API key, if any, is read from OPENAI_API_KEY."""
     type=click.Path(path_type=Path),
     help="The reference dump (adaptgate reference --out DIR).",
 )
-@click.option("--model", help="Served model name [default: the first of /v1/models].")
-@click.option(
-    "--thresholds",
-    "thresholds_file",
-    type=click.Path(path_type=Path),
-    help="Threshold YAML [default: built-in].",
-)
-@click.option("--profile", help="Threshold profile: device (default) or quantized.")
+@served_model_option
+@thresholds_option("precision")
+@profile_option
 @click.option("--top-k", type=click.IntRange(1, 20), help="Logprobs per token [default: dump's].")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds per request.")
 @output_options

@@ -6,14 +6,21 @@ from pathlib import Path
 
 import click
 
-from adaptgate.cli._common import emit_json, handle_errors, output_options
+from adaptgate.cli._common import (
+    dtype_option,
+    emit_json,
+    handle_errors,
+    output_options,
+    prompts_option,
+    renamed_option,
+)
 from adaptgate.console import Output, Progress
 from adaptgate.errors import EXIT_OK
 
 EXAMPLES = """\b
 Examples:
   adaptgate reference ./Qwen3-8B-FP8 --out ref-cpu
-  adaptgate reference ./Qwen3-8B-FP8 --out ref-npu --device npu          (on the NPU machine)
+  adaptgate reference ./Qwen3-8B-FP8 --out ref-npu --torch-device npu    (on the NPU machine)
   adaptgate reference ./GLM-4.7-FP8 --out ref --stream-layers --layers 0-3,40,91
   adaptgate reference ./Qwen3-8B-FP8 --out ref-w8a8 --simulate w8a8-dynamic
 Then: adaptgate compare ref-cpu ref-npu"""
@@ -29,24 +36,13 @@ Then: adaptgate compare ref-cpu ref-npu"""
     help="Dump directory (reference.json + reference.safetensors).",
 )
 @click.option(
-    "--device",
+    "--torch-device",
     default="cpu",
     show_default=True,
     help="Any torch device: cpu, cuda, cuda:1, npu (needs torch_npu), ...",
 )
-@click.option(
-    "--dtype",
-    type=click.Choice(["float32", "bfloat16"]),
-    default="float32",
-    show_default=True,
-    help="Compute dtype.",
-)
-@click.option(
-    "--prompts",
-    "prompts_file",
-    type=click.Path(path_type=Path),
-    help="JSONL prompts (text / prompt / messages, id, chat); default: built-in set.",
-)
+@dtype_option
+@prompts_option
 @click.option(
     "--max-new-tokens",
     default=32,
@@ -78,12 +74,13 @@ Then: adaptgate compare ref-cpu ref-npu"""
     type=click.Choice(["w8a8-dynamic"]),
     help="Compute Linears as Ascend's W8A8_DYNAMIC int8 kernels would.",
 )
+@renamed_option("--device", "--torch-device", "torch_device")  # --device is a device profile
 @output_options
 @handle_errors
 def command(
     model: str,
     out_dir: Path,
-    device: str,
+    torch_device: str,
     dtype: str,
     prompts_file: Path | None,
     max_new_tokens: int,
@@ -100,7 +97,7 @@ def command(
     cfg = ReferenceConfig(
         model=model,
         out=out_dir,
-        device=device,
+        device=torch_device,
         dtype=dtype,
         prompts_file=prompts_file,
         max_new_tokens=max_new_tokens,

@@ -6,14 +6,44 @@ from pathlib import Path
 
 import click
 
-from adaptgate.cli._common import emit_json, handle_errors, output_options
+from adaptgate.cli._common import (
+    allow_pickle_option,
+    deprecated,
+    device_option,
+    devices_option,
+    emit_json,
+    gpu_memory_utilization_option,
+    handle_errors,
+    kv_cache_dtype_option,
+    kv_formats_option,
+    max_model_len_option,
+    output_options,
+    release_option,
+    target_option,
+)
 from adaptgate.console import Output
-
-CONVERT_TARGETS = ("bf16", "fp16", "w8a8-dynamic")
+from adaptgate.errors import UsageError
+from adaptgate.record import KV_CACHE_DTYPES, RENDERING, RunSettings
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _kv_cache(kv_cache_dtype: str | None, kv_formats: str | None) -> dict[str, str | None]:
+    """The launch dtype and the formats to test. --kv-cache-dtype named the formats to test
+    before --kv-formats did: a value of it that is no launch dtype still does, for one release."""
+    if kv_cache_dtype is None or kv_cache_dtype in KV_CACHE_DTYPES:
+        return {"kv_cache_dtype": kv_cache_dtype, "kv_formats": kv_formats}
+    deprecated(
+        f"--kv-cache-dtype {kv_cache_dtype} (formats to test)", f"--kv-formats {kv_cache_dtype}"
+    )
+    if kv_formats is not None:
+        raise UsageError(
+            f"--kv-cache-dtype {kv_cache_dtype} names formats to test, as --kv-formats does",
+            fix="give the formats to test once, with --kv-formats",
+        )
+    return {"kv_cache_dtype": None, "kv_formats": kv_cache_dtype}
 
 
 @click.command(
@@ -21,24 +51,22 @@ def _split(values: tuple[str, ...]) -> list[str]:
 Examples:
   adaptgate run ./Qwen3-8B-FP8 --target ascend-a2 --device 910b4
   adaptgate run ./model --target cpu --only inspect,report
+  adaptgate run ./model --target cpu --kv-formats fp8_e4m3,fp8_e5m2   # the verdict picks the cache
+  adaptgate run ./model --target cuda --kv-cache-dtype fp8_e4m3       # launch with it (tested too)
 Rerunning into the same --run-dir resumes from the first gate not passed."""
 )
 @click.argument("model")
-@click.option("--target", required=True, help="ascend-a2, ascend-a3, ascend-a5, cuda or cpu.")
-@click.option("--device", help="Device profile id (see `adaptgate inspect --list-devices`).")
-@click.option("--devices", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--release",
-    help="Engine release to plan for (vllm-ascend / vLLM version); default: the installed "
-    "engine's, else the newest known.",
-)
-@click.option("--max-model-len", type=click.IntRange(min=1), help="Context length to plan for.")
-@click.option("--gpu-memory-utilization", type=click.FloatRange(0.05, 1.0))
+@target_option(required=True)
+@device_option
+@devices_option
+@release_option
+@max_model_len_option()
+@gpu_memory_utilization_option
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Default: runs/<model>-<target>.")
 @click.option("--only", multiple=True, help="Run only these gates (comma-separated).")
 @click.option("--skip", multiple=True, help="Skip these gates (comma-separated).")
 @click.option("--fresh", is_flag=True, help="Start the run directory over instead of resuming.")
-@click.option("--allow-pickle", is_flag=True, help="Accept pickle (.bin/.pt) weights.")
+@allow_pickle_option
 @click.option(
     "--convert-to",
     help="bf16, fp16 or w8a8-dynamic; several comma-separated, the first is served "
@@ -55,9 +83,12 @@ Rerunning into the same --run-dir resumes from the first gate not passed."""
     help="With --url: the server's log file; its vLLM / vllm-ascend versions and launch "
     "arguments are recorded and compared with the plan.",
 )
-@click.option(
-    "--kv-cache-dtype",
-    help="Run the kvcache gate on these formats (fp8_e4m3,fp8_e5m2,int8_c8 or all).",
+@kv_cache_dtype_option(None, formats_too=True)
+@kv_formats_option(
+    None,
+    ", or all (those the target runs); the kvcache gate tests them and its verdict picks "
+    "--kv-cache-dtype [default: ADAPTGATE_KVCACHE, else only when the plan would use a quantized "
+    "cache]",
 )
 @click.option(
     "--strict",
@@ -83,24 +114,20 @@ def command(
     url: str | None,
     server_log: Path | None,
     kv_cache_dtype: str | None,
+    kv_formats: str | None,
     strict: bool,
     out: Output,
 ) -> int:
     """Run every gate on MODEL for a target and write run.json and the report."""
-    from adaptgate.errors import UsageError
-    from adaptgate.record import RENDERING, RunSettings
-
     if server_log is not None and not url:
         raise UsageError(
             "--server-log describes a server given by --url",
             fix="add --url URL of the server that wrote the log, or drop --server-log",
         )
-    targets = [t for t in (convert_to or "").lstrip("+").split(",") if t]
-    if any(t not in CONVERT_TARGETS for t in targets):
-        raise UsageError(
-            f"--convert-to {convert_to}: unknown target",
-            fix=f"use {', '.join(CONVERT_TARGETS)}, comma-separated",
-        )
+    if convert_to:
+        from adaptgate.settings import parse_convert_to
+
+        parse_convert_to("--convert-to", convert_to)
     if release is not None:  # an unknown release is bad input: refused before anything runs
         from adaptgate.inspect.releases import resolve_release
 
@@ -119,7 +146,7 @@ def command(
         convert_to=convert_to,
         url=url,
         server_log=str(server_log.resolve()) if server_log else None,
-        kv_cache_dtype=kv_cache_dtype,
+        **_kv_cache(kv_cache_dtype, kv_formats),
     )
     name = Path(model.rstrip("/")).name or "model"
     run_dir = run_dir or Path("runs") / f"{name.replace('/', '--')}-{target}"

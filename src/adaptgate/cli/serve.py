@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from adaptgate.cli._common import cpu_option, emit_json, handle_errors, output_options
+from adaptgate.cli._common import (
+    cpu_list_option,
+    emit_json,
+    handle_errors,
+    output_options,
+    stage_option,
+)
 from adaptgate.cli.plan import plan_options
 from adaptgate.console import Output
 
@@ -22,13 +28,7 @@ Environment: ADAPTGATE_VLLM_PYTHON names the python that has vllm (default: this
 )
 @click.argument("model")
 @plan_options
-@click.option(
-    "--stage",
-    type=click.Choice(["dummy", "real"]),
-    default="real",
-    show_default=True,
-    help="dummy: random weights (--load-format dummy), proves architecture and operators.",
-)
+@stage_option
 @click.option(
     "--run-dir",
     type=click.Path(path_type=Path),
@@ -38,10 +38,10 @@ Environment: ADAPTGATE_VLLM_PYTHON names the python that has vllm (default: this
 @click.option("--ready-timeout", type=click.FloatRange(min=1), help="Seconds to wait for ready.")
 @click.option("--hold", is_flag=True, help="Keep serving until Ctrl-C / SIGTERM.")
 @click.option("--smoke", is_flag=True, help="Run the smoke checks once it serves.")
-@click.option(
+@cpu_list_option(
     "--cpus",
-    help="Pin every vLLM process to these CPUs (e.g. 0 or 0-2,5), keeping the rest free for a "
-    "benchmark client on the same host.",
+    "Pin every vLLM process to these CPUs, keeping the rest free for a benchmark client on the "
+    "same host",
 )
 @output_options
 @handle_errors
@@ -54,7 +54,7 @@ def command(
     ready_timeout: float | None,
     hold: bool,
     smoke: bool,
-    cpus: str | None,
+    cpus: list[int] | None,
     out: Output,
 ) -> int:
     """Start vLLM from the plan, wait until it serves, record startup time and KV capacity
@@ -65,11 +65,10 @@ def command(
     from adaptgate.serve.models import PlanOptions
     from adaptgate.serve.plan import served_name
 
-    listed = cpu_option("--cpus", cpus)
-    pinned = tuple(listed) if listed is not None else None
+    pinned = tuple(cpus) if cpus is not None else None
     if pinned is not None and not set(pinned) <= set(usable_cpus()):
         raise UsageError(
-            f"--cpus {cpus}: this process may only use CPUs {usable_cpus()}",
+            f"--cpus {','.join(map(str, pinned))}: this process may only use CPUs {usable_cpus()}",
             fix="pick CPUs from that list",
         )
 

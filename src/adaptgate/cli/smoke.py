@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from adaptgate.cli._common import emit_json, handle_errors, output_options
+from adaptgate.cli._common import (
+    api_key_env_option,
+    emit_json,
+    handle_errors,
+    max_model_len_option,
+    output_options,
+    served_model_option,
+)
 from adaptgate.console import Output
 
 
@@ -20,14 +27,9 @@ Examples:
 Exit code 1 when a protocol check fails; quality checks are reported, never decide."""
 )
 @click.argument("url")
-@click.option("--model", help="Served model name [default: the first /v1/models lists].")
-@click.option(
-    "--api-key-env",
-    default="OPENAI_API_KEY",
-    show_default=True,
-    help="Environment variable holding the API key (sent as Bearer, never printed).",
-)
-@click.option("--max-model-len", "expected_max_model_len", type=int, help="Expected value.")
+@served_model_option
+@api_key_env_option()
+@max_model_len_option("expected_max_model_len", "the server should report")
 @click.option("--thinking/--no-thinking", default=None, help="Thinking model [default: auto].")
 @click.option("--tools", is_flag=True, help="The deployment enables tool calling.")
 @click.option(

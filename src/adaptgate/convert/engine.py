@@ -18,7 +18,6 @@ from pathlib import Path
 
 from adaptgate.checkpoint import Checkpoint, open_checkpoint
 from adaptgate.console import Output, progress
-from adaptgate.convert.errors import OutputExists
 from adaptgate.convert.files import write_model_files
 from adaptgate.convert.io import ShardWriter
 from adaptgate.convert.layout import shard_header
@@ -35,6 +34,7 @@ from adaptgate.convert.source import Sources
 from adaptgate.convert.state import INCOMPLETE, ConvertState, ShardDone
 from adaptgate.convert.validate import check_disk_space, check_scales
 from adaptgate.convert.work import TensorStats, Worker
+from adaptgate.errors import OutputExists
 
 RECORD_FILE = "conversion.json"
 

@@ -2,16 +2,16 @@
 
 Route ``bf16`` -> ``--to bf16``, ``w8a8_dynamic`` -> ``--to w8a8-dynamic``; ``native`` needs no
 conversion (SKIPPED). Asking explicitly: ``RunSettings.convert_to`` (``adaptgate run
---convert-to``), else the ``ADAPTGATE_CONVERT_TO`` environment variable: bf16, fp16 or
-w8a8-dynamic, several comma-separated; ``+w8a8-dynamic`` adds a conversion after the route's.
-The first conversion goes to ``<run>/convert/model`` and ``summary["output_dir"]`` points later
-gates at it; the others go to ``<run>/convert/model-<target>`` (``summary["also"]``). A rerun
-after an interruption resumes a conversion; a finished one is reused.
+--convert-to``, else the ``ADAPTGATE_CONVERT_TO`` environment variable, as the run recorded it):
+bf16, fp16 or w8a8-dynamic, several comma-separated; ``+w8a8-dynamic`` adds a conversion after
+the route's. The first conversion goes to ``<run>/convert/model`` and ``summary["output_dir"]``
+points later gates at it; the others go to ``<run>/convert/model-<target>``
+(``summary["also"]``). A rerun after an interruption resumes a conversion; a finished one is
+reused.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +19,26 @@ from adaptgate.gate import Gate, GateOutcome, RunContext
 from adaptgate.record import GateStatus
 
 ROUTES = {"bf16": "bf16", "w8a8_dynamic": "w8a8-dynamic"}
-ENV = "ADAPTGATE_CONVERT_TO"
 
 
 def wanted_targets(ctx: RunContext) -> tuple[list[str], str]:
     """The targets to convert to (the first is the one later gates use) and why, or none and
-    why not. ``RunSettings.convert_to`` / ``ADAPTGATE_CONVERT_TO`` may list several
-    (``bf16,w8a8-dynamic``); with ``+`` in front (``+w8a8-dynamic``) they come after the route."""
-    asked = str(getattr(ctx.settings, "convert_to", None) or os.environ.get(ENV) or "")
+    why not. ``RunSettings.convert_to`` may list several (``bf16,w8a8-dynamic``); with ``+``
+    in front (``+w8a8-dynamic``) they come after the route."""
+    asked = ctx.settings.convert_to or ""
     extra = asked.startswith("+")
     names = [t.strip() for t in asked.lstrip("+").split(",") if t.strip()]
     if names and not extra:
         return names, "asked for"
-    inspect = ctx.result_of("inspect")
+    from adaptgate.inspect.api import InspectResult
+
+    inspect = ctx.result_of("inspect", InspectResult)
     if inspect is None:
         return (
             [],
             "inspect did not pass, so no route is known (set ADAPTGATE_CONVERT_TO to force)",
         )
-    route = inspect.get("recommended")
+    route = inspect.recommended
     if route in ROUTES:
         first = ROUTES[route]
         return [first, *[n for n in names if n != first]], f"inspect's route is {route}"

@@ -17,8 +17,7 @@ import os
 import threading
 from pathlib import Path
 
-from adaptgate.convert.errors import NoDiskSpace
-from adaptgate.errors import CheckpointFormatError
+from adaptgate.errors import CheckpointFormatError, NoDiskSpace
 
 ALIGN = 4096
 _DIRECT_MIN = 1 << 20  # below this a direct write is not worth its alignment split

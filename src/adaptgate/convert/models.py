@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Strategy = Literal["tensor", "channel", "block"]
+from adaptgate.formats.pairing import Quant
 
 
 class Target(StrEnum):
@@ -37,16 +36,6 @@ class Action(StrEnum):
     QUANTIZE = "quantize"  # FP8 weight -> int8 weight (+ weight_scale, weight_offset)
     SCALE = "scale"  # the float32 weight_scale of a quantized weight
     OFFSET = "offset"  # the float32 zero weight_offset of a quantized weight
-
-
-class Quant(BaseModel):
-    """How an FP8 weight's scale maps onto it."""
-
-    scale: str  # scale tensor name
-    scale_dtype: str
-    strategy: Strategy
-    block: tuple[int, int]  # rows x cols covered by one scale entry (effective)
-    fp8: str  # F8_E4M3 | F8_E5M2
 
 
 class TensorPlan(BaseModel):

@@ -13,21 +13,14 @@ import re
 from pathlib import Path
 
 from adaptgate.checkpoint import Checkpoint, TensorInfo
-from adaptgate.convert.errors import ConversionInputError
 from adaptgate.convert.layout import layout_shards
-from adaptgate.convert.models import (
-    Action,
-    ConversionPlan,
-    Dropped,
-    Quant,
-    SourceFile,
-    Target,
-    TensorPlan,
-)
-from adaptgate.convert.scheme import DROPPED_SUFFIXES, SCALE_SUFFIXES, SourceScheme, read_scheme
-from adaptgate.formats import ascend
-from adaptgate.formats.dequantize import FP8_CODES, SCALE_CODES, block_of, scale_fits
+from adaptgate.convert.models import Action, ConversionPlan, Dropped, SourceFile, Target, TensorPlan
+from adaptgate.convert.scheme import read_scheme
+from adaptgate.errors import ConversionInputError
+from adaptgate.formats import ascend, names
 from adaptgate.formats.detect import matches
+from adaptgate.formats.names import DROPPED_SUFFIXES
+from adaptgate.formats.pairing import Quant, ScaleLayouts, pair_fp8
 
 # Fused modules whose parts must share one Ascend quantization type (vllm-ascend checks it).
 _FUSED = (
@@ -36,7 +29,6 @@ _FUSED = (
     (re.compile(r"^(.*\.self_attn)\.(q_a_proj|kv_a_proj_with_mqa)$"), r"\1.fused_qkv_a_proj"),
     (re.compile(r"^(.*)\.(gate|up)_proj$"), r"\1.gate_up_proj"),
 )
-_FIX = "re-export the checkpoint with the tool that quantized it, or re-download it"
 
 
 def fused_group(module: str) -> str:
@@ -44,65 +36,6 @@ def fused_group(module: str) -> str:
         if pattern.match(module):
             return pattern.sub(repl, module)
     return module
-
-
-def _scale_of(name: str, tensors: dict[str, TensorInfo]) -> TensorInfo | None:
-    module = name.removesuffix(".weight")
-    found = [tensors[f"{module}.{s}"] for s in SCALE_SUFFIXES if f"{module}.{s}" in tensors]
-    if len(found) > 1:
-        raise ConversionInputError(
-            f"weight {name!r} has two scales ({found[0].name} and {found[1].name})",
-            fix=_FIX,
-        )
-    return found[0] if found else None
-
-
-def _pair(info: TensorInfo, tensors: dict[str, TensorInfo], src: SourceScheme) -> Quant:
-    if not info.name.endswith(".weight"):
-        raise ConversionInputError(
-            f"tensor {info.name!r} is {info.dtype} but is not a Linear weight", fix=_FIX
-        )
-    if len(info.shape) != 2:
-        raise ConversionInputError(
-            f"FP8 weight {info.name!r} has shape {list(info.shape)}; only 2-D weights convert",
-            fix="split stacked expert weights into one [out, in] tensor per expert",
-        )
-    scale = _scale_of(info.name, tensors)
-    if scale is None:
-        raise ConversionInputError(
-            f"FP8 weight {info.name!r} has no scale (expected "
-            f"{info.name}_scale_inv or {info.name}_scale in any shard)",
-            fix=_FIX,
-        )
-    if scale.dtype not in SCALE_CODES:
-        raise ConversionInputError(
-            f"scale {scale.name!r} has dtype {scale.dtype}; scales must be one of "
-            f"{', '.join(SCALE_CODES)}",
-            fix=_FIX,
-        )
-    shape = (info.shape[0], info.shape[1])
-    for strategy, block in src.layouts:
-        if scale_fits(scale.shape, shape, strategy, block):
-            return Quant(
-                scale=scale.name,
-                scale_dtype=scale.dtype,
-                strategy=strategy,
-                block=block_of(shape, strategy, block),
-                fp8=info.dtype,
-            )
-    wanted = " or ".join(_describe(shape, s, b) for s, b in src.layouts)
-    raise ConversionInputError(
-        f"scale {scale.name!r} has shape {list(scale.shape)} but weight {info.name} "
-        f"{list(shape)} needs {wanted}",
-        fix=_FIX,
-    )
-
-
-def _describe(shape: tuple[int, int], strategy: str, block: tuple[int, int] | None) -> str:
-    from adaptgate.formats.dequantize import expected_scale_shape
-
-    grid = expected_scale_shape(shape, strategy, block)  # type: ignore[arg-type]
-    return f"{list(grid)} ({strategy}{f' {block[0]}x{block[1]}' if block else ''})"
 
 
 def _source_files(ckpt: Checkpoint) -> list[SourceFile]:
@@ -120,7 +53,7 @@ def _source_files(ckpt: Checkpoint) -> list[SourceFile]:
 
 
 class _Builder:
-    def __init__(self, ckpt: Checkpoint, target: Target, src: SourceScheme) -> None:
+    def __init__(self, ckpt: Checkpoint, target: Target, src: ScaleLayouts) -> None:
         self.ckpt, self.target, self.src = ckpt, target, src
         self.dropped: list[Dropped] = []
         self.warnings: list[str] = list(src.warnings)
@@ -131,16 +64,7 @@ class _Builder:
         files = {rel: i for i, rel in enumerate(self.ckpt.weight_files)}
         # jobs in the order the bytes lie on disk: workers read every file front to back
         names = sorted(tensors, key=lambda n: (files[tensors[n].file], tensors[n].data_offsets))
-        for name in names:
-            info = tensors[name]
-            if info.dtype in FP8_CODES:
-                self.quant[name] = _pair(info, tensors, self.src)
-            elif info.dtype.startswith("F8") or info.dtype in ("F4", "F6_E2M3", "F6_E3M2"):
-                raise ConversionInputError(
-                    f"tensor {name!r} has dtype {info.dtype}, which this converter does not "
-                    f"decode (FP8 weights must be {' or '.join(FP8_CODES)})",
-                    fix=_FIX,
-                )
+        self.quant = pair_fp8(tensors, self.src.layouts, names)
         consumed = {q.scale: w for w, q in self.quant.items()}
         ignored = [w for w in self.quant if self.src.ignore and matches(w, self.src.ignore)]
         if ignored:
@@ -154,12 +78,6 @@ class _Builder:
             info = tensors[name]
             if name in consumed:
                 self.dropped.append(Dropped(name=name, reason=f"scale of {consumed[name]}"))
-            elif name.rsplit(".", 1)[-1] in SCALE_SUFFIXES:
-                weight = f"{name.rsplit('.', 1)[0]}.weight"
-                what = f"is {tensors[weight].dtype}" if weight in tensors else "does not exist"
-                raise ConversionInputError(
-                    f"scale {name!r} has no FP8 weight ({weight} {what})", fix=_FIX
-                )
             elif name.rsplit(".", 1)[-1] in DROPPED_SUFFIXES:
                 self.dropped.append(Dropped(name=name, reason="activation/KV-cache scale, unused"))
             elif name in self.quant:
@@ -225,7 +143,7 @@ class _Builder:
                 info,
                 Action.SCALE,
                 "F32",
-                name=f"{module}.{ascend.SCALE_SUFFIX}",
+                name=f"{module}.{names.SCALE}",
                 shape=rows,
                 quant=quant,
                 ascend_type=w8,
@@ -234,7 +152,7 @@ class _Builder:
                 info,
                 Action.OFFSET,
                 "F32",
-                name=f"{module}.{ascend.OFFSET_SUFFIX}",
+                name=f"{module}.{names.OFFSET}",
                 shape=rows,
                 quant=quant,
                 ascend_type=w8,

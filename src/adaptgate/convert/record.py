@@ -18,8 +18,9 @@ class SourceHash(BaseModel):
     file: str
     size: int
     digest: str | None = Field(
+        None,
         description="sha256(sha256(header) || sha256(each tensor's bytes, in file order)); "
-        "adaptgate.convert.source.file_digest recomputes it; None when hashing was skipped"
+        "adaptgate.convert.source.file_digest recomputes it; None when hashing was skipped",
     )
     algorithm: str = "sha256-tensors"
 

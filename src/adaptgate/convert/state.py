@@ -15,11 +15,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from adaptgate.convert.errors import OutputExists
 from adaptgate.convert.io import file_checksum
 from adaptgate.convert.layout import shard_header
 from adaptgate.convert.models import ConversionPlan, ShardPlan, TensorPlan
 from adaptgate.convert.work import TensorStats
+from adaptgate.errors import OutputExists
 from adaptgate.results import write_text_atomic
 
 STATE_DIR = ".convert"

@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 from adaptgate.checkpoint import Checkpoint
-from adaptgate.convert.errors import ConversionInputError, NoDiskSpace
 from adaptgate.convert.models import ConversionPlan
+from adaptgate.errors import ConversionInputError, NoDiskSpace
 
 _FIX = "the checkpoint is corrupt or was quantized wrongly; re-download or re-export it"
 DISK_MARGIN = 64 * 1024 * 1024  # config, tokenizer, conversion.json and file system slack

@@ -20,6 +20,7 @@ from adaptgate.convert.models import Action, ConversionPlan, TensorPlan
 from adaptgate.convert.record import VerifyReport
 from adaptgate.convert.work import TensorStats
 from adaptgate.errors import AdaptgateError
+from adaptgate.formats.dequantize import ceil_div
 
 if TYPE_CHECKING:
     import torch
@@ -52,7 +53,7 @@ def _blocks(t: TensorPlan, rng: random.Random) -> list[tuple[int, int, int, int]
     assert t.quant is not None
     rows, cols = t.source_shape
     bn, bk = t.quant.block
-    gr, gc = -(-rows // bn), -(-cols // bk)
+    gr, gc = ceil_div(rows, bn), ceil_div(cols, bk)
     picks = {(gr - 1, gc - 1)} | {(rng.randrange(gr), rng.randrange(gc)) for _ in range(SAMPLES)}
     return [(i * bn, min(rows, (i + 1) * bn), j * bk, min(cols, (j + 1) * bk)) for i, j in picks]
 
@@ -65,9 +66,9 @@ def _reference_rows(t: TensorPlan, ckpt: Checkpoint, r0: int, r1: int) -> torch.
     assert t.quant is not None
     rows, cols = t.source_shape
     bn, bk = t.quant.block
-    grid = scale_grid(ckpt.read_tensor(t.quant.scale), (-(-rows // bn), -(-cols // bk)))
+    grid = scale_grid(ckpt.read_tensor(t.quant.scale), (ceil_div(rows, bn), ceil_div(cols, bk)))
     q = ckpt.read_tensor(t.source)[r0:r1]
-    sub = grid[r0 // bn : -(-r1 // bn)]
+    sub = grid[r0 // bn : ceil_div(r1, bn)]
     return dequantize_reference(q, sub, strategy="block", block=(bn, bk), target="f32")
 
 

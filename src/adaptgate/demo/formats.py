@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from adaptgate.checkpoint.writer import atomic_write_text, save_tensors
 from adaptgate.demo.master import Master, write_json
 from adaptgate.demo.spec import DemoSpec
-from adaptgate.formats import ascend, fp8_block
+from adaptgate.formats import ascend, fp8_block, names
 from adaptgate.formats import compressed_tensors as ct
 from adaptgate.registry import Registry
 
@@ -23,6 +23,7 @@ CT_PRESETS = {
     "ct_fp8_channel": ct.PRESET_FP8_DYNAMIC,
     "ct_fp8_tensor": ct.PRESET_FP8,
     "ct_fp8_block": ct.PRESET_FP8_BLOCK,
+    "ct_w8a8_int8": ct.PRESET_W8A8,
 }
 
 
@@ -52,7 +53,7 @@ def write_fp8_block(master: Master, spec: DemoSpec, out: Path) -> None:
                 tensor, spec.block_size, scale_dtype=scale_dtype, ue8m0=spec.ue8m0
             )
             tensors[name] = q
-            tensors[f"{module}.{fp8_block.SCALE_SUFFIX}"] = scale
+            tensors[f"{module}.{names.SCALE_INV}"] = scale
         else:
             tensors[name] = tensor
     save_tensors(tensors, out, shards=spec.shards)
@@ -88,7 +89,7 @@ def _write_compressed_tensors(master: Master, spec: DemoSpec, out: Path) -> None
         if module not in linear_modules or leaf not in ("weight", "bias"):
             tensors[name] = tensor  # e.g. the router's e_score_correction_bias
         elif leaf == "weight":  # the weight, its scales, then the bias
-            for suffix in ("weight", ct.WEIGHT_SCALE_SUFFIX, ct.INPUT_SCALE_SUFFIX, "bias"):
+            for suffix in ("weight", names.SCALE, ct.INPUT_SCALE_SUFFIX, "bias"):
                 key = f"{module}.{suffix}"
                 if key in compressed:
                     tensors[key] = compressed[key]
@@ -114,8 +115,8 @@ def write_w8a8_dynamic(master: Master, spec: DemoSpec, out: Path) -> None:
             q, scale, offset = ascend.quantize_w8a8_dynamic(tensor)
             for key, value in (
                 (name, q),
-                (f"{module}.{ascend.SCALE_SUFFIX}", scale),
-                (f"{module}.{ascend.OFFSET_SUFFIX}", offset),
+                (f"{module}.{names.SCALE}", scale),
+                (f"{module}.{names.OFFSET}", offset),
             ):
                 tensors[key] = value
                 types[key] = ascend.W8A8_DYNAMIC

@@ -32,6 +32,7 @@ FORMATS = (
     "ct_fp8_channel",
     "ct_fp8_tensor",
     "ct_fp8_block",
+    "ct_w8a8_int8",
     "w8a8_dynamic",
 )
 BLOCK_FORMATS = ("fp8_block", "ct_fp8_block")

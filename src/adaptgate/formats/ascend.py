@@ -34,8 +34,6 @@ DESCRIPTION_VERSION = "1.0.0"
 W8A8_DYNAMIC = "W8A8_DYNAMIC"
 FLOAT = "FLOAT"
 INT8_MAX = 127
-SCALE_SUFFIX = "weight_scale"
-OFFSET_SUFFIX = "weight_offset"
 # msModelSlim records the most aggressive type present as model_quant_type.
 _TYPE_PRIORITY = (FLOAT, "W8A16", W8A8_DYNAMIC, "W8A8")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
@@ -26,14 +26,16 @@ if TYPE_CHECKING:
 
 QUANT_METHOD = "compressed-tensors"
 FORMAT_FLOAT = "float-quantized"
-WEIGHT_SCALE_SUFFIX = "weight_scale"
 INPUT_SCALE_SUFFIX = "input_scale"
 K_SCALE_SUFFIX = "self_attn.k_scale"
 V_SCALE_SUFFIX = "self_attn.v_scale"
 PRESET_FP8 = "FP8"
 PRESET_FP8_DYNAMIC = "FP8_DYNAMIC"
 PRESET_FP8_BLOCK = "FP8_BLOCK"
-PRESETS = (PRESET_FP8, PRESET_FP8_DYNAMIC, PRESET_FP8_BLOCK)
+# int8 channel-wise symmetric weights, dynamic per-token int8 activations: what vllm-ascend
+# detects as W8A8_DYNAMIC and vLLM CPU serves with its int8 kernels
+PRESET_W8A8 = "W8A8"
+PRESETS = (PRESET_FP8, PRESET_FP8_DYNAMIC, PRESET_FP8_BLOCK, PRESET_W8A8)
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def make_scheme(preset: str, block: tuple[int, int] | None = None) -> Quantizati
     from compressed_tensors.quantization import QuantizationStrategy, preset_name_to_scheme
 
     if preset not in PRESETS:
-        raise ValueError(f"unknown FP8 preset {preset!r}; use one of {', '.join(PRESETS)}")
+        raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     scheme = preset_name_to_scheme(preset, ["Linear"])
     weights = scheme.weights
     if block is not None and weights is not None and weights.strategy == QuantizationStrategy.BLOCK:
@@ -216,28 +218,6 @@ def _compress(
     compressor.quantization_config.quantization_status = QuantizationStatus.COMPRESSED
     tensors = {name: t.detach() for name, t in root.state_dict().items()}
     return tensors, compressor
-
-
-def quantization_config_dict(compressor: ModelCompressor) -> dict[str, Any]:
-    """The ``quantization_config`` the compressor writes (same keys as ``update_config``)."""
-    import compressed_tensors
-    from compressed_tensors.base import (
-        COMPRESSION_VERSION_NAME,
-        QUANTIZATION_METHOD_NAME,
-        SPARSITY_CONFIG_NAME,
-        TRANSFORM_CONFIG_NAME,
-    )
-
-    assert compressor.quantization_config is not None
-    qcfg = compressor.quantization_config.model_dump(exclude={"quant_method"})
-    merged = {
-        COMPRESSION_VERSION_NAME: compressed_tensors.__version__,
-        QUANTIZATION_METHOD_NAME: QUANT_METHOD,
-        SPARSITY_CONFIG_NAME: {},
-        TRANSFORM_CONFIG_NAME: {},
-        **qcfg,
-    }
-    return dict(sorted(merged.items()))
 
 
 def quantize_linear(

@@ -16,6 +16,9 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from adaptgate.formats.dequantize import ceil_div
+from adaptgate.formats.names import OFFSET, SCALE, SCALE_INV
+
 # Tensor-name suffixes that hold quantization metadata, not model parameters.
 QUANT_META_SUFFIXES = (
     "weight_scale_inv", "weight_scale", "weight_offset", "weight_zero_point", "weight_g_idx",
@@ -257,14 +260,10 @@ def detect_quantization(
     return scheme
 
 
-_WEIGHT_META = ("weight_scale_inv", "weight_scale", "weight_offset", "deq_scale", "quant_bias")
+_WEIGHT_META = (SCALE_INV, SCALE, OFFSET, "deq_scale", "quant_bias")
 _NOT_QUANTIZED_BY_DESIGN = re.compile(
     r"(embed_tokens|lm_head|\.gate\.weight$|norm|shared_expert_gate)"
 )
-
-
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 class _Checker:
@@ -336,9 +335,7 @@ class _Checker:
         strategy = group.weight_strategy if group else ("block" if s.block_size else "tensor")
         block = (group.block_structure if group else None) or s.block_size
         scale_name = (
-            f"{prefix}.weight_scale_inv"
-            if s.method == "fp8" and s.block_size
-            else (f"{prefix}.weight_scale")
+            f"{prefix}.{SCALE_INV}" if s.method == "fp8" and s.block_size else (f"{prefix}.{SCALE}")
         )
         scale = self.t.get(scale_name)
         if scale is None:
@@ -348,11 +345,11 @@ class _Checker:
             return
         want_shape: tuple[int, ...] | None = None
         if strategy == "block" and block:
-            want_shape = (_ceil(out_f, block[0]), _ceil(in_f, block[1]))
+            want_shape = (ceil_div(out_f, block[0]), ceil_div(in_f, block[1]))
         elif strategy == "channel":
             want_shape = (out_f, 1)
         elif strategy == "group" and group and group.group_size:
-            want_shape = (out_f, _ceil(in_f, group.group_size))
+            want_shape = (out_f, ceil_div(in_f, group.group_size))
         numel = 1
         for d in scale.shape:
             numel *= d
@@ -416,13 +413,13 @@ class _Checker:
                 continue
             if qtype.startswith("W8") and w.dtype != "I8":
                 self.add("config_vs_tensors", f"described {qtype} but stored as {w.dtype}", name)
-            needed = ["weight_scale", "weight_offset"]
+            needed = [SCALE, OFFSET]
             if qtype == "W8A8":
                 needed += ["input_scale", "input_offset", "deq_scale", "quant_bias"]
             for part in needed:
                 if f"{prefix}.{part}" not in self.t:
                     self.add("missing_scale", f"{qtype} weight without {part}", name)
-            scale = self.t.get(f"{prefix}.weight_scale")
+            scale = self.t.get(f"{prefix}.{SCALE}")
             if scale is not None and qtype.endswith("DYNAMIC") and scale.shape[0] != w.shape[0]:
                 self.add(
                     "grid_shape",

@@ -8,8 +8,9 @@ and the last row/column of blocks is cropped.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
+
+from adaptgate.formats.dequantize import ceil_div
 
 if TYPE_CHECKING:
     import torch
@@ -17,15 +18,13 @@ if TYPE_CHECKING:
 QUANT_METHOD = "fp8"
 FMT = "e4m3"
 ACTIVATION_SCHEME = "dynamic"
-WEIGHT_SUFFIX = "weight"
-SCALE_SUFFIX = "weight_scale_inv"
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 UE8M0 = "ue8m0"
 
 
 def scale_grid_shape(shape: tuple[int, int], block: tuple[int, int]) -> tuple[int, int]:
     """``(ceil(out/bn), ceil(in/bk))``: one scale per block, partial blocks included."""
-    return math.ceil(shape[0] / block[0]), math.ceil(shape[1] / block[1])
+    return ceil_div(shape[0], block[0]), ceil_div(shape[1], block[1])
 
 
 def _block_amax(w64: torch.Tensor, block: tuple[int, int]) -> torch.Tensor:

@@ -19,7 +19,7 @@ import importlib
 from typing import Any
 
 # The switch the plan sets and the plugin reads (one name for both sides).
-QK_RMSNORM_ENV = "ADAPTGATE_QK_RMSNORM"
+from adaptgate.settings import QK_RMSNORM as QK_RMSNORM_ENV
 
 _EXPORTS = {
     "qk_rmsnorm": "adaptgate.kernels.qk_rmsnorm",

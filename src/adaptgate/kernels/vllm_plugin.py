@@ -23,12 +23,11 @@ import ast
 import importlib
 import inspect
 import logging
-import os
 import textwrap
 from dataclasses import dataclass
 from typing import Any
 
-from adaptgate.kernels import QK_RMSNORM_ENV
+from adaptgate.settings import load_settings
 
 # A child of vLLM's logger: its messages land in the server log with vLLM's own.
 logger = logging.getLogger("vllm.adaptgate.qk_rmsnorm")
@@ -70,7 +69,7 @@ class PatchOutcome:
 
 
 def enabled() -> bool:
-    return os.environ.get(QK_RMSNORM_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    return load_settings().qk_rmsnorm
 
 
 def register() -> None:

@@ -32,13 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adaptgate.errors import AdaptgateError, UsageError
+from adaptgate.client import Client, token_ids, top_ids
+from adaptgate.errors import AdaptgateError, EngineUnavailable, UsageError
 from adaptgate.kvcache.degeneration import summarize
 from adaptgate.kvcache.result import Endpoint, EngineArm, EngineFormat, EngineRun
 from adaptgate.kvcache.verdict import KVThresholds, decide, reason_text, repetition_limit
 from adaptgate.metrics.logits import generation_metrics, topk_kl
-from adaptgate.precision.client import OpenAIClient
-from adaptgate.precision.served import token_ids, top_ids
 
 if TYPE_CHECKING:
     import torch
@@ -48,10 +47,6 @@ if TYPE_CHECKING:
     from adaptgate.reference.session import ReferenceSession
 
 AUTO = "auto"
-
-
-class EngineUnavailable(AdaptgateError):
-    """A server could not be started or reached for one cache."""
 
 
 # a server for one --kv-cache-dtype: yields its endpoint, stops it on exit
@@ -66,9 +61,8 @@ def url_launcher(urls: dict[str, str]) -> Launcher:
         url = urls.get(name)
         if url is None:
             raise EngineUnavailable(f"no server given for {name} (--engine-url {name}=URL)")
-        client = OpenAIClient(url, timeout=30.0)
         try:
-            models = client.models()
+            models = Client(url, timeout_s=30.0).model_ids()
         except AdaptgateError as exc:
             raise EngineUnavailable(exc.message) from None
         if not models:
@@ -176,7 +170,7 @@ class _Sample:
 
 
 def _sample(endpoint: Endpoint, texts: Texts, top_k: int) -> _Sample:
-    client = OpenAIClient(endpoint.url, timeout=600.0)
+    client = Client(endpoint.url, timeout_s=600.0)
     t0 = time.perf_counter()
 
     def forced(k: int) -> tuple[list[dict[int, float]], list[float | None]]:

@@ -135,10 +135,6 @@ KV_FORMATS.add(
 FORMAT_NAMES: tuple[str, ...] = tuple(KV_FORMATS.names())
 
 
-def get_format(name: str) -> KVFormat:
-    return KV_FORMATS.get(name)
-
-
 # --- FP8 -------------------------------------------------------------------------------------
 
 

@@ -1,37 +1,39 @@
 """The KV-cache gate in ``adaptgate run``: decides the launch plan's ``--kv-cache-dtype``.
 
-It runs when asked -- ``RunSettings.kv_cache_dtype`` when the run settings carry it, else the
-``ADAPTGATE_KVCACHE`` environment variable (``1``/``all``, or formats such as
-``fp8_e4m3,int8_c8``) -- or when the plan would use a quantized cache anyway: the checkpoint
-declares one (a compressed-tensors ``kv_cache_scheme``, which makes vLLM pick fp8 by itself, or
-msModelSlim's ``"kv_cache_type": "C8"``, which makes vllm-ascend store int8). Otherwise SKIPPED.
+It runs when asked -- ``RunSettings.kv_formats`` (``run --kv-formats``, else the
+``ADAPTGATE_KVCACHE`` environment variable, as the run recorded it: ``1``/``all``, or formats such
+as ``fp8_e4m3,int8_c8``) -- when the run pins a quantized launch dtype
+(``RunSettings.kv_cache_dtype``, ``run --kv-cache-dtype fp8_e4m3``: that format is tested too, and
+committed to), or when the plan would use a quantized cache anyway: the checkpoint declares one (a
+compressed-tensors ``kv_cache_scheme``, which makes vLLM pick fp8 by itself, or msModelSlim's
+``"kv_cache_type": "C8"``, which makes vllm-ascend store int8). Otherwise SKIPPED.
 
 Formats tested: the asked ones, else those the target can run (Ascend: C8 -- ``--kv-cache-dtype
 fp8`` crashes on A2/A3; others: the two FP8 formats). Scales: the checkpoint's (what the engine
 would load). 256 greedy tokens per prompt of the reference's prompt set.
 
-``summary["kv_cache_dtype"]`` is the value the serve gate should pass as ``--kv-cache-dtype``:
-the best SAFE FP8 format, else ``auto`` -- or ``bfloat16`` when the checkpoint declares an FP8
-``kv_cache_scheme`` (vLLM honours the scheme unless an explicit dtype other than auto is given).
+``summary["kv_cache_dtype"]`` is the value the serve gate passes as ``--kv-cache-dtype`` when the
+run pins none: the best SAFE FP8 format, else ``auto`` -- or ``bfloat16`` when the checkpoint
+declares an FP8 ``kv_cache_scheme`` (vLLM honours the scheme unless an explicit dtype other than
+auto is given).
 ``summary["ascend_kv_cache"]`` is ``C8`` when int8_c8 is SAFE, else ``none``.
 
 On a cpu target whose vLLM runs here, every vLLM format is also measured on the engine
 (:mod:`adaptgate.kvcache.engine`: the model served with ``auto`` and with each cache, scored
 against the reference); a format counts as SAFE only when both say so. FAIL when the format
-the checkpoint declares (or that was asked by name) is UNSAFE, or when the engine contradicts a
-simulated SAFE (both numbers in the reason); PASS otherwise.
+the checkpoint declares (or that was asked by name, or pinned) is UNSAFE, or when the engine
+contradicts a simulated SAFE (both numbers in the reason); PASS otherwise.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from adaptgate.gate import Gate, GateOutcome, RunContext
 from adaptgate.record import GateStatus
+from adaptgate.settings import KVCACHE
 
-ENV = "ADAPTGATE_KVCACHE"
 NEW_TOKENS = 256  # greedy tokens per prompt (issue 5: at least 256)
 ALL = ("1", "all", "yes", "true")
 OFF = ("", "0", "auto", "bf16", "bfloat16", "no", "false")
@@ -68,9 +70,24 @@ class Plan:
 
 
 def wanted(ctx: RunContext, model: str) -> Plan:
+    """What to test: a quantized launch dtype the run pins comes first and is committed to (the
+    serve gate launches with it whatever the verdict), then what was asked for or declared."""
     from adaptgate.kvcache.api import parse_kv_dtypes
 
-    asked = str(getattr(ctx.settings, "kv_cache_dtype", None) or os.environ.get(ENV, "")).strip()
+    plan = _asked_or_declared(ctx, model)
+    pinned = ctx.settings.kv_cache_dtype
+    if pinned is None or pinned.lower() in OFF:
+        return plan
+    committed = parse_kv_dtypes(pinned)[0]
+    formats = list(dict.fromkeys([committed, *(plan.formats or [])]))
+    why = f"launching with --kv-cache-dtype {pinned}"
+    return Plan(formats, f"{why}; {plan.why}" if plan.formats else why, committed)
+
+
+def _asked_or_declared(ctx: RunContext, model: str) -> Plan:
+    from adaptgate.kvcache.api import parse_kv_dtypes
+
+    asked = (ctx.settings.kv_formats or "").strip()
     if asked.lower() in ALL:
         return Plan(target_formats(ctx.settings.target), "asked for")
     if asked.lower() not in OFF:
@@ -83,7 +100,7 @@ def wanted(ctx: RunContext, model: str) -> Plan:
     return Plan(
         None,
         "the plan keeps a bf16 KV cache (the checkpoint declares no quantized cache); "
-        f"set {ENV}=1 to test FP8/INT8 caches anyway",
+        f"set {KVCACHE}=1 to test FP8/INT8 caches anyway",
     )
 
 

@@ -56,8 +56,10 @@ class ScanSummary(BaseModel):
     elements: int = Field(description="K and V elements scanned")
     saturated: int
     saturated_fraction: float
-    overflow_fraction: float = Field(
-        description="worst layer and tensor: share clipped by more than 20%"
+    overflow_fraction: float | None = Field(
+        None,
+        description="worst layer and tensor: share clipped by more than 20% (None: a result "
+        "written before adaptgate measured it)",
     )
     flushed_fraction: float = Field(description="worst layer (FP8 underflow to zero)")
     rel_rms_error: float = Field(description="worst layer and tensor")
@@ -134,7 +136,11 @@ class FormatReport(BaseModel):
     scan: ScanSummary
     logits: LogitMetrics = Field(description="teacher-forced, every step of every prompt")
     kl_per_step: list[float] = Field(description="mean KL over prompts at each step")
-    top1_per_step: list[float] = Field(description="top-1 agreement over prompts at each step")
+    top1_per_step: list[float] = Field(
+        default_factory=list,
+        description="top-1 agreement over prompts at each step (empty in results written before "
+        "adaptgate measured it)",
+    )
     generation: GenerationMetrics
     degeneration: list[Degeneration]
     repetition_increase: float

@@ -34,7 +34,11 @@ class TensorScan(BaseModel):
 
     amax_scaled: list[float] = Field(description="max |x/scale| (int8: |x/scale + offset|)")
     saturated: list[int]
-    overflow: list[int] = Field(description=f"clipped by over 20% (|x/scale| > {OVERFLOW} x limit)")
+    overflow: list[int] = Field(
+        default_factory=list,
+        description=f"clipped by over 20% (|x/scale| > {OVERFLOW} x limit); empty in results "
+        "written before adaptgate counted it",
+    )
     flushed: list[int] = Field(description="non-zero values stored as 0")
     elements_per_head: int
     rel_rms_error: float = Field(description="||stored - x|| / ||x|| over the layer")

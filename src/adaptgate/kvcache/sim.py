@@ -11,9 +11,8 @@ baseline) and returns, during prefill, per the arm's prefill mode:
   over it, prompt tokens included): the stored, quantized K/V;
 - ``fresh`` (vllm-ascend C8 PrefillNoCache; also vLLM's pre-V1 backends): the fresh K/V.
 
-Decode steps always attend over the stored cache, the current token's own K/V included. (The
-reference's ``InterceptingCache`` has one prefill policy per cache; this one has one per row, so
-the baseline and every format run in a single batch.)
+Decode steps always attend over the stored cache, the current token's own K/V included. The
+prefill policy is per row, so the baseline and every format run in a single (left-padded) batch.
 
 :func:`gqa_attention` runs a model with grouped-query attention done inside SDPA even under a
 padding mask: transformers' ``sdpa`` attention copies the cache ``n_rep`` times per layer per

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from adaptgate.console import Output
@@ -84,13 +84,20 @@ def _open_record(opts: RunOptions) -> RunRecord:
     if opts.fresh or not (opts.run_dir / RUN_FILE).exists():
         return RunRecord(run_dir=str(opts.run_dir), settings=opts.settings)
     record = load_run(opts.run_dir)
-    if record.settings != opts.settings:
+    if differ := _differences(record.settings, opts.settings):
         raise RunDirError(
             f"{opts.run_dir} holds a run with other settings ({record.settings.model}, "
-            f"target {record.settings.target})",
+            f"target {record.settings.target}; {', '.join(differ)} differ)",
             fix="pass a new --run-dir, or --fresh to start this directory over",
         )
     return record
+
+
+def _differences(old: RunSettings, new: RunSettings) -> list[str]:
+    """The settings that differ: fields by name, the environment by variable."""
+    fields = [name for name, value in new if name != "env" and getattr(old, name) != value]
+    env = old.env.keys() | new.env.keys()
+    return fields + sorted(k for k in env if old.env.get(k) != new.env.get(k))
 
 
 def _execute(gate: Gate, ctx: RunContext) -> GateRecord:
@@ -150,6 +157,8 @@ def run_pipeline(opts: RunOptions, out: Output | None = None) -> RunRecord:
     """Run the selected gates; a gate already PASSED in this run directory is reused until the
     first gate that had not passed, from which every gate runs again."""
     out = out or Output()
+    # ADAPTGATE_* read once, here: the gates see (and run.json records) these settings only
+    opts = replace(opts, settings=opts.settings.with_environment())
     names = selected_gates(opts.only, opts.skip, url=opts.settings.url)
     from adaptgate.checkpoint import resolve_model_path
 

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from adaptgate.errors import DumpError
 from adaptgate.metrics.limits import Check, evaluate
 from adaptgate.metrics.logits import (
     GenerationMetrics,
@@ -24,13 +25,7 @@ from adaptgate.metrics.logits import (
 )
 from adaptgate.precision.localize import Localization, localize
 from adaptgate.precision.thresholds import Thresholds, load_thresholds
-from adaptgate.reference.dump import (
-    DumpError,
-    DumpReader,
-    ReferenceDump,
-    gen_key,
-    open_dump,
-)
+from adaptgate.reference.dump import DumpReader, ReferenceDump, gen_key, open_dump
 from adaptgate.results import Result
 
 

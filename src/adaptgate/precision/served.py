@@ -18,21 +18,18 @@ the reference's token ids as the prompt). Compared:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from adaptgate.client import Client, Completion, token_ids, top_ids
 from adaptgate.errors import UsageError
 from adaptgate.metrics.limits import Check, evaluate
 from adaptgate.metrics.logits import topk_kl
-from adaptgate.precision.client import TOKEN_ID_PREFIX, Completion, OpenAIClient
 from adaptgate.precision.compare import DumpSummary
 from adaptgate.precision.thresholds import Thresholds, load_thresholds
 from adaptgate.reference.dump import DumpReader, gen_key, open_dump, prompt_key
 from adaptgate.results import Result
-
-if TYPE_CHECKING:
-    pass
 
 
 class ServedPrompt(BaseModel):
@@ -86,33 +83,6 @@ class ServedConfig(BaseModel):
     profile: str | None = None
     top_k: int | None = Field(default=None, description="None = the dump's top-k (max 20)")
     timeout: float = 120.0
-
-
-def _token_id(token: str) -> int | None:
-    if token.startswith(TOKEN_ID_PREFIX):
-        try:
-            return int(token[len(TOKEN_ID_PREFIX) :])
-        except ValueError:
-            return None
-    return None
-
-
-def token_ids(tokens: list[str]) -> list[int] | None:
-    ids = [_token_id(t) for t in tokens]
-    return None if any(i is None for i in ids) else [int(i) for i in ids if i is not None]
-
-
-def top_ids(top: dict[str, float]) -> dict[int, float] | None:
-    out: dict[int, float] = {}
-    for key, value in top.items():
-        tid = _token_id(key)
-        if tid is None:
-            if key.lstrip("-").isdigit():  # prompt_logprobs keys are bare ids
-                tid = int(key)
-            else:
-                return None
-        out[tid] = float(value)
-    return out
 
 
 def _compare_prompt(
@@ -188,10 +158,10 @@ def check_served(cfg: ServedConfig) -> ServedResult:
     reader = open_dump(cfg.reference)
     meta = reader.meta
     top_k = min(cfg.top_k or meta.top_k, meta.top_k, 20)
-    client = OpenAIClient(cfg.url, timeout=cfg.timeout)
+    client = Client(cfg.url, timeout_s=cfg.timeout)
     model = cfg.model
     if model is None:
-        served = client.models()
+        served = client.model_ids()
         if not served:
             raise UsageError(f"{cfg.url} serves no model", fix="pass --model NAME")
         model = served[0]

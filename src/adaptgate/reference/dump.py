@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from adaptgate.errors import AdaptgateError, CheckpointNotFound
+from adaptgate.errors import CheckpointNotFound, DumpError
 from adaptgate.results import Result
 
 if TYPE_CHECKING:
@@ -27,10 +27,6 @@ if TYPE_CHECKING:
 
 META_FILE = "reference.json"
 TENSOR_FILE = "reference.safetensors"
-
-
-class DumpError(AdaptgateError, ValueError):
-    """A dump directory that is missing, corrupt, or does not match another dump."""
 
 
 class PromptRecord(BaseModel):

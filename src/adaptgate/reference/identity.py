@@ -38,7 +38,3 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
         spec.pop("padding", None)
         parts["pipeline"] = spec
     return hashlib.sha256(_canonical(parts).encode("utf-8")).hexdigest()
-
-
-def text_hash(texts: list[str]) -> str:
-    return hashlib.sha256(_canonical(texts).encode("utf-8")).hexdigest()

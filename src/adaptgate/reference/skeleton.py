@@ -230,7 +230,7 @@ def build_model(weights: WeightSource, device: str, dtype: torch.dtype) -> Layer
     except (RuntimeError, AssertionError) as exc:
         raise UsageError(
             f"torch cannot use device {device!r}: {str(exc).splitlines()[0]}",
-            fix="install a torch build for that device (or torch_npu), or use --device cpu",
+            fix="install a torch build for that device (or torch_npu), or use --torch-device cpu",
         ) from None
     with _meta_parameters():
         try:

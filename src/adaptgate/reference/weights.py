@@ -2,11 +2,14 @@
 
 - Unquantized tensors are read and upcast exactly (bf16/fp16 -> float32).
 - FP8 weights (fine-grained block, compressed-tensors tensor/channel/block) are paired with their
-  scales by the converter's planner (:func:`adaptgate.convert.plan.plan_conversion`, so pairing
-  rules and structural errors are the converter's) and dequantized exactly in float32 by
-  :func:`adaptgate.formats.dequantize.dequantize`.
+  scales by :mod:`adaptgate.formats.pairing` (the converter's rules and structural errors) and
+  dequantized exactly in float32 by :func:`adaptgate.formats.dequantize.dequantize`.
 - Ascend W8A8_DYNAMIC weights (int8 + per-channel ``weight_scale``/``weight_offset``) are
   dequantized in float32 by :func:`adaptgate.formats.ascend.dequantize_w8a8_dynamic`.
+- compressed-tensors int8 W8A8 weights (symmetric, per-channel ``weight_scale``) are ``q * s``
+  in float32, exact (the compressed-tensors library's ``dequantize`` with a float32 scale).
+- Integer weights that nothing above pairs with a scale are refused: raw codes never reach the
+  model as values.
 
 Scales, offsets and activation/KV scales are consumed here and never reach the model. Every raw
 tensor read is hashed (sha256 of its bytes), which gives the dump's model hash.
@@ -19,18 +22,25 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from adaptgate.errors import CheckpointFormatError, UsageError
+from adaptgate.errors import UsageError
+from adaptgate.formats.dequantize import FP8_CODES
 from adaptgate.formats.detect import detect_quantization, is_quant_metadata
+from adaptgate.formats.names import DROPPED_SUFFIXES
+from adaptgate.formats.pairing import (
+    Quant,
+    ascend_pairs,
+    int8_channel_pairs,
+    pair_fp8,
+    scale_layouts,
+    unpaired_codes,
+)
 
 if TYPE_CHECKING:
     import torch
 
     from adaptgate.checkpoint import Checkpoint
-    from adaptgate.convert.models import Quant
 
 _LAYER_RE_TEMPLATE = r"(?:^|\.){name}\.(\d+)\."
-_ASCEND_SCALE = "weight_scale"
-_ASCEND_OFFSET = "weight_offset"
 
 
 @dataclass
@@ -42,6 +52,7 @@ class WeightSource:
     names: list[str]
     fp8: dict[str, Quant] = field(default_factory=dict)  # FP8 weight -> its scale pairing
     ascend: dict[str, tuple[str, str]] = field(default_factory=dict)  # int8 weight -> (s, o)
+    int8: dict[str, str] = field(default_factory=dict)  # compressed-tensors int8 weight -> scale
     skipped: list[str] = field(default_factory=list)  # metadata the model never sees
     digests: dict[str, str] = field(default_factory=dict)
 
@@ -68,6 +79,10 @@ class WeightSource:
                 raw, scale, strategy=quant.strategy, block=quant.block, target="f32"
             )
             return out
+        scale_name = self.int8.get(name)
+        if scale_name is not None:
+            scale = self._raw(scale_name).to(torch.float32).reshape(-1, 1)
+            return raw.to(torch.float32) * scale
         pair = self.ascend.get(name)
         if pair is not None:
             from adaptgate.formats.ascend import dequantize_w8a8_dynamic
@@ -81,7 +96,7 @@ class WeightSource:
     def model_hash(self) -> str | None:
         """sha256 over every read tensor's (name, digest), or None until all were read."""
         wanted = set(self.names) | {q.scale for q in self.fp8.values()}
-        wanted |= {n for pair in self.ascend.values() for n in pair}
+        wanted |= {n for pair in self.ascend.values() for n in pair} | set(self.int8.values())
         if not wanted <= set(self.digests):
             return None
         h = hashlib.sha256()
@@ -90,58 +105,41 @@ class WeightSource:
         return h.hexdigest()
 
 
-def _fp8_pairs(ckpt: Checkpoint) -> tuple[dict[str, Quant], set[str]]:
-    from adaptgate.convert.models import Action, Target
-    from adaptgate.convert.plan import plan_conversion
-
-    plan = plan_conversion(ckpt, Target.BF16, max_shard_size=2**62)
-    pairs = {t.source: t.quant for t in plan.tensors if t.action is Action.DEQUANTIZE and t.quant}
-    return pairs, {d.name for d in plan.dropped}
-
-
-def _ascend_pairs(ckpt: Checkpoint) -> tuple[dict[str, tuple[str, str]], set[str]]:
-    desc = ckpt.quant_description or {}
-    pairs: dict[str, tuple[str, str]] = {}
-    consumed: set[str] = set()
-    for name, info in ckpt.tensors.items():
-        if info.dtype != "I8" or not name.endswith(".weight"):
-            continue
-        kind = desc.get(name)
-        if kind != "W8A8_DYNAMIC":
-            raise UsageError(
-                f"{name} is Ascend {kind or 'unlisted'}; the reference dequantizes W8A8_DYNAMIC "
-                "weights only",
-                fix="produce the reference from the checkpoint this one was converted from",
-            )
-        module = name.removesuffix(".weight")
-        scale, offset = f"{module}.{_ASCEND_SCALE}", f"{module}.{_ASCEND_OFFSET}"
-        missing = [n for n in (scale, offset) if n not in ckpt.tensors]
-        if missing:
-            raise CheckpointFormatError(
-                f"int8 weight {name} has no {missing[0]}",
-                fix="re-export the checkpoint with msModelSlim (or adaptgate convert)",
-            )
-        pairs[name] = (scale, offset)
-        consumed |= {scale, offset}
-    return pairs, consumed
+def _fp8_pairs(ckpt: Checkpoint, other_scales: set[str]) -> tuple[dict[str, Quant], set[str]]:
+    layouts = scale_layouts(ckpt.config, ckpt.tensors, ckpt.quant_description).layouts
+    pairs = pair_fp8(ckpt.tensors, layouts, [n for n in ckpt.tensors if n not in other_scales])
+    dropped = {n for n in ckpt.tensors if n.rsplit(".", 1)[-1] in DROPPED_SUFFIXES}
+    return pairs, {q.scale for q in pairs.values()} | dropped
 
 
 def open_weights(ckpt: Checkpoint) -> WeightSource:
     """Plans how each tensor is read; raises for formats the reference cannot dequantize."""
     scheme = detect_quantization(ckpt.config, ckpt.tensors, ckpt.quant_description)
-    fp8: dict[str, Quant] = {}
-    ascend: dict[str, tuple[str, str]] = {}
-    consumed: set[str] = set()
-    has_fp8 = any(i.dtype in ("F8_E4M3", "F8_E5M2") for i in ckpt.tensors.values())
-    if scheme.method == "ascend":
-        ascend, consumed = _ascend_pairs(ckpt)
-    elif has_fp8:
-        fp8, consumed = _fp8_pairs(ckpt)
-    elif scheme.method not in ("none", "fp8", "compressed-tensors"):
+    if scheme.method not in ("none", "fp8", "compressed-tensors", "ascend"):
         raise UsageError(
             f"the reference cannot dequantize {scheme.label} ({scheme.method}) weights",
-            fix="supported: unquantized, FP8 (block / compressed-tensors) and Ascend "
-            "W8A8_DYNAMIC checkpoints",
+            fix="supported: unquantized, FP8 (block / compressed-tensors), compressed-tensors "
+            "int8 W8A8 and Ascend W8A8_DYNAMIC checkpoints",
+        )
+    fp8: dict[str, Quant] = {}
+    ascend: dict[str, tuple[str, str]] = {}
+    int8: dict[str, str] = {}
+    consumed: set[str] = set()
+    if scheme.method == "ascend":
+        ascend = ascend_pairs(ckpt.tensors, ckpt.quant_description or {})
+        consumed = {n for pair in ascend.values() for n in pair}
+    else:
+        if scheme.method == "compressed-tensors":
+            int8 = int8_channel_pairs(ckpt.tensors, scheme)
+        if any(i.dtype in FP8_CODES for i in ckpt.tensors.values()):
+            fp8, consumed = _fp8_pairs(ckpt, set(int8.values()))
+        consumed |= set(int8.values())
+    raw = unpaired_codes(ckpt.tensors, set(ascend) | set(int8))
+    if raw:
+        raise UsageError(
+            f"{raw[0]} holds {ckpt.tensors[raw[0]].dtype} codes with no scale the reference "
+            f"knows how to apply ({scheme.label}); it will not read codes as weights",
+            fix="produce the reference from the checkpoint this one was quantized from",
         )
     names, skipped = [], []
     for name in ckpt.tensors:
@@ -149,7 +147,7 @@ def open_weights(ckpt: Checkpoint) -> WeightSource:
             skipped.append(name)
         else:
             names.append(name)
-    return WeightSource(ckpt, scheme.label, names, fp8, ascend, skipped)
+    return WeightSource(ckpt, scheme.label, names, fp8, ascend, int8, skipped)
 
 
 def layer_index(name: str, layer_container: str) -> int | None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
+
+from pydantic import BaseModel
 
 from adaptgate.errors import UsageError
+from adaptgate.inspect.api import InspectResult
 from adaptgate.record import GateRecord, RunRecord
+
+M = TypeVar("M", bound=BaseModel)
 
 # The sections of the seed reports in their order; a gate belongs to the first whose name
 # prefixes its own (``serve-dummy`` -> serve). Gates of other names follow, in run order.
@@ -25,9 +30,21 @@ class RunView:
     record: RunRecord
     root: Path
     label: str
+    _typed: dict[tuple[str, type[BaseModel]], BaseModel | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def gate(self, name: str) -> GateRecord | None:
         return self.record.gate(name)
+
+    def result(self, name: str, model: type[M]) -> M | None:
+        """Gate ``name``'s result as its typed ``model``, validated once per run (None when the
+        gate did not run or left none, whatever its status)."""
+        key = (name, model)
+        if key not in self._typed:
+            gate = self.gate(name)
+            self._typed[key] = gate.result_as(model) if gate is not None else None
+        return cast(M | None, self._typed[key])
 
     def gates_of(self, section: str) -> list[GateRecord]:
         return [g for g in self.record.gates if section_of(g.name) == section]
@@ -59,12 +76,9 @@ def model_identity(record: RunRecord) -> dict[str, Any]:
     """What makes two runs runs of the same model: the architecture and the exact parameter
     count from inspect when it ran, else the model directory's name."""
     inspect = record.gate("inspect")
-    result = inspect.result if inspect is not None else None
-    if result and result.get("facts") and result.get("params"):
-        return {
-            "architecture": result["facts"].get("architecture"),
-            "params": result["params"].get("total"),
-        }
+    result = inspect.result_as(InspectResult) if inspect is not None else None
+    if result is not None and result.params is not None:
+        return {"architecture": result.facts.architecture, "params": result.params.total}
     return {"name": Path(record.settings.model.rstrip("/")).name}
 
 

@@ -18,7 +18,7 @@ _EXPORTS = {
     "PlanOptions": "adaptgate.serve.models",
     "LaunchPlan": "adaptgate.serve.models",
     "build_plan": "adaptgate.serve.plan",
-    "PlanError": "adaptgate.serve.plan",
+    "PlanError": "adaptgate.errors",
     "ServeOptions": "adaptgate.serve.api",
     "ServeResult": "adaptgate.serve.api",
     "serve_model": "adaptgate.serve.api",

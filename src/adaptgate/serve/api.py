@@ -5,7 +5,6 @@ as a FAIL with the log excerpt and the doctor's diagnosis."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from adaptgate.console import Output
-from adaptgate.errors import EXIT_FAIL, EXIT_OK, UsageError
+from adaptgate.errors import EXIT_FAIL, EXIT_OK, ServerStartFailed, UsageError
 from adaptgate.results import Result
 from adaptgate.serve.cpus import OMP_BIND_ENV, cpu_list
 from adaptgate.serve.doctor import Diagnosis, diagnose
@@ -24,20 +23,19 @@ from adaptgate.serve.plan import build_plan
 from adaptgate.serve.process import (
     ManagedServer,
     ServerSpec,
-    ServerStartFailed,
     check_vllm,
     free_port,
     terminate_on_signals,
 )
 from adaptgate.serve.shell import engine_argv
+from adaptgate.settings import load_settings
 
-PYTHON_ENV = "ADAPTGATE_VLLM_PYTHON"
 LOG_NAME = "vllm.log"
 
 
 def vllm_python(explicit: str | None = None) -> str:
     """--vllm-python, else ADAPTGATE_VLLM_PYTHON, else this interpreter."""
-    return explicit or os.environ.get(PYTHON_ENV) or sys.executable
+    return explicit or load_settings().vllm_python or sys.executable
 
 
 class ServeOptions(BaseModel):

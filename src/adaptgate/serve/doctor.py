@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from adaptgate.errors import AdaptgateError, InternalError
+from adaptgate.errors import InternalError, LogNotFound
 from adaptgate.results import Result
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -20,10 +20,6 @@ _EXCEPTION = re.compile(r"\b[\w.]*(Error|Exception): \S")
 _LEVEL = re.compile(r"\b(INFO|WARNING|DEBUG)\b")
 MAX_EVIDENCE = 300
 KV_BLOCK = 128
-
-
-class LogNotFound(AdaptgateError, FileNotFoundError):
-    """The log file to diagnose does not exist."""
 
 
 class Finding(BaseModel):

@@ -6,19 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from adaptgate.errors import EXIT_FAIL, AdaptgateError
+from adaptgate.errors import PlanError
 from adaptgate.inspect.api import InspectOptions, InspectResult, inspect_model
 from adaptgate.inspect.memory import LayoutPlan
 from adaptgate.serve import sizing
 from adaptgate.serve.models import Layout, MemorySummary, MtpPlan, PlanOptions, inspect_kv_dtype
 
 AUTO_NODES = (1, 2, 4)  # node counts tried for an MoE model when --nodes is not given
-
-
-class PlanError(AdaptgateError, ValueError):
-    """No launch plan exists for this model on this target (a FAIL verdict, exit 1)."""
-
-    exit_code = EXIT_FAIL
 
 
 def host_has_amx() -> bool | None:

@@ -14,14 +14,15 @@ from typing import Any
 
 from pydantic import Field
 
+from adaptgate.errors import PlanError, VllmNotFound
 from adaptgate.gate import Gate, GateOutcome, RunContext
-from adaptgate.record import GateStatus
+from adaptgate.record import KV_CACHE_DTYPES, GateStatus
 from adaptgate.results import Result
 from adaptgate.serve.api import ServeOptions, ServeResult, serve_model, vllm_python
 from adaptgate.serve.cpus import split_cpus
-from adaptgate.serve.models import KV_CACHE_DTYPES, TARGETS, LaunchPlan, PlanOptions
-from adaptgate.serve.plan import PlanError, build_plan
-from adaptgate.serve.process import VllmNotFound, check_vllm, stop_all
+from adaptgate.serve.models import TARGETS, LaunchPlan, PlanOptions
+from adaptgate.serve.plan import build_plan
+from adaptgate.serve.process import check_vllm, stop_all
 from adaptgate.serve.runbook import write_plan_outputs
 from adaptgate.serve.server_facts import ServerFacts, server_facts
 
@@ -58,7 +59,10 @@ def python_has_vllm(python: str) -> bool:
 
 
 def kv_cache_dtype(ctx: RunContext) -> str:
-    """The kvcache gate's --kv-cache-dtype when it passed (int8 means Ascend C8), else auto."""
+    """The run's --kv-cache-dtype when it pins one; else the kvcache gate's when it passed
+    (int8 means Ascend C8); else auto."""
+    if ctx.settings.kv_cache_dtype is not None:
+        return ctx.settings.kv_cache_dtype
     gate = ctx.record.gate("kvcache")
     if gate is None or gate.status is not GateStatus.PASS:
         return "auto"
@@ -170,7 +174,7 @@ class ServeGate(Gate):
     def run(self, ctx: RunContext) -> GateOutcome:
         if ctx.settings.target not in TARGETS:
             return GateOutcome.skipped(f"no launch plan for target {ctx.settings.target}")
-        if ctx.result_of("inspect") is None and ctx.record.gate("inspect") is not None:
+        if ctx.passed("inspect") is None and ctx.record.gate("inspect") is not None:
             return GateOutcome.skipped("inspect did not pass")
         out_dir = ctx.gate_dir(self.name)
         try:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adaptgate.errors import UsageError
 from adaptgate.inspect.facts import ArchFacts
+from adaptgate.record import KV_CACHE_DTYPES
 from adaptgate.results import Result
 
 Target = Literal["ascend-a2", "ascend-a3", "cuda", "cpu"]
@@ -70,9 +71,6 @@ class PlanOptions(BaseModel):
                 f"unknown KV-cache dtype {value!r}", fix=f"use one of: {', '.join(KV_CACHE_DTYPES)}"
             )
         return value
-
-
-KV_CACHE_DTYPES = ("auto", "bf16", "fp8", "fp8_e4m3", "fp8_e5m2", "int8")
 
 
 def inspect_kv_dtype(value: str) -> Literal["auto", "bf16", "fp8", "int8"]:

@@ -14,7 +14,6 @@ from adaptgate.serve import sizing
 from adaptgate.serve.container import ascend_container, cuda_container, default_image
 from adaptgate.serve.features import chat_features, read_chat_template
 from adaptgate.serve.fit import (
-    PlanError,
     choose_route,
     fit_layout,
     host_has_amx,
@@ -44,7 +43,7 @@ from adaptgate.serve.models import (
 )
 from adaptgate.serve.operators import operator_table
 
-__all__ = ["PlanError", "build_plan", "model_name", "served_name"]
+__all__ = ["build_plan", "model_name", "served_name"]
 CONVERT_TO = {"bf16": "bf16", "w8a8_dynamic": "w8a8-dynamic"}
 
 
@@ -295,10 +294,6 @@ def _with_kernels(rows: list[OperatorRow], kernels: KernelPlan) -> list[Operator
         else row
         for row in rows
     ]
-
-
-def _kv_label(dtype: str) -> str:
-    return f"{dtype} (C8 from quant_model_description.json)" if dtype == "int8" else dtype
 
 
 def _container(

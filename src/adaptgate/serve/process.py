@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import re
 import signal
@@ -23,15 +22,14 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from adaptgate.errors import EXIT_FAIL, AdaptgateError
+from adaptgate.client import Client
+from adaptgate.errors import PortInUse, ServerStartFailed, VllmNotFound
 
 WATCHDOG = Path(__file__).with_name("watchdog.py")
 POLL_S = 1.0
@@ -46,24 +44,6 @@ _STALE = re.compile(
 )
 
 
-class PortInUse(AdaptgateError, OSError):
-    """The API port is taken by another process."""
-
-
-class VllmNotFound(AdaptgateError, FileNotFoundError):
-    """The configured python cannot import vllm."""
-
-
-class ServerStartFailed(AdaptgateError, RuntimeError):
-    """The server exited or did not become ready before the deadline."""
-
-    exit_code = EXIT_FAIL
-
-    def __init__(self, message: str, *, fix: str | None = None, log_tail: str = "") -> None:
-        super().__init__(message, fix=fix)
-        self.log_tail = log_tail
-
-
 @dataclass
 class ServerSpec:
     argv: list[str]
@@ -75,7 +55,7 @@ class ServerSpec:
     ready_timeout_s: float = 900.0
     stop_grace_s: float = 30.0
     term_grace_s: float = 10.0
-    api_key: str | None = None
+    api_key_env: str | None = None  # the variable holding the key the server requires
     cpus: tuple[int, ...] | None = None  # every process of the server runs on these CPUs only
 
     @property
@@ -198,24 +178,6 @@ def sweep_stale(tmp: Path, before: set[str]) -> list[str]:
     return removed
 
 
-def _get_json(url: str, api_key: str | None, timeout: float = 5.0) -> tuple[int, Any]:
-    req = urllib.request.Request(url)
-    if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            body = resp.read()
-            status = resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code, None
-    except (urllib.error.URLError, OSError, TimeoutError):
-        return 0, None
-    try:
-        return status, json.loads(body) if body else None
-    except ValueError:
-        return status, None
-
-
 def _pin(cpus: tuple[int, ...]) -> Callable[[], None]:
     def pin() -> None:
         os.sched_setaffinity(0, cpus)
@@ -319,7 +281,7 @@ class ManagedServer:
 
         assert self.started_at is not None
         limit = self.started_at + (deadline_s or self.spec.ready_timeout_s)
-        url = self.url
+        client = Client(self.url, api_key_env=self.spec.api_key_env, timeout_s=5.0)
         fatal_at: float | None = None
         while True:
             if fatal_at is None and _FATAL.search(self.log_text()):
@@ -335,17 +297,17 @@ class ManagedServer:
                     f"vLLM exited with code {code} before it was ready",
                     log_tail=tail(self.log_text()),
                 )
-            status, _ = _get_json(f"{url}/health", self.spec.api_key)
-            if status == 200:
-                status, models = _get_json(f"{url}/v1/models", self.spec.api_key)
-                names = [m.get("id") for m in (models or {}).get("data", [])]
-                if status == 200 and (
+            if client.get("/health").status == 200:
+                reply = client.get("/v1/models")
+                models = reply.data if reply.status == 200 and isinstance(reply.data, dict) else {}
+                names = [m.get("id") for m in models.get("data", [])]
+                if reply.status == 200 and (
                     self.spec.served_model_name is None or self.spec.served_model_name in names
                 ):
-                    first = (models or {}).get("data", [{}])[0]
+                    first = models.get("data", [{}])[0]
                     self.ready = Ready(
                         seconds=round(time.monotonic() - self.started_at, 2),
-                        models=models or {},
+                        models=models,
                         max_model_len=first.get("max_model_len"),
                     )
                     return self.ready

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from adaptgate.serve.doctor import LogNotFound
+from adaptgate.client import Client
+from adaptgate.errors import LogNotFound
 from adaptgate.serve.logfacts import LogFacts, parse_log
 from adaptgate.serve.models import LaunchPlan
-from adaptgate.serve.process import _get_json
 
-API_KEY_ENV = "OPENAI_API_KEY"  # what smoke, precision and bench send to a --url server
 # Arguments that name where the server runs or what it loads, not how: they differ by design
 # (container paths, ports); the served name is compared through /v1/models.
 NOT_COMPARED = frozenset(
@@ -64,9 +62,9 @@ class ServerFacts(BaseModel):
 
 def probe(url: str, timeout: float = 10.0) -> tuple[str | None, list[ServedModel], str | None]:
     """(/version, /v1/models, why nothing sensible answered); the key is sent, never shown."""
-    base = url.rstrip("/")
-    key = os.environ.get(API_KEY_ENV)
-    status, doc = _get_json(f"{base}/v1/models", key, timeout)
+    client = Client(url, timeout_s=timeout)  # sends OPENAI_API_KEY, as smoke and bench do
+    reply = client.get("/v1/models")
+    status, doc = reply.status, reply.data
     data = doc.get("data") if isinstance(doc, dict) else None
     if status != 200 or not isinstance(data, list) or not data:
         why = "no answer" if status == 0 else f"HTTP {status}"
@@ -82,13 +80,7 @@ def probe(url: str, timeout: float = 10.0) -> tuple[str | None, list[ServedModel
         for m in data
         if isinstance(m, dict)
     ]
-    status, doc = _get_json(f"{base}/version", key, timeout)
-    version = (
-        str(doc["version"])
-        if status == 200 and isinstance(doc, dict) and doc.get("version")
-        else None
-    )
-    return version, models, None
+    return client.version(), models, None
 
 
 def _norm(value: Any) -> Any:

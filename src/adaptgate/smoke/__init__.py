@@ -2,13 +2,15 @@
 passes them, whatever its weights) apart from model-quality checks.
 
 ``run_smoke(SmokeOptions(url=...)) -> SmokeResult``; ``SmokeGate`` (gate.py) for the pipeline.
-Standard library HTTP only; the API key comes from an environment variable and is never stored.
+Requests go through :mod:`adaptgate.client`; the API key comes from an environment variable
+and is never stored.
 """
 
 from __future__ import annotations
 
+from adaptgate.errors import ServerUnreachable
 from adaptgate.smoke.models import CheckResult, CheckStatus, SmokeOptions, SmokeResult
-from adaptgate.smoke.runner import ServerUnreachable, run_smoke
+from adaptgate.smoke.runner import run_smoke
 
 __all__ = [
     "CheckResult",

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from adaptgate.client import Client, Reply
 from adaptgate.registry import Registry
-from adaptgate.smoke.client import ApiClient, Reply
 from adaptgate.smoke.models import Category, CheckStatus, Evidence, SmokeOptions, excerpt
 
 PROMPT = "The future of AI is"
@@ -16,7 +16,7 @@ CHAT_PROMPT = "Give me a short introduction to large language models."
 
 @dataclass
 class SmokeContext:
-    client: ApiClient
+    client: Client
     options: SmokeOptions
     model: str = ""
     max_model_len: int | None = None

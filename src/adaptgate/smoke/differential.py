@@ -17,9 +17,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from adaptgate.client import choice_of, token_ids, top_ids
 from adaptgate.errors import AdaptgateError
 from adaptgate.smoke.base import Outcome, SmokeContext, check, evidence, http_failure
-from adaptgate.smoke.client import choice_of
 from adaptgate.smoke.quality import WEATHER_TOOL
 
 if TYPE_CHECKING:
@@ -235,8 +235,6 @@ def chat_answer(ctx: SmokeContext) -> Outcome:
         )
     if fail := http_failure(reply, "POST /v1/completions"):
         return fail
-    from adaptgate.precision.served import token_ids, top_ids  # the precision check's parsing
-
     choice = choice_of(reply)
     logprobs = choice.get("logprobs") or {}
     served = token_ids([str(t) for t in logprobs.get("tokens") or []])

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from adaptgate.errors import ServerUnreachable
 from adaptgate.gate import Gate, GateOutcome, RunContext
 from adaptgate.record import GateStatus
 from adaptgate.smoke.models import CheckStatus, SmokeOptions, SmokeResult
-from adaptgate.smoke.runner import ServerUnreachable, run_smoke
+from adaptgate.smoke.runner import run_smoke
 
 
 def _summary(result: SmokeResult) -> dict[str, Any]:

@@ -7,6 +7,14 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from adaptgate.client import (
+    Reply,
+    choice_of,
+    message_of,
+    reasoning_of,
+    stream_usage,
+    streamed_text,
+)
 from adaptgate.smoke.base import (
     CHAT_PROMPT,
     PROMPT,
@@ -15,14 +23,6 @@ from adaptgate.smoke.base import (
     check,
     evidence,
     http_failure,
-)
-from adaptgate.smoke.client import (
-    Reply,
-    choice_of,
-    message_of,
-    reasoning_of,
-    stream_usage,
-    streamed_text,
 )
 from adaptgate.smoke.models import excerpt
 

@@ -7,8 +7,8 @@ import json
 import re
 from typing import Any
 
+from adaptgate.client import choice_of, message_of, reasoning_of
 from adaptgate.smoke.base import Outcome, SmokeContext, check, evidence, http_failure
-from adaptgate.smoke.client import choice_of, message_of, reasoning_of
 from adaptgate.smoke.models import excerpt
 
 CJK_MIN_RATIO = 0.6

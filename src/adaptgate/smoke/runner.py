@@ -6,21 +6,17 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
+from adaptgate.client import Client
 from adaptgate.console import Output
-from adaptgate.errors import AdaptgateError
+from adaptgate.errors import ServerUnreachable
 from adaptgate.smoke import differential, protocol, quality  # noqa: F401 - registers checks
 from adaptgate.smoke.base import CHECKS, CheckDef, Outcome, SmokeContext
-from adaptgate.smoke.client import ApiClient
 from adaptgate.smoke.models import CheckResult, CheckStatus, SmokeOptions, SmokeResult
 
 # checks that run after the others of their category: chat_template renders thinking templates
 # both ways once the chat check has seen whether the model thinks; chat_answer loads the CPU
 # reference (the slowest check), so the quick quality answers come first
 LAST = frozenset({"chat_template", "chat_answer"})
-
-
-class ServerUnreachable(AdaptgateError, ConnectionError):
-    """No OpenAI-compatible server answers at the URL."""
 
 
 def selected(options: SmokeOptions) -> list[CheckDef]:
@@ -71,7 +67,7 @@ def _run_one(d: CheckDef, ctx: SmokeContext) -> CheckResult:
 
 def run_smoke(options: SmokeOptions, out: Output | None = None) -> SmokeResult:
     out = out or Output()
-    client = ApiClient(options.url, api_key_env=options.api_key_env, timeout_s=options.timeout_s)
+    client = Client(options.url, api_key_env=options.api_key_env, timeout_s=options.timeout_s)
     ctx = SmokeContext(client=client, options=options, model=options.model or "")
     ctx.thinking = options.thinking
     _connect(ctx)

@@ -65,9 +65,9 @@ def test_slow_headers_count_in_ttft_and_timeouts():
 
 
 def test_no_server_is_a_clear_error():
-    from adaptgate.bench.server import ServerUnavailable
+    from adaptgate.errors import ServerUnreachable
 
-    with pytest.raises(ServerUnavailable, match="no server answers"):
+    with pytest.raises(ServerUnreachable, match="no server answers"):
         run_benchmark(config("http://127.0.0.1:9"))
 
 

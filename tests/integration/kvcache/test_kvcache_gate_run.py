@@ -10,12 +10,13 @@ import pytest
 from adaptgate.gate import RunContext
 from adaptgate.kvcache import gate as kvgate
 from adaptgate.record import GateStatus, RunRecord, RunSettings
+from adaptgate.settings import KVCACHE
 
 pytestmark = pytest.mark.slow
 
 
 def _ctx(tmp: Path, model: Path) -> RunContext:
-    settings = RunSettings(model=str(model), target="cuda")
+    settings = RunSettings(model=str(model), target="cuda").with_environment()
     return RunContext(tmp, settings, RunRecord(run_dir=str(tmp), settings=settings))
 
 
@@ -26,7 +27,7 @@ def test_gate_fails_planted_and_passes_clean(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(kvgate, "NEW_TOKENS", 32)
-    monkeypatch.setenv(kvgate.ENV, "fp8_e4m3")
+    monkeypatch.setenv(KVCACHE, "fp8_e4m3")
     bad = kvgate.KVCacheGate().run(_ctx(tmp_path / "a", planted_model))
     assert bad.status is GateStatus.FAIL
     assert bad.summary["kv_cache_dtype"] == "auto"

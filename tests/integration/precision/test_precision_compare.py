@@ -12,8 +12,8 @@ import torch
 from click.testing import CliRunner
 
 from adaptgate.cli.compare import command as compare_command
+from adaptgate.errors import DumpError
 from adaptgate.precision.compare import compare_dumps
-from adaptgate.reference.dump import DumpError
 
 pytestmark = pytest.mark.slow
 LAYERS, DEFECT_LAYER = 4, 2  # as in this directory's conftest.py

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from adaptgate.errors import PortInUse, ServerStartFailed, VllmNotFound
 from adaptgate.serve.process import (
     ManagedServer,
-    PortInUse,
     ServerSpec,
-    ServerStartFailed,
-    VllmNotFound,
     check_vllm,
     free_port,
     group_members,

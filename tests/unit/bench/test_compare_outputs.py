@@ -7,6 +7,7 @@ from bench_timelines import make_result
 from adaptgate.bench.compare import compare
 from adaptgate.bench.outputs import files
 from adaptgate.bench.result import SweepResult
+from adaptgate.bench.timeline import RequestRecord
 from adaptgate.errors import UsageError
 
 
@@ -51,7 +52,8 @@ def test_write_and_load_run(tmp_path):
     res, records = make_result(10)
     written = files.write_run(tmp_path, res, records)
     assert (tmp_path / "bench.json") in written
-    assert files.read_requests(tmp_path / "requests.jsonl") == records
+    lines = (tmp_path / "requests.jsonl").read_text().splitlines()
+    assert [RequestRecord.model_validate_json(line) for line in lines] == records
     loaded = files.load_result(tmp_path)
     assert loaded.metrics == res.metrics and loaded.requests_file == "requests.jsonl"
     rows = list(csv.DictReader((tmp_path / "bench.csv").open()))

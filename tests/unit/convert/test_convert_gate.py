@@ -6,11 +6,18 @@ import pytest
 
 from adaptgate.convert.gate import ConvertGate
 from adaptgate.gate import RunContext
+from adaptgate.inspect.api import InspectOptions, inspect_model
 from adaptgate.record import GateRecord, GateStatus, RunRecord, RunSettings
 
 
+def _inspect_result(model, route):
+    """inspect's typed result for ``model``, with ``route`` as its recommendation."""
+    result = inspect_model(InspectOptions(model=str(model), target="ascend-a2"))
+    return result.model_copy(update={"recommended": route}).model_dump(mode="json")
+
+
 def _ctx(tmp_path, model, route=None, inspect_status=GateStatus.PASS) -> RunContext:
-    settings = RunSettings(model=str(model), target="ascend-a2")
+    settings = RunSettings(model=str(model), target="ascend-a2").with_environment()
     record = RunRecord(run_dir=str(tmp_path / "run"), settings=settings)
     if route is not ...:
         record.put(
@@ -19,7 +26,7 @@ def _ctx(tmp_path, model, route=None, inspect_status=GateStatus.PASS) -> RunCont
                 title="Inspect",
                 status=inspect_status,
                 reason="",
-                result={"recommended": route},
+                result=_inspect_result(model, route),
             )
         )
     return RunContext(run_dir=tmp_path / "run", settings=settings, record=record)

@@ -71,6 +71,12 @@ def test_builds_with_expected_tensors(tiny_model, arch, fmt):
                     expected.add(f"{module}.input_scale")
                     inp = tensors[f"{module}.input_scale"]
                     assert inp.shape == (1,) and inp.dtype == torch.bfloat16 and float(inp) > 0
+            elif fmt == "ct_w8a8_int8":  # compressed-tensors int8: bf16 scale per channel
+                expected.add(f"{module}.weight_scale")
+                assert w.dtype == torch.int8
+                s = tensors[f"{module}.weight_scale"]
+                assert s.dtype == torch.bfloat16 and s.shape == (lin.out_features, 1)
+                assert int(w.abs().amax()) == 127  # symmetric: amax / 127 per channel
             else:
                 expected |= {f"{module}.weight_scale", f"{module}.weight_offset"}
                 assert w.dtype == torch.int8

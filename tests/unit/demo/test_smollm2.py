@@ -141,7 +141,7 @@ def test_greedy_answer_names_paris(smollm2_model):
 def test_fp8_block_reads_back_close_to_the_master(smollm2_model):
     from adaptgate.checkpoint import open_checkpoint
     from adaptgate.formats.dequantize import dequantize
-    from adaptgate.formats.fp8_block import SCALE_SUFFIX
+    from adaptgate.formats.names import SCALE_INV as SCALE_SUFFIX
 
     master = open_checkpoint(smollm2_model())
     fp8 = open_checkpoint(smollm2_model("fp8_block"))

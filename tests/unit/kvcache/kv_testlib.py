@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from adaptgate.kvcache.formats import get_format
+from adaptgate.kvcache.formats import KV_FORMATS
 from adaptgate.kvcache.scales import LayerScales, ScaleSet, unit_scales
 from adaptgate.kvcache.sim import Arm
 
@@ -30,7 +30,7 @@ def tiny_qwen2(seed: int = 0, k_bias: float = 0.0) -> torch.nn.Module:
 
 
 def arm(name: str, scale: float = 1.0, prefill: str | None = None) -> Arm:
-    fmt = get_format(name)
+    fmt = KV_FORMATS.get(name)
     channels = KV_HEADS * HEAD_DIM
     ss = unit_scales(fmt, LAYERS, channels)
     if fmt.is_fp8:

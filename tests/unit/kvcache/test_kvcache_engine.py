@@ -15,10 +15,9 @@ import pytest
 import torch
 from kv_testlib import tiny_qwen2
 
-from adaptgate.errors import UnknownKind, UsageError
+from adaptgate.errors import EngineUnavailable, UnknownKind, UsageError
 from adaptgate.kvcache.engine import (
     AUTO,
-    EngineUnavailable,
     Texts,
     measure_on_engine,
     parse_engine_urls,

@@ -9,10 +9,10 @@ import torch
 
 from adaptgate.kvcache.formats import (
     FORMAT_NAMES,
+    KV_FORMATS,
     dequantize_c8,
     dequantize_fp8,
     fp8_step,
-    get_format,
     quantize_c8,
     quantize_fp8,
 )
@@ -64,7 +64,7 @@ def _random(n: int, seed: int) -> torch.Tensor:
 
 def test_format_constants_agree_with_torch_finfo() -> None:
     for name in ("fp8_e4m3", "fp8_e5m2"):
-        fmt = get_format(name)
+        fmt = KV_FORMATS.get(name)
         info = torch.finfo(fmt.torch_dtype())
         assert fmt.limit == info.max
         assert fmt.min_normal == info.smallest_normal
@@ -75,7 +75,7 @@ def test_format_constants_agree_with_torch_finfo() -> None:
 @pytest.mark.parametrize("name", ["fp8_e4m3", "fp8_e5m2"])
 @pytest.mark.parametrize("scale", [1.0, 0.37, 3.125, 200.0])
 def test_fp8_quantize_bit_exact(name: str, scale: float) -> None:
-    fmt = get_format(name)
+    fmt = KV_FORMATS.get(name)
     x = _random(50_000, seed=int(scale * 1000) + len(name))
     codes = quantize_fp8(x, scale, fmt).view(torch.uint8).numpy()
     y = (x / torch.tensor(scale, dtype=torch.float32)).numpy()
@@ -91,7 +91,7 @@ def test_fp8_quantize_bit_exact(name: str, scale: float) -> None:
 
 @pytest.mark.parametrize("name", ["fp8_e4m3", "fp8_e5m2"])
 def test_fp8_ties_round_to_even_and_saturate(name: str) -> None:
-    fmt = get_format(name)
+    fmt = KV_FORMATS.get(name)
     values, _ = _fp8_grid(name)
     mids = torch.tensor((values[1:] + values[:-1]) / 2, dtype=torch.float32)
     codes = quantize_fp8(mids, 1.0, fmt).view(torch.uint8).numpy()
@@ -103,7 +103,7 @@ def test_fp8_ties_round_to_even_and_saturate(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["fp8_e4m3", "fp8_e5m2"])
 def test_fp8_dequantize_is_code_times_scale(name: str) -> None:
-    fmt = get_format(name)
+    fmt = KV_FORMATS.get(name)
     values, codes = _fp8_grid(name)
     q = torch.from_numpy(codes.astype(np.uint8)).view(fmt.torch_dtype())
     out = dequantize_fp8(q, 0.75).numpy()
@@ -154,7 +154,7 @@ def test_c8_dequantize_ignores_offset_like_vllm_ascend() -> None:
 
 
 def test_fp8_step() -> None:
-    e4m3 = get_format("fp8_e4m3")
+    e4m3 = KV_FORMATS.get("fp8_e4m3")
     assert fp8_step(448.0, e4m3) == 32.0
     assert fp8_step(1.0, e4m3) == 0.125
     assert fp8_step(1e-4, e4m3) == 2.0**-9

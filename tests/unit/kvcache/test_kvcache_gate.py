@@ -13,8 +13,9 @@ from adaptgate.checkpoint.writer import save_tensors
 from adaptgate.errors import UnknownKind
 from adaptgate.gate import RunContext
 from adaptgate.kvcache.api import parse_kv_dtypes
-from adaptgate.kvcache.gate import ENV, KVCacheGate, declared_kv_cache, wanted
+from adaptgate.kvcache.gate import KVCacheGate, Plan, declared_kv_cache, wanted
 from adaptgate.record import GateStatus, RunRecord, RunSettings
+from adaptgate.settings import KVCACHE as ENV
 
 
 def _model(tmp: Path, config: dict[str, object], desc: dict[str, str] | None = None) -> Path:
@@ -26,7 +27,7 @@ def _model(tmp: Path, config: dict[str, object], desc: dict[str, str] | None = N
 
 
 def _ctx(tmp: Path, model: Path, target: str = "cuda") -> RunContext:
-    settings = RunSettings(model=str(model), target=target)
+    settings = RunSettings(model=str(model), target=target).with_environment()  # as a run does
     return RunContext(
         run_dir=tmp / "run",
         settings=settings,
@@ -66,6 +67,27 @@ def test_wanted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert plan.formats == ["int8_c8"] and plan.declared and plan.committed == "int8_c8"
 
 
+def test_a_pinned_launch_dtype_is_tested_first_and_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ENV, raising=False)
+    plain = _model(tmp_path / "a", {})
+
+    def plan_for(target: str = "cuda", **settings: str) -> Plan:
+        ctx = _ctx(tmp_path, plain, target)
+        ctx.settings = ctx.settings.model_copy(update=settings)
+        return wanted(ctx, str(plain))
+
+    plan = plan_for(kv_cache_dtype="fp8_e5m2", kv_formats="fp8")
+    assert plan.formats == ["fp8_e5m2", "fp8_e4m3"] and plan.committed == "fp8_e5m2"
+    assert plan.why == "launching with --kv-cache-dtype fp8_e5m2; asked for fp8_e4m3"
+    assert not plan.declared
+    plan = plan_for("ascend-a2", kv_cache_dtype="int8")
+    assert plan.formats == ["int8_c8"] and plan.committed == "int8_c8"
+    assert plan.why == "launching with --kv-cache-dtype int8"
+    assert plan_for(kv_cache_dtype="auto").formats is None  # an unquantized cache: nothing asked
+
+
 def test_gate_skips_without_a_quantized_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -85,10 +107,28 @@ def test_cli_bad_input_exits_2(tmp_path: Path) -> None:
     from adaptgate.cli.kvcache import command
 
     runner = CliRunner()
-    res = runner.invoke(command, [str(tmp_path / "missing"), "--kv-dtypes", "fp16"])
+    res = runner.invoke(command, [str(tmp_path / "missing"), "--kv-formats", "fp16"])
     assert res.exit_code == 2 and "unknown KV-cache format 'fp16'" in res.output
-    res = runner.invoke(command, [str(tmp_path / "missing"), "--kv-dtypes", ","])
+    res = runner.invoke(command, [str(tmp_path / "missing"), "--kv-formats", ","])
     assert res.exit_code == 2 and "no KV-cache dtype" in res.output
     res = runner.invoke(command, [str(tmp_path / "missing")])
     assert res.exit_code == 2
     assert "--scales" in runner.invoke(command, ["--help"]).output
+
+
+def test_cli_old_kv_dtypes_spelling_still_works_with_one_warning(tmp_path: Path) -> None:
+    from adaptgate.cli.kvcache import command
+
+    runner = CliRunner()
+    res = runner.invoke(command, [str(tmp_path / "missing"), "--kv-dtypes", "fp16"])
+    assert res.exit_code == 2 and "unknown KV-cache format 'fp16'" in res.stderr  # it was read
+    warning = "adaptgate: warning: --kv-dtypes is deprecated; use --kv-formats"
+    assert res.stderr.splitlines()[0] == warning
+    assert res.stderr.count("deprecated") == 1
+    res = runner.invoke(
+        command, [str(tmp_path / "missing"), "--kv-dtypes", "fp8", "--kv-formats", "fp8"]
+    )
+    assert res.exit_code == 2 and "give only --kv-formats" in res.stderr
+    assert "--kv-dtypes" not in runner.invoke(command, ["--help"]).output  # hidden
+    no_warning = runner.invoke(command, [str(tmp_path / "missing"), "--kv-formats", "fp8"])
+    assert no_warning.exit_code == 2 and "deprecated" not in no_warning.stderr

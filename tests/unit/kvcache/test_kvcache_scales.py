@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from adaptgate.checkpoint import open_checkpoint
 from adaptgate.checkpoint.writer import save_tensors
-from adaptgate.kvcache.formats import get_format
+from adaptgate.kvcache.formats import KV_FORMATS
 from adaptgate.kvcache.scales import (
     C8_DESCRIPTION_FILE,
     C8_FILE,
@@ -56,10 +56,10 @@ def test_fp8_scales_under_every_accepted_name(tmp_path: Path) -> None:
     ckpt = open_checkpoint(root)
     prefixes = attention_prefixes(ckpt, 3)
     assert prefixes == [a.format(i) for i in range(3)]
-    ss = checkpoint_scales(get_format("fp8_e4m3"), ckpt, prefixes, CH)
+    ss = checkpoint_scales(KV_FORMATS.get("fp8_e4m3"), ckpt, prefixes, CH)
     assert [(float(s.k), float(s.v)) for s in ss.layers] == [(0.5, 0.25), (2.0, 3.0), (4.0, 4.0)]
     assert ss.notes == []
-    e5m2 = checkpoint_scales(get_format("fp8_e5m2"), ckpt, prefixes, CH)
+    e5m2 = checkpoint_scales(KV_FORMATS.get("fp8_e5m2"), ckpt, prefixes, CH)
     assert {float(s.k) for s in e5m2.layers} == {1.0} and "e5m2" in e5m2.notes[0]
 
 
@@ -67,10 +67,10 @@ def test_missing_scales_fall_back_like_the_engines(tmp_path: Path) -> None:
     a = "model.layers.1.self_attn"
     root = _ckpt(tmp_path, {f"{a}.k_scale": torch.tensor(0.5)})  # v missing: not loaded
     ckpt = open_checkpoint(root)
-    ss = checkpoint_scales(get_format("fp8_e4m3"), ckpt, attention_prefixes(ckpt, 3), CH)
+    ss = checkpoint_scales(KV_FORMATS.get("fp8_e4m3"), ckpt, attention_prefixes(ckpt, 3), CH)
     assert {float(s.k) for s in ss.layers} == {1.0}
     assert "3 of 3 layers have no stored scales" in ss.notes[0]
-    c8 = checkpoint_scales(get_format("int8_c8"), ckpt, attention_prefixes(ckpt, 3), CH)
+    c8 = checkpoint_scales(KV_FORMATS.get("int8_c8"), ckpt, attention_prefixes(ckpt, 3), CH)
     assert all(torch.equal(s.k, torch.ones(CH)) for s in c8.layers)
     assert any("kv_cache_type" in n for n in c8.notes)
 
@@ -86,7 +86,7 @@ def test_c8_scales_and_offsets(tmp_path: Path) -> None:
                 (CH,), float(i)
             )
     ckpt = open_checkpoint(_ckpt(tmp_path, extra, desc))
-    ss = checkpoint_scales(get_format("int8_c8"), ckpt, attention_prefixes(ckpt, 3), CH)
+    ss = checkpoint_scales(KV_FORMATS.get("int8_c8"), ckpt, attention_prefixes(ckpt, 3), CH)
     assert ss.layers[2].k.shape == (CH,) and float(ss.layers[2].k[0]) == pytest.approx(0.3)
     assert ss.layers[1].v_offset is not None and float(ss.layers[1].v_offset[0]) == 1.0
     assert any("ignores it" in n for n in ss.notes)  # non-zero offsets: flagged
@@ -102,13 +102,13 @@ def _calibration() -> Calibration:
 
 def test_calibration_rules() -> None:
     cal = _calibration()
-    e4m3 = calibrated_scales(get_format("fp8_e4m3"), cal)
+    e4m3 = calibrated_scales(KV_FORMATS.get("fp8_e4m3"), cal)
     assert float(e4m3.layers[1].k) == pytest.approx(900.0 / 448)
     assert float(e4m3.layers[0].v) == pytest.approx(float(cal.v_amax[0].max()) / 448)
-    c8 = calibrated_scales(get_format("int8_c8"), cal)
+    c8 = calibrated_scales(KV_FORMATS.get("int8_c8"), cal)
     torch.testing.assert_close(c8.layers[1].k, cal.k_amax[1] / 127)
     assert c8.layers[1].k_offset is not None and not c8.layers[1].k_offset.any()  # symmetric
-    e5m2 = calibrated_scales(get_format("fp8_e5m2"), cal)
+    e5m2 = calibrated_scales(KV_FORMATS.get("fp8_e5m2"), cal)
     assert {float(s.k) for s in e5m2.layers} == {1.0}
     assert "123 tokens" in e4m3.notes[0]
 
@@ -116,7 +116,7 @@ def test_calibration_rules() -> None:
 def test_write_scales_in_engine_names(tmp_path: Path) -> None:
     cal = _calibration()
     prefixes = ["model.layers.0.self_attn", "model.layers.1.self_attn"]
-    sets = [calibrated_scales(get_format(n), cal) for n in ("fp8_e4m3", "fp8_e5m2", "int8_c8")]
+    sets = [calibrated_scales(KV_FORMATS.get(n), cal) for n in ("fp8_e4m3", "fp8_e5m2", "int8_c8")]
     files = write_scales(tmp_path, sets, prefixes)
     names = {p.name for p in files}
     assert names == {VLLM_FILE, VLLM_SCHEME_FILE, C8_FILE, C8_DESCRIPTION_FILE}
@@ -138,20 +138,20 @@ def test_write_scales_in_engine_names(tmp_path: Path) -> None:
 
 
 def test_unit_scales() -> None:
-    ss = unit_scales(get_format("int8_c8"), 2, CH)
+    ss = unit_scales(KV_FORMATS.get("int8_c8"), 2, CH)
     assert ss.source == "unit" and ss.layers[0].k_offset is not None
-    assert float(unit_scales(get_format("fp8_e4m3"), 2, CH).layers[1].v) == 1.0
+    assert float(unit_scales(KV_FORMATS.get("fp8_e4m3"), 2, CH).layers[1].v) == 1.0
 
 
 def test_vllm_refuses_e5m2_for_fp8_checkpoints(tmp_path: Path) -> None:
     from adaptgate.kvcache.scales import engine_refuses
 
     plain = open_checkpoint(_ckpt(tmp_path / "a", {}))
-    assert engine_refuses(get_format("fp8_e5m2"), plain) is None
+    assert engine_refuses(KV_FORMATS.get("fp8_e5m2"), plain) is None
     root = _ckpt(tmp_path / "b", {})
     cfg = json.loads((root / "config.json").read_text())
     cfg["quantization_config"] = {"quant_method": "fp8", "weight_block_size": [128, 128]}
     (root / "config.json").write_text(json.dumps(cfg))
     fp8 = open_checkpoint(root)
-    assert "refuses fp8_e5m2" in str(engine_refuses(get_format("fp8_e5m2"), fp8))
-    assert engine_refuses(get_format("fp8_e4m3"), fp8) is None
+    assert "refuses fp8_e5m2" in str(engine_refuses(KV_FORMATS.get("fp8_e5m2"), fp8))
+    assert engine_refuses(KV_FORMATS.get("fp8_e4m3"), fp8) is None

@@ -8,7 +8,7 @@ import pytest
 from kv_testlib import arm
 
 from adaptgate.errors import CheckpointNotFound, UsageError
-from adaptgate.kvcache.formats import get_format
+from adaptgate.kvcache.formats import KV_FORMATS
 from adaptgate.kvcache.scan import FormatLayerScan, LayerScan, TensorScan
 from adaptgate.kvcache.verdict import decide, judge_layer, load_kv_thresholds, reason_text
 
@@ -70,13 +70,13 @@ def test_judge_layer_names_the_reason() -> None:
     fls = FormatLayerScan(
         format="fp8_e4m3", limit=448, k=_ts([700, 0], [0, 0], 0.2), v=_ts([0, 0], [0, 30], 0.02)
     )
-    judge_layer(ls, fls, get_format("fp8_e4m3"), th)
+    judge_layer(ls, fls, KV_FORMATS.get("fp8_e4m3"), th)
     assert fls.at_risk
     assert any("K saturates: 700 elements (heads [0])" in r for r in fls.reasons)
     assert any("V underflows: 1.50%" in r for r in fls.reasons)
     c8 = FormatLayerScan(format="int8_c8", limit=127, k=_ts([0, 0], [900, 900], 0.01),
                          v=_ts([0, 0], [900, 900], 0.01))  # fmt: skip
-    judge_layer(ls, c8, get_format("int8_c8"), th)
+    judge_layer(ls, c8, KV_FORMATS.get("int8_c8"), th)
     assert not c8.at_risk  # int8 resolution is judged by the RMS error, not by zeros
     assert arm("int8_c8").name == "int8_c8"
 

@@ -24,7 +24,7 @@ class _Scripted(Gate):
             return GateOutcome(GateStatus.INCONCLUSIVE, "measurement INVALID in all 3 attempts")
         path = ctx.gate_dir(self.name) / "out.txt"
         path.write_text(self.name)
-        upstream = ctx.result_of("alpha")
+        upstream = ctx.passed("alpha")
         return GateOutcome(
             GateStatus.PASS,
             "ok",

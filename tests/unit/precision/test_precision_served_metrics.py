@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from adaptgate.metrics.logits import topk_kl
-from adaptgate.precision.served import top_ids
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -32,9 +31,3 @@ def test_same_distribution_has_zero_kl() -> None:
     lp = torch.log_softmax(torch.randn(50, dtype=torch.float64), dim=-1)
     top = {int(i): float(lp[i]) for i in torch.topk(lp, 5).indices}
     assert topk_kl(top, lp) == pytest.approx(0.0, abs=1e-12)
-
-
-def test_token_keys() -> None:
-    assert top_ids({"token_id:5": -0.1, "token_id:7": -2.0}) == {5: -0.1, 7: -2.0}
-    assert top_ids({"12": -0.5}) == {12: -0.5}  # vLLM prompt_logprobs keys
-    assert top_ids({"hello": -0.5}) is None  # text tokens: not comparable by id

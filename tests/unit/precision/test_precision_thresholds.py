@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from adaptgate.errors import UnknownKind, UsageError
+from adaptgate.errors import DumpError, UnknownKind, UsageError
 from adaptgate.metrics.limits import Limit, evaluate
 from adaptgate.precision.compare import check_comparable
 from adaptgate.precision.thresholds import load_thresholds
-from adaptgate.reference.dump import DumpError, ModelFacts, PromptRecord, ReferenceDump
+from adaptgate.reference.dump import ModelFacts, PromptRecord, ReferenceDump
 
 
 def test_builtin_profiles_cite_their_sources() -> None:

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from adaptgate.errors import CheckpointNotFound
+from adaptgate.errors import CheckpointNotFound, DumpError
 from adaptgate.reference.api import parse_layers
 from adaptgate.reference.dump import (
     META_FILE,
-    DumpError,
     ModelFacts,
     PromptRecord,
     ReferenceDump,

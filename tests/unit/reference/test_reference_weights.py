@@ -73,3 +73,60 @@ def test_layer_index() -> None:
     assert layer_index("model.layers.12.mlp.up_proj.weight", "layers") == 12
     assert layer_index("model.embed_tokens.weight", "layers") is None
     assert layer_index("transformer.h.3.attn.weight", "h") == 3
+
+
+def test_compressed_tensors_int8_weights_dequantize_as_the_library_does(
+    tiny_model: Callable[..., Path],
+) -> None:
+    """Channel-wise int8 codes times their bf16 scale, in float32: bit-identical to the
+    compressed-tensors library's own ``dequantize`` (float32 scale) and to the float64 product
+    (8-bit codes times an 8-bit-mantissa scale are exact in float32)."""
+    from compressed_tensors.quantization.lifecycle.forward import dequantize
+
+    ckpt = open_checkpoint(tiny_model(arch="qwen3", format="ct_w8a8_int8"))
+    weights = open_weights(ckpt)
+    assert weights.int8 and not weights.fp8
+    for name in ("model.layers.1.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight"):
+        q, scale = ckpt.read_tensor(name), ckpt.read_tensor(weights.int8[name])
+        assert q.dtype == torch.int8 and scale.dtype == torch.bfloat16
+        got = weights.read(name)
+        library = dequantize(q, scale.float(), None, dtype=torch.float32)
+        assert torch.equal(got, library)
+        assert torch.equal(got.double(), q.double() * scale.double())
+    assert not any(n.endswith("weight_scale") for n in weights.names)
+    assert weights.int8["model.layers.1.self_attn.q_proj.weight"] in weights.skipped
+
+
+def _rewrite_config(src: Path, dst: Path, edit: Callable[[dict], None]) -> Path:
+    import json
+
+    shutil.copytree(src, dst)
+    config = json.loads((dst / "config.json").read_text())
+    edit(config)
+    (dst / "config.json").write_text(json.dumps(config))
+    return dst
+
+
+def test_int8_layouts_the_reference_cannot_apply_exactly_are_refused(
+    tiny_model: Callable[..., Path], tmp_path: Path
+) -> None:
+    from adaptgate.errors import UsageError
+
+    src = tiny_model(arch="qwen3", format="ct_w8a8_int8")
+
+    def group_wise(config: dict) -> None:
+        weights = config["quantization_config"]["config_groups"]["group_0"]["weights"]
+        weights.update(strategy="group", group_size=64)
+
+    def asymmetric(config: dict) -> None:
+        config["quantization_config"]["config_groups"]["group_0"]["weights"]["symmetric"] = False
+
+    def undeclared(config: dict) -> None:
+        del config["quantization_config"]  # int8 codes with no scheme: nothing says how to scale
+
+    for edit in (group_wise, asymmetric, undeclared):
+        ckpt = open_checkpoint(_rewrite_config(src, tmp_path / edit.__name__, edit))
+        with pytest.raises(UsageError) as err:
+            open_weights(ckpt)
+        assert err.value.exit_code == 2
+        assert "int8" in str(err.value) or "I8" in str(err.value), str(err.value)

@@ -88,15 +88,22 @@ def test_precision_has_one_column_per_compared_pair(make_run):
         result["served_skipped"] = None
         result["served"] = {
             "kind": "precision",
+            "url": "http://127.0.0.1:8000",
             "model": "qwen3-tiny",
             "reference": result["conversion"]["reference"],
-            "metrics": {"exact_match_rate": 0.9375, "first_mismatch_in_topk": 1.0,
-                        "topk_kl_mean": 0.00123},
+            "top_k": 20,
+            "thresholds": result["conversion"]["thresholds"],
+            "metrics": {"prompts": 1, "tokens": 8, "matched_tokens": 7, "diverging_prompts": 1,
+                        "exact_match_rate": 0.9375, "first_mismatch_in_topk": 1.0,
+                        "logprob_abs_diff_mean": None, "logprob_abs_diff_max": None,
+                        "topk_kl_mean": 0.00123, "prompt_logprob_abs_diff_mean": None,
+                        "prompt_logprobs_available": False},
             "prompts": [{"id": prompt["id"], "reference_tokens": 8, "server_tokens": 8,
                          "matched_tokens": 7, "first_mismatch": 7, "server_text": "sixty km/h"}],
             "checks": [{"subject": "served", "metric": "topk_kl_mean", "value": 0.00123,
                         "bound": "max", "threshold": 0.005, "source": "s", "passed": True}],
             "verdict": "PASS",
+            "reason": "",
         }  # fmt: skip
 
     md = _md(make_run(edit=two_pairs))

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adaptgate.serve.doctor import LogNotFound, diagnose, diagnose_file, signatures, tail
+from adaptgate.errors import LogNotFound
+from adaptgate.serve.doctor import diagnose, diagnose_file, signatures, tail
 
 LOGS = Path(__file__).parents[2] / "data" / "logs"
 EXPECTED: dict[str, str | None] = yaml.safe_load((LOGS / "expected.yaml").read_text("utf-8"))

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from adaptgate.errors import PlanError
 from adaptgate.inspect.devices import GiB
 from adaptgate.serve.knowledge import PlanContext, env_knowledge, recipes, when_holds
 from adaptgate.serve.models import PlanOptions
-from adaptgate.serve.plan import PlanError, build_plan
+from adaptgate.serve.plan import build_plan
 from adaptgate.serve.runbook import deployment_record, render_runbook, write_plan_outputs
 from adaptgate.serve.shell import engine_argv
 

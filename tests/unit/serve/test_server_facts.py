@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from adaptgate.serve.doctor import LogNotFound
+from adaptgate.errors import LogNotFound
 from adaptgate.serve.logfacts import REDACTED, parse_args, parse_log, split_top
 from adaptgate.serve.models import LaunchPlan, PlanOptions
 from adaptgate.serve.plan import build_plan

@@ -4,7 +4,10 @@ The "model" emits words chosen by a hash of (prompt, position): greedy output is
 function of the prompt, as from a real engine. ``smart=True`` answers the quality questions
 well (Chinese, 60 km/h, reasoning, a weather tool call). Faults: broken_chat_template (chat
 endpoints fail like a model without a usable template), ignore_max_tokens, nondeterministic,
-stream_differs, bad_usage. ``api_key`` requires that Bearer key.
+stream_differs, bad_usage, no_extensions (vLLM's completion extensions refused with 400).
+``api_key`` requires that Bearer key (``echo_auth``: the 401 quotes the header it refused);
+``version`` answers GET /version. Completions take token-id prompts and return vLLM-style
+``logprobs`` (``token_id:N`` with ``return_tokens_as_token_ids``) and ``prompt_logprobs``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ VOCAB = [
     " the", " model", " serves", " tokens", " quickly", " and", " every", " request", " gets",
     " an", " answer", " from", " vLLM", " on", " Ascend", " hardware", " with", " care", ".",
 ]  # fmt: skip
+EXTENSIONS = frozenset({"return_tokens_as_token_ids", "prompt_logprobs", "ignore_eos"})
 TEMPLATE_ERROR = (
     "As of transformers v4.44, default chat template is no longer allowed, so you must provide "
     "a chat template if the tokenizer does not define one."
@@ -35,6 +39,7 @@ class Faults:
     nondeterministic: bool = False
     stream_differs: bool = False
     bad_usage: bool = False
+    no_extensions: bool = False
 
 
 @dataclass
@@ -44,6 +49,8 @@ class FakeConfig:
     smart: bool = False
     thinking: bool = False
     api_key: str | None = None
+    echo_auth: bool = False
+    version: str | None = None
     faults: Faults = field(default_factory=Faults)
     seen_auth: list[str | None] = field(default_factory=list)
     # /tokenize with messages: (messages, chat_template_kwargs) -> token ids, as vLLM renders
@@ -54,6 +61,24 @@ class FakeConfig:
 def _token(prompt: str, i: int, salt: str) -> str:
     h = hashlib.sha256(f"{salt}|{prompt}|{i}".encode()).digest()
     return VOCAB[h[0] % len(VOCAB)]
+
+
+def _logprobs(tokens: list[str], body: dict[str, Any]) -> dict[str, Any]:
+    """vLLM's ``logprobs`` and ``prompt_logprobs`` of a completion, where asked for."""
+    out: dict[str, Any] = {}
+    if body.get("logprobs") is not None:
+        as_ids = bool(body.get("return_tokens_as_token_ids"))
+        names = [f"token_id:{VOCAB.index(t)}" if as_ids and t in VOCAB else t for t in tokens]
+        out["logprobs"] = {
+            "tokens": names,
+            "token_logprobs": [-0.25] * len(names),
+            "top_logprobs": [{n: -0.25, "token_id:0": -2.0} for n in names],
+        }
+    ids = body.get("prompt")
+    if body.get("prompt_logprobs") is not None and isinstance(ids, list):
+        entry = {"logprob": -1.5, "rank": 1, "decoded_token": "x"}
+        out["prompt_logprobs"] = [None] + [{str(t): entry} for t in ids[1:]]
+    return out
 
 
 def _smart_answer(prompt: str) -> tuple[str, str, list[dict[str, Any]]] | None:
@@ -144,7 +169,8 @@ class FakeOpenAI:
                 fake.config.seen_auth.append(auth)
                 key = fake.config.api_key
                 if key and auth != f"Bearer {key}":
-                    self._send(401, {"error": {"message": "Unauthorized"}})
+                    quoted = f": {auth}" if fake.config.echo_auth else ""
+                    self._send(401, {"error": {"message": f"Unauthorized{quoted}"}})
                     return False
                 return True
 
@@ -153,6 +179,8 @@ class FakeOpenAI:
                     return
                 if self.path == "/health":
                     self._send(200, {})
+                elif self.path == "/version" and fake.config.version:
+                    self._send(200, {"version": fake.config.version})
                 elif self.path == "/v1/models":
                     entry = {"id": fake.config.model, "max_model_len": fake.config.max_model_len}
                     self._send(200, {"object": "list", "data": [entry]})
@@ -184,6 +212,9 @@ class FakeOpenAI:
                     self._send(404, {"error": {"message": "not found"}})
 
             def _completion(self, body: dict[str, Any], *, chat: bool) -> None:
+                if fake.config.faults.no_extensions and EXTENSIONS & set(body):
+                    self._send(400, {"error": {"message": "unexpected fields", "code": 400}})
+                    return
                 if body.get("model") != fake.config.model:
                     self._send(404, {"error": {"message": f"model {body.get('model')} unknown"}})
                     return
@@ -192,6 +223,8 @@ class FakeOpenAI:
                     prompt = f"<|im_start|>user {prompt} <|im_end|> <|im_start|>assistant"
                 else:
                     prompt = body["prompt"]
+                    if isinstance(prompt, list):  # token ids, as precision and kvcache send
+                        prompt = " ".join(str(t) for t in prompt)
                 smart = _smart_answer(prompt) if fake.config.smart and chat else None
                 if smart is not None:
                     reasoning, content, calls = smart
@@ -215,6 +248,7 @@ class FakeOpenAI:
                     choice: dict[str, Any] = {"index": 0, "message": msg, "finish_reason": finish}
                 else:
                     choice = {"index": 0, "text": text, "finish_reason": finish}
+                    choice.update(_logprobs(tokens, body))
                 self._send(200, {"id": "x", "choices": [choice], "usage": usage})
 
             def _stream(

@@ -40,11 +40,6 @@ def write_requests(path: Path, records: Sequence[RequestRecord]) -> Path:
     return path
 
 
-def read_requests(path: Path) -> list[RequestRecord]:
-    with path.open(encoding="utf-8") as fh:
-        return [RequestRecord.model_validate_json(line) for line in fh if line.strip()]
-
-
 def csv_rows(results: Sequence[BenchResult]) -> list[dict[str, object]]:
     rows = []
     for res in results:

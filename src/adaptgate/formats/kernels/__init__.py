@@ -12,10 +12,10 @@ is recorded next to every checksum.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from adaptgate.formats.kernels._numpy import gather_lut_numpy
+from adaptgate.settings import load_settings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,7 +24,7 @@ __all__ = ["checksum", "checksum_algorithm", "count_codes", "gather_lut", "kerne
 
 
 def _use_c() -> bool:
-    return os.environ.get("ADAPTGATE_KERNEL", "auto").lower() != "numpy"
+    return load_settings().kernel != "numpy"
 
 
 def kernel_name() -> str:
@@ -97,9 +97,11 @@ def count_codes(codes: np.ndarray, flags: np.ndarray) -> int:
 def _check(codes: np.ndarray, lut: np.ndarray, block: tuple[int, int], out: np.ndarray) -> None:
     import numpy as np
 
+    from adaptgate.formats.dequantize import ceil_div  # dequantize imports this module
+
     rows, cols = codes.shape
     bn, bk = block
-    grid = (-(-rows // bn), -(-cols // bk), 256)
+    grid = (ceil_div(rows, bn), ceil_div(cols, bk), 256)
     if codes.dtype != np.uint8 or not codes.flags.c_contiguous:
         raise ValueError("codes must be a C-contiguous uint8 array")
     if lut.shape != grid or not lut.flags.c_contiguous or lut.itemsize not in (2, 4):

@@ -130,8 +130,10 @@ _lock = threading.Lock()
 
 
 def cache_dir() -> Path:
-    if env := os.environ.get("ADAPTGATE_CACHE_DIR"):
-        return Path(env)
+    from adaptgate.settings import load_settings
+
+    if (configured := load_settings().cache_dir) is not None:
+        return configured
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "adaptgate"
 

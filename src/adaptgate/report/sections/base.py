@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from adaptgate.record import GateRecord
 from adaptgate.registry import Registry
@@ -29,11 +31,17 @@ GateCols = list[tuple[RunView, GateRecord]]
 
 GateSection = Callable[[Ctx, GateCols], list[Block]]
 SECTIONS: Registry[GateSection] = Registry("report section")
+M = TypeVar("M", bound=BaseModel)
+
+
+def results(cols: GateCols, model: type[M]) -> list[tuple[RunView, GateRecord, M]]:
+    """Each column's gate with its result as the gate's typed ``model``."""
+    return [(run, g, r) for run, g in cols if (r := run.result(g.name, model)) is not None]
 
 
 def get(data: Any, path: str, default: Any = None) -> Any:
-    """``get(result, "support.verdict")``: a value deep in a gate's result JSON, or ``default``
-    when any step is missing (results of other versions render what they have)."""
+    """``get(data, "a.b")``: a value deep in free-form JSON (a summary, a gate the report does
+    not know), or ``default`` when any step is missing."""
     for key in path.split("."):
         if isinstance(data, dict) and key in data:
             data = data[key]
@@ -63,15 +71,11 @@ def column_table(ctx: Ctx, first: str, per_col: Sequence[tuple[str, Rows]]) -> T
     return Table(header, [[label] + [v.get(label, "-") for v in values] for label in order])
 
 
-def per_gate(cols: GateCols, fn: Callable[[dict[str, Any]], Rows]) -> list[tuple[str, Rows]]:
-    return [(run.label, fn(gate.result or {})) for run, gate in cols]
+def per_gate(cols: GateCols, model: type[M], fn: Callable[[M], Rows]) -> list[tuple[str, Rows]]:
+    return [(run.label, fn(r)) for run, _, r in results(cols, model)]
 
 
 def yes_no(t: Labels, value: Any) -> str:
     if isinstance(value, bool):
         return t("word.yes") if value else t("word.no")
     return num(value)
-
-
-def list_rows(items: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[list[str]]:
-    return [[num(get(item, k, "-")) for k in keys] for item in items]

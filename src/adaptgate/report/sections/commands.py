@@ -11,8 +11,17 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from adaptgate.record import GateRecord, RunRecord
+from adaptgate.bench.config import BenchConfig
+from adaptgate.bench.result import SweepResult
+from adaptgate.convert.record import ConversionResult
+from adaptgate.precision.compare import DumpSummary
+from adaptgate.precision.gate import PrecisionGateResult
+from adaptgate.record import GateRecord
 from adaptgate.report.sections.base import get
+from adaptgate.report.sections.bench import bench_result, runs_of
+from adaptgate.report.view import RunView
+from adaptgate.serve.gate import ServeGateResult
+from adaptgate.smoke.models import SmokeResult
 
 Argv = list[str]
 
@@ -26,8 +35,8 @@ def _opt(argv: Argv, flag: str, value: Any, default: Any = None) -> None:
         )
 
 
-def inspect_commands(record: RunRecord, _gate: GateRecord) -> list[Argv]:
-    s = record.settings
+def inspect_commands(run: RunView, _gate: GateRecord) -> list[Argv]:
+    s = run.record.settings
     argv = ["adaptgate", "inspect", s.model, "--target", s.target]
     _opt(argv, "--device", s.device)
     _opt(argv, "--devices", s.devices, 1)
@@ -37,36 +46,35 @@ def inspect_commands(record: RunRecord, _gate: GateRecord) -> list[Argv]:
     return [argv]
 
 
-def convert_commands(_record: RunRecord, gate: GateRecord) -> list[Argv]:
-    r = gate.result or {}
-    if not r.get("source_dir"):
+def convert_commands(run: RunView, gate: GateRecord) -> list[Argv]:
+    r = run.result(gate.name, ConversionResult)
+    if r is None or not r.source_dir:
         return []
-    return [["adaptgate", "convert", r["source_dir"], r["output_dir"], "--to", r["target"],
-             "--verify"]]  # fmt: skip
+    return [["adaptgate", "convert", r.source_dir, r.output_dir, "--to", r.target, "--verify"]]
 
 
-def serve_commands(record: RunRecord, gate: GateRecord) -> list[Argv]:
-    plan = get(gate.result, "plan")
-    if not plan:
+def serve_commands(run: RunView, gate: GateRecord) -> list[Argv]:
+    r = run.result(gate.name, ServeGateResult)
+    if r is None:
         return []
-    s = record.settings
-    argv = ["adaptgate", "plan", str(plan.get("model")), "--target", str(plan.get("target"))]
+    s, plan = run.record.settings, r.plan
+    argv = ["adaptgate", "plan", plan.model, "--target", plan.target]
     _opt(argv, "--device", s.device)
     _opt(argv, "--devices", s.devices, 1)
     _opt(argv, "--max-model-len", s.max_model_len)
     _opt(argv, "--gpu-memory-utilization", s.gpu_memory_utilization)
-    _opt(argv, "--port", plan.get("port"), 8000)
+    _opt(argv, "--port", plan.port, 8000)
     return [argv]
 
 
-def smoke_commands(record: RunRecord, gate: GateRecord) -> list[Argv]:
-    r = gate.result or {}
-    if not r.get("url"):
+def smoke_commands(run: RunView, gate: GateRecord) -> list[Argv]:
+    r = run.result(gate.name, SmokeResult)
+    if r is None or not r.url:
         return []
-    serve = record.gate("serve")
+    serve = run.gate("serve")
     summary = serve.summary if serve else {}
-    argv = ["adaptgate", "smoke", r["url"]]
-    _opt(argv, "--model", r.get("model"))
+    argv = ["adaptgate", "smoke", r.url]
+    _opt(argv, "--model", r.model)
     _opt(argv, "--max-model-len", summary.get("max_model_len"))
     if summary.get("thinking") is not None:
         argv.append("--thinking" if summary["thinking"] else "--no-thinking")
@@ -74,86 +82,81 @@ def smoke_commands(record: RunRecord, gate: GateRecord) -> list[Argv]:
     return [argv]
 
 
-def _reference(dump: dict[str, Any], tokens: Any) -> Argv:
-    argv = ["adaptgate", "reference", str(dump.get("model_path")), "--out", str(dump.get("path"))]
+def _reference(dump: DumpSummary, tokens: int) -> Argv:
+    argv = ["adaptgate", "reference", dump.model_path, "--out", dump.path]
     _opt(argv, "--max-new-tokens", tokens, 32)
-    _opt(argv, "--simulate", dump.get("simulate"))
+    _opt(argv, "--simulate", dump.simulate)
     return argv
 
 
-def precision_commands(_record: RunRecord, gate: GateRecord) -> list[Argv]:
-    r = gate.result or {}
-    tokens = get(r, "reference.max_new_tokens")
+def precision_commands(run: RunView, gate: GateRecord) -> list[Argv]:
+    r = run.result(gate.name, PrecisionGateResult)
+    if r is None:
+        return []
+    tokens = r.reference.max_new_tokens
     out: list[Argv] = []
-    pair = r.get("conversion") or (r if r.get("kind") == "compare" else None)
-    if pair:
-        ref, cand = pair.get("reference") or {}, pair.get("candidate") or {}
-        out += [_reference(ref, tokens), _reference(cand, tokens)]
-        argv = ["adaptgate", "compare", str(ref.get("path")), str(cand.get("path"))]
-        _opt(argv, "--profile", get(pair, "thresholds.profile"), "device")
+    pair = r.conversion
+    if pair is not None:
+        out += [_reference(pair.reference, tokens), _reference(pair.candidate, tokens)]
+        argv = ["adaptgate", "compare", pair.reference.path, pair.candidate.path]
+        _opt(argv, "--profile", pair.thresholds.profile, "device")
         out.append(argv)
-    served = r.get("served")
-    if served:
-        ref = served.get("reference") or {}
-        if not pair:
-            out.append(_reference(ref, tokens))
-        argv = ["adaptgate", "precision", str(served.get("url")), "--reference",
-                str(ref.get("path"))]  # fmt: skip
-        _opt(argv, "--model", served.get("model"))
-        _opt(argv, "--profile", get(served, "thresholds.profile"), "device")
+    served = r.served
+    if served is not None:
+        if pair is None:
+            out.append(_reference(served.reference, tokens))
+        argv = ["adaptgate", "precision", served.url, "--reference", served.reference.path]
+        _opt(argv, "--model", served.model)
+        _opt(argv, "--profile", served.thresholds.profile, "device")
         out.append(argv)
     return out
 
 
-def _bench_argv(cfg: dict[str, Any]) -> Argv:
-    endpoint, data = cfg.get("endpoint") or {}, cfg.get("dataset") or {}
-    load, slo = cfg.get("load") or {}, cfg.get("slo") or {}
-    argv = ["adaptgate", "bench", str(endpoint.get("url"))]
-    _opt(argv, "--model", endpoint.get("model"))
-    _opt(argv, "--api", endpoint.get("api"), "completions")
-    _opt(argv, "--dataset", data.get("kind"), "random")
-    _opt(argv, "--dataset-path", data.get("path"))
-    _opt(argv, "--input-len", data.get("input_len"))
-    _opt(argv, "--output-len", data.get("output_len"))
-    _opt(argv, "--range-ratio", data.get("range_ratio"), 0.0)
-    _opt(argv, "--prefix-len", data.get("prefix_len"), 0)
-    _opt(argv, "--closed", load.get("mode") == "closed")
-    _opt(argv, "--rate", load.get("rate"))
-    _opt(argv, "--arrival", load.get("arrival"), "poisson")
-    _opt(argv, "--burstiness", load.get("burstiness"), 1.0)
-    _opt(argv, "--concurrency", load.get("concurrency"))
-    _opt(argv, "--num-requests", load.get("num_requests"), 200)
-    _opt(argv, "--duration", load.get("duration_s"))
-    _opt(argv, "--warmup", load.get("warmup_requests"), 0)
-    _opt(argv, "--seed", load.get("seed"), 0)
-    if data.get("ignore_eos") is False:
+def _bench_argv(cfg: BenchConfig) -> Argv:
+    endpoint, data, load, slo = cfg.endpoint, cfg.dataset, cfg.load, cfg.slo
+    argv = ["adaptgate", "bench", endpoint.url]
+    _opt(argv, "--model", endpoint.model)
+    _opt(argv, "--api", endpoint.api, "completions")
+    _opt(argv, "--dataset", data.kind, "random")
+    _opt(argv, "--dataset-path", data.path)
+    _opt(argv, "--input-len", data.input_len)
+    _opt(argv, "--output-len", data.output_len)
+    _opt(argv, "--range-ratio", data.range_ratio, 0.0)
+    _opt(argv, "--prefix-len", data.prefix_len, 0)
+    _opt(argv, "--closed", load.mode == "closed")
+    _opt(argv, "--rate", load.rate)
+    _opt(argv, "--arrival", load.arrival, "poisson")
+    _opt(argv, "--burstiness", load.burstiness, 1.0)
+    _opt(argv, "--concurrency", load.concurrency)
+    _opt(argv, "--num-requests", load.num_requests, 200)
+    _opt(argv, "--duration", load.duration_s)
+    _opt(argv, "--warmup", load.warmup_requests, 0)
+    _opt(argv, "--seed", load.seed, 0)
+    if data.ignore_eos is False:
         argv.append("--no-ignore-eos")
-    for key in ("ttft_ms", "tpot_ms", "e2el_ms"):
-        _opt(argv, f"--slo-{key.replace('_ms', '')}-ms", slo.get(key))
+    for key, value in (("ttft", slo.ttft_ms), ("tpot", slo.tpot_ms), ("e2el", slo.e2el_ms)):
+        _opt(argv, f"--slo-{key}-ms", value)
     return argv
 
 
-def bench_commands(_record: RunRecord, gate: GateRecord) -> list[Argv]:
-    r = gate.result or {}
-    runs: list[Any] = r["runs"] if isinstance(r.get("runs"), list) else [r]
-    configs: list[dict[str, Any]] = [
-        run["config"]
-        for run in runs
-        if isinstance(run, dict) and isinstance(run.get("config"), dict)
-    ]
+def bench_commands(run: RunView, gate: GateRecord) -> list[Argv]:
+    result = bench_result(run, gate.name)
+    configs = [r.config for _, r in runs_of(result)] if result is not None else []
     if not configs:
         return []
     argv = _bench_argv(configs[0])
     if len(configs) > 1:  # a sweep: the axis values of its runs
-        axis = "rate" if r.get("axis") == "rate" else "concurrency"
-        values = [get(c, f"load.{axis}") for c in configs]
+        axis = (
+            "rate" if isinstance(result, SweepResult) and result.axis == "rate" else "concurrency"
+        )
+        values = [getattr(c.load, axis) for c in configs]
         argv = [w for w in argv if w not in (f"--{axis}", str(values[0]))]
         _opt(argv, "--rates" if axis == "rate" else "--concurrencies", values)
-    _opt(argv, "--out", get(configs[0], "output.dir"))
+    _opt(argv, "--out", configs[0].output.dir)
     return [argv]
 
 
-BUILDERS: dict[str, Callable[[RunRecord, GateRecord], list[Argv]]] = {
+BUILDERS: dict[str, Callable[[RunView, GateRecord], list[Argv]]] = {
     "inspect": inspect_commands,
     "convert": convert_commands,
     "serve": serve_commands,
@@ -164,10 +167,11 @@ BUILDERS: dict[str, Callable[[RunRecord, GateRecord], list[Argv]]] = {
 RECORDED = ("command", "argv", "cli")
 
 
-def gate_commands(record: RunRecord) -> list[tuple[GateRecord, list[str]]]:
+def gate_commands(run: RunView) -> list[tuple[GateRecord, list[str]]]:
     """(gate, shell lines) for every gate that ran and left what its command needs."""
     out = []
-    for gate in record.gates:
+    for gate in run.record.gates:
+        # a gate the report does not know may record its own command (free-form JSON)
         recorded = next(
             (v for src in (gate.result, gate.summary) for k in RECORDED if (v := get(src, k))),
             None,
@@ -178,7 +182,7 @@ def gate_commands(record: RunRecord) -> list[tuple[GateRecord, list[str]]]:
             lines = [str(recorded)]
         else:
             builder = BUILDERS.get(gate.name)
-            lines = [shlex.join(a) for a in builder(record, gate)] if builder else []
+            lines = [shlex.join(a) for a in builder(run, gate)] if builder else []
         if lines:
             out.append((gate, lines))
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adaptgate.convert.record import ConversionResult
 from adaptgate.report.doc import Block, Bullets, Heading, Table
 from adaptgate.report.i18n import Labels
 from adaptgate.report.numbers import num, seconds, size
@@ -13,53 +14,52 @@ from adaptgate.report.sections.base import (
     GateCols,
     Rows,
     column_table,
-    get,
     per_gate,
+    results,
 )
 
 WORST_LAYERS = 5
 
 
-def convert_rows(t: Labels, r: dict[str, Any]) -> Rows:
+def convert_rows(t: Labels, r: ConversionResult) -> Rows:
     rows: Rows = [
-        (t("convert.route"), f"{r.get('source_scheme', '-')} -> {r.get('target', '-')}"),
-        (t("convert.source"), f"`{r.get('source_dir', '-')}`"),
-        (t("convert.output"), f"`{r.get('output_dir', '-')}`"),
-        (t("convert.size_in"), size(r.get("bytes_in"))),
-        (t("convert.size_out"), size(r.get("bytes_out"))),
-        (t("convert.tensors"), num(len(r.get("tensors") or []))),
-        (t("convert.dropped"), num(len(r.get("dropped") or []))),
-        (t("convert.shards"), num(len(r.get("shards") or []))),
-        (t("convert.time"), seconds(r.get("seconds"))),
-        (t("convert.kernel"), num(r.get("kernel", "-"))),
-        (t("convert.saturated"), num(get(r, "errors.saturated", 0))),
-        (t("convert.nonfinite"), num(get(r, "errors.nonfinite", 0))),
+        (t("convert.route"), f"{r.source_scheme} -> {r.target}"),
+        (t("convert.source"), f"`{r.source_dir}`"),
+        (t("convert.output"), f"`{r.output_dir}`"),
+        (t("convert.size_in"), size(r.bytes_in)),
+        (t("convert.size_out"), size(r.bytes_out)),
+        (t("convert.tensors"), num(len(r.tensors))),
+        (t("convert.dropped"), num(len(r.dropped))),
+        (t("convert.shards"), num(len(r.shards))),
+        (t("convert.time"), seconds(r.seconds)),
+        (t("convert.kernel"), num(r.kernel)),
+        (t("convert.saturated"), num(r.errors.saturated)),
+        (t("convert.nonfinite"), num(r.errors.nonfinite)),
     ]
-    if get(r, "errors.int8_rel_error") is not None:
-        rows.append((t("convert.int8_error"), num(get(r, "errors.int8_rel_error"))))
-    verify = r.get("verify")
-    if verify:
-        problems = verify.get("problems") or []
+    if r.errors.int8_rel_error is not None:
+        rows.append((t("convert.int8_error"), num(r.errors.int8_rel_error)))
+    if r.verify is not None:
+        problems = r.verify.problems
         state = (
             t("word.ok") if not problems else f"**{num(len(problems))}** {t('convert.problems')}"
         )
         rows.append(
             (
                 t("convert.verify"),
-                f"{state} ({num(verify.get('checked_tensors'))} {t('convert.tensors_checked')}, "
-                f"{num(verify.get('sampled_blocks'))} {t('convert.blocks_recomputed')})",
+                f"{state} ({num(r.verify.checked_tensors)} {t('convert.tensors_checked')}, "
+                f"{num(r.verify.sampled_blocks)} {t('convert.blocks_recomputed')})",
             )
         )
-    if r.get("resumed_shards"):
-        rows.append((t("convert.resumed"), num(len(r["resumed_shards"]))))
+    if r.resumed_shards:
+        rows.append((t("convert.resumed"), num(len(r.resumed_shards))))
     return rows
 
 
-def worst_layers(t: Labels, r: dict[str, Any]) -> Table | None:
-    layers = get(r, "errors.int8_layers", [])[:WORST_LAYERS]
+def worst_layers(t: Labels, r: ConversionResult) -> Table | None:
+    layers = r.errors.int8_layers[:WORST_LAYERS]
     if not layers:
         return None
-    rows = [[str(e.get("name")), num(e.get("rel_error"))] for e in layers]
+    rows = [[e.name, num(e.rel_error)] for e in layers]
     return Table([t("col.layer"), t("col.rel_error")], rows, t("convert.worst_caption"))
 
 
@@ -97,11 +97,11 @@ def also_table(t: Labels, also: dict[str, dict[str, Any]]) -> Table | None:
 def convert_section(ctx: Ctx, cols: GateCols) -> list[Block]:
     t = ctx.t
     blocks: list[Block] = []
-    table = column_table(ctx, t("col.item"), per_gate(cols, lambda r: convert_rows(t, r)))
+    rows = per_gate(cols, ConversionResult, lambda r: convert_rows(t, r))
+    table = column_table(ctx, t("col.item"), rows)
     if table:
         blocks.append(table)
-    for run, gate in cols:
-        r = gate.result or {}
+    for run, gate, r in results(cols, ConversionResult):
         worst = worst_layers(t, r)
         if worst is not None:
             caption = f"{run.label}: {worst.caption}" if ctx.merged else worst.caption
@@ -113,7 +113,7 @@ def convert_section(ctx: Ctx, cols: GateCols) -> list[Block]:
         if also is not None:
             label = f"{run.label}: " if ctx.merged else ""
             blocks += [Heading(label + t("convert.also_heading"), 3), also]
-        problems = [*get(r, "verify.problems", []), *(r.get("warnings") or [])]
+        problems = [*(r.verify.problems if r.verify else []), *r.warnings]
         if problems:
             blocks.append(Bullets([f"{run.label}: {p}" if ctx.merged else p for p in problems]))
     return blocks

@@ -8,8 +8,9 @@ from typing import Any
 
 import yaml
 
-from adaptgate.report.sections.base import get
+from adaptgate.inspect.api import InspectResult
 from adaptgate.report.view import RunView
+from adaptgate.serve.gate import ServeGateResult
 
 
 @cache
@@ -24,17 +25,19 @@ def platform(target: str) -> str:
     return "ascend" if target.startswith("ascend") else target
 
 
-def inspect_result(run: RunView) -> dict[str, Any]:
-    gate = run.gate("inspect")
-    return gate.result if gate is not None and gate.result else {}
+def inspect_result(run: RunView) -> InspectResult | None:
+    return run.result("inspect", InspectResult)
 
 
-def serve_result(run: RunView) -> dict[str, Any]:
+def serve_result(run: RunView) -> ServeGateResult | None:
     gate = next(iter(run.gates_of("serve")), None)
-    return gate.result if gate is not None and gate.result else {}
+    return run.result(gate.name, ServeGateResult) if gate is not None else None
 
 
 def release(run: RunView) -> str | None:
     """The engine release run.json records: inspect's support check, else serve's plan."""
-    value = get(inspect_result(run), "support.release") or get(serve_result(run), "plan.release")
-    return str(value) if value else None
+    inspect, serve = inspect_result(run), serve_result(run)
+    value = (inspect.support.release if inspect and inspect.support else None) or (
+        serve.plan.release if serve else None
+    )
+    return value or None

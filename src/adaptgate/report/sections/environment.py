@@ -5,13 +5,17 @@ flags it runs with that differ from the plan."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from adaptgate.record import GateRecord
 from adaptgate.report.doc import Block, Para, Table
 from adaptgate.report.i18n import Labels
 from adaptgate.report.numbers import gib, num
-from adaptgate.report.sections.base import Ctx, Rows, column_table, get
-from adaptgate.report.view import RunView
+from adaptgate.report.sections.base import Ctx, Rows, column_table
+from adaptgate.report.sections.bench import bench_result, runs_of
+from adaptgate.report.sections.data import inspect_result
+from adaptgate.report.view import RunView, section_of
+from adaptgate.serve.gate import ServeGateResult
+from adaptgate.serve.logfacts import LogFacts
+from adaptgate.serve.server_facts import ServerFacts
 
 PACKAGE_ORDER = (
     "vllm-ascend",
@@ -25,44 +29,52 @@ PACKAGE_ORDER = (
 )
 
 
-SERVER_VERSION_KEYS = (
-    "server.version",
-    "runs.0.server.version",
-    "stage_b.log_facts.vllm_version",
-    "stage_a.log_facts.vllm_version",
-)
+def _versions(run: RunView, gate: GateRecord) -> list[str | None]:
+    """The vLLM versions a gate saw the server report: serve's /version, then its stages' logs;
+    bench's /version (a sweep's first point's)."""
+    section = section_of(gate.name)
+    if section == "serve":
+        serve = run.result(gate.name, ServeGateResult)
+        if serve is None:
+            return []
+        stages = [s for s in (serve.stage_b, serve.stage_a) if s is not None]
+        return [serve.server.version if serve.server else None] + [
+            s.log_facts.vllm_version for s in stages
+        ]
+    if section == "bench":
+        bench = bench_result(run, gate.name)
+        return [r.server.version for _, r in runs_of(bench)[:1]] if bench else []
+    return []
 
 
 def server_version(run: RunView) -> str | None:
     """The vLLM version the server reported (serve's or bench's /version, or serve's log)."""
     for gate in run.record.gates:
-        for key in SERVER_VERSION_KEYS:
-            value = get(gate.result, key)
-            if value:
-                return str(value)
+        for version in _versions(run, gate):
+            if version:
+                return version
     return None
 
 
-def external_server(run: RunView) -> dict[str, Any] | None:
+def external_server(run: RunView) -> ServerFacts | None:
     """The serve gate's facts of the --url server, None for a run that served locally."""
     if not run.record.settings.url:
         return None
-    serve = run.gate("serve")
-    server = get(serve.result if serve else None, "server")
-    return server if isinstance(server, dict) else None
+    serve = run.result("serve", ServeGateResult)
+    return serve.server if serve else None
 
 
-def _server_version_rows(t: Labels, server: dict[str, Any]) -> Rows:
-    log = server.get("log_facts") or {}
-    rows: Rows = [(t("env.server_vllm"), str(server.get("version") or "-"))]
-    if not server.get("log"):
+def _server_version_rows(t: Labels, server: ServerFacts) -> Rows:
+    log = server.log_facts or LogFacts()
+    rows: Rows = [(t("env.server_vllm"), server.version or "-")]
+    if not server.log:
         rows.append((t("env.server_vllm_ascend"), t("env.no_log")))
         return rows
     missing = t("env.not_in_log")
     rows += [
-        (t("env.server_vllm_log"), str(log.get("vllm_version") or missing)),
-        (t("env.server_vllm_ascend"), str(log.get("vllm_ascend_version") or missing)),
-        (t("env.server_platform"), str(log.get("platform") or missing)),
+        (t("env.server_vllm_log"), log.vllm_version or missing),
+        (t("env.server_vllm_ascend"), log.vllm_ascend_version or missing),
+        (t("env.server_platform"), log.platform or missing),
     ]
     return rows
 
@@ -93,23 +105,23 @@ def hardware_rows(t: Labels, run: RunView) -> Rows:
     record, host = run.record, run.record.host
     s = record.settings
     rows: Rows = [(t("env.target"), s.target)]
-    inspect = record.gate("inspect")
-    device = get(inspect.result if inspect else None, "device", {})
-    if device:
-        memory = f", {gib(device['memory_bytes'])}" if device.get("memory_bytes") else ""
-        rows.append((t("env.device"), f"{num(s.devices)} x {device.get('name')}{memory}"))
+    inspect = inspect_result(run)
+    device = inspect.device if inspect else None
+    if device is not None:
+        memory = f", {gib(device.memory_bytes)}" if device.memory_bytes else ""
+        rows.append((t("env.device"), f"{num(s.devices)} x {device.name}{memory}"))
     elif s.device:
         rows.append((t("env.device"), f"{num(s.devices)} x {s.device}"))
     server = external_server(run)
     if server is not None:
-        served = server.get("served") or {}
+        served = server.served
         rows += [
-            (t("env.server_url"), str(server.get("url"))),
-            (t("env.server_model"), str(served.get("id") or "-")),
-            (t("env.server_max_len"), num(served.get("max_model_len") or "-")),
+            (t("env.server_url"), server.url),
+            (t("env.server_model"), (served.id if served else None) or "-"),
+            (t("env.server_max_len"), num((served.max_model_len if served else None) or "-")),
         ]
-        if server.get("log"):
-            rows.append((t("env.server_log"), f"`{server['log']}`"))
+        if server.log:
+            rows.append((t("env.server_log"), f"`{server.log}`"))
         rows += [
             (t("env.client_host"), f"{host.hostname} ({host.machine})"),
             (t("env.run_dir"), f"`{record.run_dir}`"),
@@ -146,7 +158,7 @@ def differences(ctx: Ctx) -> list[Block]:
         server = external_server(run)
         if server is None:
             continue
-        diffs = server.get("differences") or []
+        diffs = server.differences
         caption = t("env.diff_caption") + (f" ({run.label})" if ctx.merged else "")
         if not diffs:
             blocks.append(Para(t("env.no_differences"), "ok"))
@@ -160,11 +172,11 @@ def differences(ctx: Ctx) -> list[Block]:
         ]
         rows = [
             [
-                f"`{d.get('flag')}`",
-                _kind(t, str(d.get("kind"))),
-                f"`{d['plan']}`" if d.get("plan") is not None else "-",
-                f"`{d['server']}`" if d.get("server") is not None else "-",
-                str(d.get("source") or "-"),
+                f"`{d.flag}`",
+                _kind(t, d.kind),
+                f"`{d.plan}`" if d.plan is not None else "-",
+                f"`{d.server}`" if d.server is not None else "-",
+                d.source or "-",
             ]
             for d in diffs
         ]

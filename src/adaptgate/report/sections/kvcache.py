@@ -4,16 +4,17 @@ against the format's range), the layers at risk, and the ``--kv-cache-dtype`` to
 
 from __future__ import annotations
 
-from typing import Any
+from operator import attrgetter
 
+from adaptgate.kvcache.result import EngineFormat, FormatReport, KVCacheResult
+from adaptgate.metrics.limits import Check
 from adaptgate.report.doc import Block, Bullets, Heading, Para
 from adaptgate.report.i18n import Labels
 from adaptgate.report.numbers import num, pct
-from adaptgate.report.sections.base import SECTIONS, Ctx, GateCols, Rows, column_table, get
+from adaptgate.report.sections.base import SECTIONS, Ctx, GateCols, Rows, column_table, results
 from adaptgate.report.sections.generic import generic_section
-from adaptgate.report.sections.matrix import matrix_table
 
-# (row label, path in a FormatReport, check subject/metric or None, rendered as a rate)
+# (row label, attribute path in a FormatReport, rendered as a rate)
 MEASURES: tuple[tuple[str, str, bool], ...] = (
     ("logits kl_mean", "logits.kl_mean", False),
     ("logits kl_max", "logits.kl_max", False),
@@ -30,22 +31,22 @@ MEASURES: tuple[tuple[str, str, bool], ...] = (
 )
 
 
-def _checks(fmt: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def _checks(fmt: FormatReport) -> dict[str, list[Check]]:
     """The checks of each metric (a metric can have a RISKY and an UNSAFE limit)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for c in fmt.get("checks") or []:
-        out.setdefault(str(c.get("metric")), []).append(c)
+    out: dict[str, list[Check]] = {}
+    for c in fmt.checks:
+        out.setdefault(c.metric, []).append(c)
     return out
 
 
-def format_rows(t: Labels, fmt: dict[str, Any]) -> Rows:
+def format_rows(t: Labels, fmt: FormatReport) -> Rows:
     checks = _checks(fmt)
     rows: Rows = [
-        (t("kvcache.engine"), f"{fmt.get('engine', '')}: {fmt.get('how_enabled', '')}"),
-        (t("kvcache.scales"), str(get(fmt, "scales.source", "-"))),
+        (t("kvcache.engine"), f"{fmt.engine}: {fmt.how_enabled}"),
+        (t("kvcache.scales"), fmt.scales.source),
     ]
     for label, path, rate in MEASURES:
-        value = get(fmt, path)
+        value = attrgetter(path)(fmt)
         if value is None:
             continue
         text = pct(value) if rate else num(value)
@@ -54,45 +55,45 @@ def format_rows(t: Labels, fmt: dict[str, Any]) -> Rows:
             text += (
                 " ("
                 + ", ".join(
-                    f"{'≥' if c.get('bound') == 'min' else '≤'} {num(c.get('threshold'))} "
-                    f"{'✓' if c.get('passed') else '✗'}"
+                    f"{'≥' if c.bound == 'min' else '≤'} {num(c.threshold)} "
+                    f"{'✓' if c.passed else '✗'}"
                     for c in limits
                 )
                 + ")"
             )
-            if not all(c.get("passed") for c in limits):
+            if not all(c.passed for c in limits):
                 text = f"**{text}**"
         rows.append((label, text))
-    risky = fmt.get("layers_at_risk") or []
-    rows.append((t("kvcache.layers_at_risk"), ", ".join(map(str, risky)) if risky else "-"))
-    rows += engine_rows(t, fmt.get("on_engine"))
-    rows.append((f"**{t('col.verdict')}**", f"**{t.status(str(fmt.get('verdict')))}**"))
+    risky = fmt.layers_at_risk
+    rows.append((t("kvcache.layers_at_risk"), ", ".join(risky) if risky else "-"))
+    rows += engine_rows(t, fmt.on_engine)
+    rows.append((f"**{t('col.verdict')}**", f"**{t.status(fmt.verdict)}**"))
     return rows
 
 
-def engine_rows(t: Labels, engine: dict[str, Any] | None) -> Rows:
+def engine_rows(t: Labels, engine: EngineFormat | None) -> Rows:
     """The same cache measured on the engine, beside the simulation's rows."""
-    if not engine:
+    if engine is None:
         return []
-    if not engine.get("verdict"):
-        return [(t("kvcache.on_engine"), str(engine.get("reason") or "-"))]
+    if not engine.verdict:
+        return [(t("kvcache.on_engine"), engine.reason or "-")]
     return [
-        (t("kvcache.engine_kl"), f"{num(get(engine, 'arm.kl_mean'))}"),
-        (t("kvcache.engine_kl_over_auto"), num(engine.get("kl_mean"))),
-        (t("kvcache.engine_top1"), pct(engine.get("top1_agreement"))),
-        (t("kvcache.engine_exact"), pct(engine.get("exact_match_rate"))),
-        (f"**{t('kvcache.on_engine')}**", f"**{t.status(str(engine.get('verdict')))}**"),
+        (t("kvcache.engine_kl"), num(engine.arm.kl_mean if engine.arm else None)),
+        (t("kvcache.engine_kl_over_auto"), num(engine.kl_mean)),
+        (t("kvcache.engine_top1"), pct(engine.top1_agreement)),
+        (t("kvcache.engine_exact"), pct(engine.exact_match_rate)),
+        (f"**{t('kvcache.on_engine')}**", f"**{t.status(engine.verdict)}**"),
     ]
 
 
-def _failed(fmt: dict[str, Any]) -> list[str]:
+def _failed(fmt: FormatReport) -> list[str]:
     out = []
-    for c in fmt.get("checks") or []:
-        if not c.get("passed"):
-            op = ">=" if c.get("bound") == "min" else "<="
+    for c in fmt.checks:
+        if not c.passed:
+            op = ">=" if c.bound == "min" else "<="
             out.append(
-                f"{fmt.get('format')}: {c.get('metric')} {num(c.get('value'))} "
-                f"(need {op} {num(c.get('threshold'))}; {c.get('source', '')})"
+                f"{fmt.format}: {c.metric} {num(c.value)} "
+                f"(need {op} {num(c.threshold)}; {c.source})"
             )
     return out
 
@@ -100,69 +101,63 @@ def _failed(fmt: dict[str, Any]) -> list[str]:
 @SECTIONS.register("kvcache")
 def kvcache_section(ctx: Ctx, cols: GateCols) -> list[Block]:
     t = ctx.t
-    columns = []
-    for run, gate in cols:
-        for fmt in get(gate.result, "formats", []):
-            if isinstance(fmt, dict) and fmt.get("verdict"):
-                name = str(fmt.get("format"))
-                columns.append(
-                    (f"{run.label}: {name}" if ctx.merged else name, format_rows(t, fmt))
-                )
+    typed = results(cols, KVCacheResult)
+    columns = [
+        (f"{run.label}: {fmt.format}" if ctx.merged else fmt.format, format_rows(t, fmt))
+        for run, _, r in typed
+        for fmt in r.formats
+    ]
     if not columns:
-        table = matrix_table(ctx, cols, ("formats", "verdicts", "results"))
-        return [table] if table is not None else generic_section(ctx, cols)
+        return generic_section(ctx, cols)
     blocks: list[Block] = []
     table = column_table(ctx, t("col.metric"), columns)
     if table is not None:
         blocks.append(table)
-    for run, gate in cols:
-        r = gate.result or {}
+    for run, gate, r in typed:
         prefix = f"{run.label}: " if ctx.merged else ""
-        flag = get(r, "recommended_kv_cache_dtype") or gate.summary.get("kv_cache_dtype")
+        flag = r.recommended_kv_cache_dtype or gate.summary.get("kv_cache_dtype")
         if flag:
             text = f"{prefix}{t('kvcache.flag')}: `--kv-cache-dtype {flag}`"
-            if r.get("recommended_ascend"):
-                text += f"; {t('kvcache.ascend')}: {r['recommended_ascend']}"
+            if r.recommended_ascend:
+                text += f"; {t('kvcache.ascend')}: {r.recommended_ascend}"
             blocks.append(Para(text, "ok"))
-        reasons = [f"{prefix}{f.get('format')} {f.get('verdict')}: {f.get('reason')}"
-                   for f in r.get("formats") or [] if f.get("reason")]  # fmt: skip
-        if r.get("recommendation"):
-            reasons.append(f"{prefix}{r['recommendation']}")
+        reasons = [f"{prefix}{f.format} {f.verdict}: {f.reason}" for f in r.formats if f.reason]
+        if r.recommendation:
+            reasons.append(f"{prefix}{r.recommendation}")
         if reasons:
             blocks.append(Bullets(reasons))
-        failed = [x for f in r.get("formats") or [] for x in _failed(f)]
+        failed = [x for f in r.formats for x in _failed(f)]
         if failed:
             where = f" ({run.label})" if ctx.merged else ""
             blocks += [Heading(t("precision.failed") + where, 3), Bullets(failed)]
-        engine = r.get("engine") or {}
-        if engine.get("skipped"):
-            blocks.append(Para(prefix + t("kvcache.engine_skipped", why=engine["skipped"]), "note"))
-        elif engine.get("auto"):
+        engine = r.engine
+        if engine is not None and engine.skipped:
+            blocks.append(Para(prefix + t("kvcache.engine_skipped", why=engine.skipped), "note"))
+        elif engine is not None and engine.auto is not None:
             blocks.append(
                 Para(
                     prefix
                     + t(
                         "kvcache.engine_settings",
-                        engine=engine.get("engine", "-"),
-                        positions=num(get(engine, "auto.positions", "-")),
-                        auto_kl=num(get(engine, "auto.kl_mean", "-")),
+                        engine=engine.engine,
+                        positions=num(engine.auto.positions),
+                        auto_kl=num(engine.auto.kl_mean),
                     ),
                     "note",
                 )
             )
-        settings = r.get("settings") or {}
-        if settings:
-            blocks.append(
-                Para(
-                    prefix
-                    + t(
-                        "kvcache.settings",
-                        scales=settings.get("scales", "-"),
-                        tokens=num(settings.get("new_tokens", "-")),
-                        prompts=num(settings.get("prompts", "-")),
-                        dtype=settings.get("reference_dtype", "-"),
-                    ),
-                    "note",
-                )
+        settings = r.settings
+        blocks.append(
+            Para(
+                prefix
+                + t(
+                    "kvcache.settings",
+                    scales=settings.scales,
+                    tokens=num(settings.new_tokens),
+                    prompts=num(settings.prompts),
+                    dtype=settings.reference_dtype,
+                ),
+                "note",
             )
+        )
     return blocks

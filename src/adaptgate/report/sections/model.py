@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from adaptgate.inspect.api import InspectResult
 from adaptgate.report.doc import Block, Bullets, Heading, Para, Table
 from adaptgate.report.i18n import Labels
 from adaptgate.report.numbers import gib, num, size
@@ -13,114 +12,107 @@ from adaptgate.report.sections.base import (
     GateCols,
     Rows,
     column_table,
-    get,
     per_gate,
+    results,
     yes_no,
 )
 
 
-def spec_rows(t: Labels, r: dict[str, Any]) -> Rows:
-    f = r.get("facts") or {}
-    q = r.get("quant") or {}
-    moe = bool(f.get("is_moe"))
-    kind = t("word.moe") if moe else t("word.dense")
-    if f.get("is_mla"):
+def spec_rows(t: Labels, r: InspectResult) -> Rows:
+    f, q = r.facts, r.quant
+    kind = t("word.moe") if f.is_moe else t("word.dense")
+    if f.is_mla:
         kind += " + MLA"
     rows: Rows = [
-        (t("spec.architecture"), f"{f.get('architecture')} ({f.get('model_type')})"),
+        (t("spec.architecture"), f"{f.architecture} ({f.model_type})"),
         (t("spec.type"), kind),
-        (t("spec.layers"), num(f.get("num_layers"))),
-        (t("spec.hidden"), num(f.get("hidden_size"))),
+        (t("spec.layers"), num(f.num_layers)),
+        (t("spec.hidden"), num(f.hidden_size)),
         (
             t("spec.heads"),
-            f"{num(f.get('num_heads'))} ({get(r, 'kv_cache.kind', '')}, "
-            f"KV {num(f.get('num_kv_heads'))}, head_dim {num(f.get('head_dim'))})",
+            f"{num(f.num_heads)} ({r.kv_cache.kind}, "
+            f"KV {num(f.num_kv_heads)}, head_dim {num(f.head_dim)})",
         ),
-        (t("spec.vocab"), num(f.get("vocab_size"))),
+        (t("spec.vocab"), num(f.vocab_size)),
     ]
-    if f.get("intermediate_size"):
-        rows.append((t("spec.intermediate"), num(f["intermediate_size"])))
-    if moe:
+    if f.intermediate_size:
+        rows.append((t("spec.intermediate"), num(f.intermediate_size)))
+    if f.is_moe:
         rows += [
-            (t("spec.moe_intermediate"), num(f.get("moe_intermediate_size"))),
-            (t("spec.routed_experts"), num(f.get("n_routed_experts"))),
-            (t("spec.shared_experts"), num(f.get("n_shared_experts"))),
-            (t("spec.experts_per_token"), num(f.get("experts_per_token"))),
+            (t("spec.moe_intermediate"), num(f.moe_intermediate_size)),
+            (t("spec.routed_experts"), num(f.n_routed_experts)),
+            (t("spec.shared_experts"), num(f.n_shared_experts)),
+            (t("spec.experts_per_token"), num(f.experts_per_token)),
         ]
-    if f.get("is_mla"):
-        rows.append(
-            (t("spec.mla"), f"q_lora {num(f.get('q_lora_rank'))}, kv_lora {f.get('kv_lora_rank')}")
-        )
+    if f.is_mla:
+        rows.append((t("spec.mla"), f"q_lora {num(f.q_lora_rank)}, kv_lora {f.kv_lora_rank}"))
     rows += [
         (
             t("spec.rope"),
-            f"theta {num(f.get('rope_theta'))}, partial_rotary_factor "
-            f"{num(f.get('partial_rotary_factor'))}",
+            f"theta {num(f.rope_theta)}, partial_rotary_factor {num(f.partial_rotary_factor)}",
         ),
-        (t("spec.qk_norm"), yes_no(t, f.get("qk_norm"))),
-        (t("spec.context"), num(f.get("context_length"))),
-        (t("spec.dtype"), num(f.get("dtype"))),
+        (t("spec.qk_norm"), yes_no(t, f.qk_norm)),
+        (t("spec.context"), num(f.context_length)),
+        (t("spec.dtype"), num(f.dtype)),
     ]
-    if f.get("mtp_layers"):
-        rows.append((t("spec.mtp"), num(f["mtp_layers"])))
-    params = r.get("params") or r.get("params_computed") or {}
-    if params.get("total") is not None:
-        rows.append((t("spec.params_total"), num(params["total"])))
-        if params.get("active") != params.get("total"):
-            rows.append((t("spec.params_active"), num(params.get("active"))))
-    if params.get("stored_bytes"):
-        rows.append((t("spec.stored"), size(params["stored_bytes"])))
-    quant = num(q.get("label", "-"))
-    if q.get("block_size"):
-        quant += f", block_size [{num(q['block_size'])}]"
-    if q.get("activation_scheme"):
-        quant += f", {t('spec.activation')} {q['activation_scheme']}"
+    if f.mtp_layers:
+        rows.append((t("spec.mtp"), num(f.mtp_layers)))
+    params = r.params or r.params_computed
+    rows.append((t("spec.params_total"), num(params.total)))
+    if params.active != params.total:
+        rows.append((t("spec.params_active"), num(params.active)))
+    if params.stored_bytes:
+        rows.append((t("spec.stored"), size(params.stored_bytes)))
+    quant = num(q.label)
+    if q.block_size:
+        quant += f", block_size [{num(q.block_size)}]"
+    if q.activation_scheme:
+        quant += f", {t('spec.activation')} {q.activation_scheme}"
     rows.append((t("spec.quant"), quant))
-    if q.get("weight_dtype"):
-        rows.append((t("spec.weight_dtype"), num(q["weight_dtype"])))
-    kv = get(r, "kv_cache.bytes_per_token", {})
+    if q.weight_dtype:
+        rows.append((t("spec.weight_dtype"), num(q.weight_dtype)))
+    kv = r.kv_cache.bytes_per_token
     if kv:
         rows.append((t("spec.kv_per_token"), "; ".join(f"{k} {size(v)}" for k, v in kv.items())))
     return rows
 
 
-def support_rows(t: Labels, r: dict[str, Any]) -> Rows:
-    s = r.get("support") or {}
-    if not s:
+def support_rows(t: Labels, r: InspectResult) -> Rows:
+    s = r.support
+    if s is None:
         return []
-    quant = f"{s.get('scheme_key')}: {s.get('quant_status')}"
-    if s.get("runs_as"):
-        quant += f" ({t('word.runs_as')} {s['runs_as']})"
+    quant = f"{s.scheme_key}: {s.quant_status}"
+    if s.runs_as:
+        quant += f" ({t('word.runs_as')} {s.runs_as})"
     return [
-        (t("support.target"), f"{s.get('target')} {s.get('release', '')}".strip()),
-        (t("support.architecture"), f"{s.get('architecture')}: {s.get('architecture_status')}"),
+        (t("support.target"), f"{s.target} {s.release}".strip()),
+        (t("support.architecture"), f"{s.architecture}: {s.architecture_status}"),
         (t("support.quant"), quant),
-        (t("support.verdict"), f"**{s.get('verdict')}**"),
-        (t("support.route"), num(r.get("recommended", "-"))),
+        (t("support.verdict"), f"**{s.verdict}**"),
+        (t("support.route"), num(r.recommended)),
     ]
 
 
-def routes_table(t: Labels, r: dict[str, Any]) -> Table | None:
-    routes = r.get("routes") or []
-    if not routes:
+def routes_table(t: Labels, r: InspectResult) -> Table | None:
+    if not r.routes:
         return None
     rows = []
-    for opt in routes:
-        best = get(opt, "plan.best", {})
-        mark = " *" if opt.get("route") == r.get("recommended") else ""
-        plan = get(opt, "plan.summary", "") or t("model.not_planned")
+    for opt in r.routes:
+        best = opt.plan.best if opt.plan else None
+        mark = " *" if opt.route == r.recommended else ""
+        plan = (opt.plan.summary if opt.plan else "") or t("model.not_planned")
         rows.append(
             [
-                f"{opt.get('route')}{mark}",
-                size(opt.get("weight_bytes")),
-                gib(best["weights_per_rank"]) if best.get("weights_per_rank") else "-",
-                num(best["max_len_one_seq"]) if best.get("max_len_one_seq") else "-",
+                f"{opt.route}{mark}",
+                size(opt.weight_bytes),
+                gib(best.weights_per_rank) if best and best.weights_per_rank else "-",
+                num(best.max_len_one_seq) if best and best.max_len_one_seq else "-",
                 plan,
             ]
         )
     header = [t("col.route"), t("col.weights"), t("col.per_rank"), t("col.max_len"), t("col.plan")]
-    dev = get(r, "device.name", "")
-    caption = t("model.routes_caption", devices=num(r.get("devices", 1)), device=dev or "-")
+    dev = r.device.name if r.device else ""
+    caption = t("model.routes_caption", devices=num(r.devices), device=dev or "-")
     return Table(header, rows, caption)
 
 
@@ -128,25 +120,26 @@ def routes_table(t: Labels, r: dict[str, Any]) -> Table | None:
 def inspect_section(ctx: Ctx, cols: GateCols) -> list[Block]:
     t = ctx.t
     blocks: list[Block] = []
-    spec = column_table(ctx, t("col.item"), per_gate(cols, lambda r: spec_rows(t, r)))
+    spec = column_table(
+        ctx, t("col.item"), per_gate(cols, InspectResult, lambda r: spec_rows(t, r))
+    )
     if spec:
         blocks.append(spec)
-    support = column_table(ctx, t("col.item"), per_gate(cols, lambda r: support_rows(t, r)))
+    support = column_table(
+        ctx, t("col.item"), per_gate(cols, InspectResult, lambda r: support_rows(t, r))
+    )
     if support:
         blocks += [Heading(t("model.support"), 3), support]
-    for run, gate in cols:
-        r = gate.result or {}
-        items = [*get(r, "support.errors", []), *get(r, "support.notes", [])]
+    for run, _, r in results(cols, InspectResult):
+        items = [*r.support.errors, *r.support.notes] if r.support else []
         if items:
             blocks.append(Bullets([f"{run.label}: {i}" if ctx.merged else i for i in items]))
         table = routes_table(t, r)
         if table is not None:
             caption = f"{run.label}: {table.caption}" if ctx.merged else table.caption
             blocks += [Heading(t("model.routes"), 3), Table(table.header, table.rows, caption)]
-        if r.get("recommendation"):
+        if r.recommendation:
             blocks.append(
-                Para(
-                    f"{t('model.recommended')}: **{r.get('recommended')}** - {r['recommendation']}"
-                )
+                Para(f"{t('model.recommended')}: **{r.recommended}** - {r.recommendation}")
             )
     return blocks

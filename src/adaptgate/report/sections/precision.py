@@ -2,21 +2,22 @@
 GPU, NPU vs CPU), each value beside the threshold it was held to; the checks that failed; where
 the error starts (localization) and the error of every layer.
 
-A pair is a tensor comparison of two reference dumps (``kind: compare``: logits, hidden states,
+A pair is a tensor comparison of two reference dumps (a CompareResult: logits, hidden states,
 greedy generations) or the served-model check (a ServedResult: the server's greedy tokens and
-logprobs against the CPU reference). The gate's result is one of them or holds several.
+logprobs against the CPU reference); the gate's result (a PrecisionGateResult) holds them.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from adaptgate.metrics.limits import Check
+from adaptgate.precision.compare import CompareResult, DumpSummary
+from adaptgate.precision.gate import PrecisionGateResult
+from adaptgate.precision.served import ServedResult
+from adaptgate.reference.dump import ReferenceDump
 from adaptgate.report.doc import Block, Bullets, Heading, Para, Table
 from adaptgate.report.i18n import Labels
 from adaptgate.report.numbers import num, pct, seconds, size
-from adaptgate.report.sections.base import SECTIONS, Ctx, GateCols, get
-from adaptgate.report.sections.generic import generic_section
-from adaptgate.report.sections.matrix import matrix_table
+from adaptgate.report.sections.base import SECTIONS, Ctx, GateCols, results
 
 LOGIT_TENSOR = ("cosine", "max_abs_err", "mean_abs_err", "rel_l1", "rel_l2", "within_1e3")
 LOGIT_EXTRA = ("kl_mean", "kl_max", "top1_agreement", "top5_overlap")
@@ -35,100 +36,95 @@ SERVED = (
 MAX_LAYER_ROWS = 100
 EXCERPT = 80
 
+Pair = CompareResult | ServedResult
 
-def pairs_of(result: dict[str, Any]) -> list[dict[str, Any]]:
+
+def pairs_of(result: PrecisionGateResult) -> list[Pair]:
     """The compared pairs in a precision result, in order."""
-
-    def is_pair(x: Any) -> bool:
-        return isinstance(x, dict) and (
-            isinstance(x.get("tensors"), list)
-            or (isinstance(x.get("metrics"), dict) and "exact_match_rate" in x["metrics"])
-        )
-
-    if is_pair(result):
-        return [result]
-    found: list[dict[str, Any]] = []
-    for value in result.values():
-        items = value if isinstance(value, list) else [value]
-        found += [i for i in items if is_pair(i)]
-    return found
+    return [p for p in (result.conversion, result.served) if p is not None]
 
 
-def _side(t: Labels, d: dict[str, Any]) -> str:
+def _side(t: Labels, d: DumpSummary) -> str:
     """``FP8_BLOCK (cpu float32)``: what was computed, and where."""
-    where = f"{d.get('device', '?')} {d.get('dtype', '')}".strip()
-    if d.get("simulate"):
-        where += f", {t('precision.simulated')} {d['simulate']}"
-    return f"{d.get('quantization', '')} ({where})".strip()
+    where = f"{d.device} {d.dtype}".strip()
+    if d.simulate:
+        where += f", {t('precision.simulated')} {d.simulate}"
+    return f"{d.quantization} ({where})".strip()
 
 
-def pair_name(t: Labels, pair: dict[str, Any]) -> str:
-    ref = _side(t, pair.get("reference") or {})
-    if "tensors" not in pair:
-        return f"{t('precision.served')} `{pair.get('model', '')}` vs {ref}"
-    return f"{_side(t, pair.get('candidate') or {})} vs {ref}"
+def pair_name(t: Labels, pair: Pair) -> str:
+    ref = _side(t, pair.reference)
+    if isinstance(pair, ServedResult):
+        return f"{t('precision.served')} `{pair.model}` vs {ref}"
+    return f"{_side(t, pair.candidate)} vs {ref}"
 
 
-def _value(metric: str, value: Any) -> str:
+def _value(metric: str, value: float | int) -> str:
     return pct(value) if metric in RATES else num(value)
 
 
-def _limit(check: dict[str, Any] | None) -> str:
-    if not check:
+def _limit(check: Check | None) -> str:
+    if check is None:
         return ""
-    op = "≥" if check.get("bound") == "min" else "≤"
-    mark = "✓" if check.get("passed") else "✗"
-    return f" ({op} {num(check.get('threshold'))} {mark})"
+    op = "≥" if check.bound == "min" else "≤"
+    return f" ({op} {num(check.threshold)} {'✓' if check.passed else '✗'})"
 
 
-def pair_rows(pair: dict[str, Any]) -> list[tuple[str, str]]:
-    checks = {(c.get("subject"), c.get("metric")): c for c in pair.get("checks") or []}
+def pair_rows(pair: Pair) -> list[tuple[str, str]]:
+    checks = {(c.subject, c.metric): c for c in pair.checks}
 
-    def cell(subject: str, metric: str, value: Any) -> str:
+    def cell(subject: str, metric: str, value: float | int) -> str:
         check = checks.get((subject, metric))
         text = _value(metric, value) + _limit(check)
-        return f"**{text}**" if check and not check.get("passed") else text
+        return f"**{text}**" if check and not check.passed else text
 
+    if isinstance(pair, ServedResult):
+        m = pair.metrics
+        return [
+            (f"served {k}", cell("served", k, value))
+            for k in SERVED
+            if (value := getattr(m, k)) is not None
+        ]
     rows: list[tuple[str, str]] = []
-    if "tensors" not in pair:
-        m = pair.get("metrics") or {}
-        return [(f"served {k}", cell("served", k, m[k])) for k in SERVED if m.get(k) is not None]
-    tensors = {row.get("name"): row for row in pair["tensors"]}
-    logits = tensors.get("logits") or {}
-    for k in LOGIT_TENSOR:
-        if get(logits, f"metrics.{k}") is not None:
-            rows.append((f"logits {k}", cell("logits", k, logits["metrics"][k])))
-    for k in LOGIT_EXTRA:
-        if get(logits, f"logits.{k}") is not None:
-            rows.append((f"logits {k}", cell("logits", k, logits["logits"][k])))
-    layers = [row for row in pair["tensors"] if row.get("layer") is not None]
+    logits = pair.row("logits")
+    if logits is not None:
+        rows += [
+            (f"logits {k}", cell("logits", k, getattr(logits.metrics, k))) for k in LOGIT_TENSOR
+        ]
+        if logits.logits is not None:
+            rows += [
+                (f"logits {k}", cell("logits", k, getattr(logits.logits, k))) for k in LOGIT_EXTRA
+            ]
+    layers = [row for row in pair.tensors if row.layer is not None]
     for metric, pick in (("cosine", min), ("rel_l2", max)):
-        values = [r for r in layers if get(r, f"metrics.{metric}") is not None]
-        if values:
-            worst = pick(values, key=lambda r: r["metrics"][metric])
-            subject = f"layer {worst['layer']}"
+        if layers:
+            worst = pick(layers, key=lambda r: float(getattr(r.metrics, metric)))
             rows.append(
                 (
                     f"hidden {metric} ({'min' if pick is min else 'max'})",
-                    cell(subject, metric, worst["metrics"][metric]) + f" @ {worst.get('name')}",
+                    cell(f"layer {worst.layer}", metric, getattr(worst.metrics, metric))
+                    + f" @ {worst.name}",
                 )
             )
-    gen = pair.get("generation") or {}
+    gen = pair.generation
     for k in ("exact_match_rate", "sequence_match_rate", "earliest_divergence"):
-        if gen.get(k) is not None:
-            rows.append((f"generation {k}", cell("generation", k, gen[k])))
+        if gen is not None and (value := getattr(gen, k)) is not None:
+            rows.append((f"generation {k}", cell("generation", k, value)))
     return rows
 
 
 def pair_table(ctx: Ctx, cols: GateCols) -> Table | None:
     t = ctx.t
     columns: list[tuple[str, dict[str, str], str]] = []
-    for run, gate in cols:
-        for pair in pairs_of(gate.result or {}):
+    for run, _, r in results(cols, PrecisionGateResult):
+        for pair in pairs_of(r):
             name = pair_name(t, pair)
-            verdict = str(pair.get("verdict", ""))
             columns.append(
-                (f"{run.label}: {name}" if ctx.merged else name, dict(pair_rows(pair)), verdict)
+                (
+                    f"{run.label}: {name}" if ctx.merged else name,
+                    dict(pair_rows(pair)),
+                    pair.verdict,
+                )
             )
     if not columns:
         return None
@@ -142,84 +138,76 @@ def pair_table(ctx: Ctx, cols: GateCols) -> Table | None:
     return Table([t("col.metric"), *(name for name, _, _ in columns)], body)
 
 
-def layer_table(t: Labels, pair: dict[str, Any]) -> Table | None:
-    rows = []
-    for row in (pair.get("tensors") or [])[:MAX_LAYER_ROWS]:
-        m = row.get("metrics") or {}
-        rows.append(
-            [
-                str(row.get("name")),
-                num(m.get("cosine")),
-                num(m.get("rel_l2")),
-                num(m.get("max_abs_err")),
-                num(m.get("mean_abs_err")),
-            ]
-        )
+def layer_table(t: Labels, pair: CompareResult) -> Table | None:
+    rows = [
+        [
+            row.name,
+            num(row.metrics.cosine),
+            num(row.metrics.rel_l2),
+            num(row.metrics.max_abs_err),
+            num(row.metrics.mean_abs_err),
+        ]
+        for row in pair.tensors[:MAX_LAYER_ROWS]
+    ]
     if not rows:
         return None
     header = [t("col.tensor"), "cosine", "rel_l2", "max_abs_err", "mean_abs_err"]
     return Table(header, rows, t("precision.layers_caption"))
 
 
-def localization(t: Labels, pair: dict[str, Any]) -> list[str]:
-    loc = pair.get("localization") or {}
+def localization(t: Labels, pair: CompareResult) -> list[str]:
+    loc = pair.localization
     items = []
-    if loc.get("name"):
-        where = f"{loc['name']}" + (f" ({loc['module']})" if loc.get("module") else "")
-        items.append(f"{t('precision.localized')}: **{where}** - {loc.get('criterion', '')}")
-    elif "tensors" in pair:
+    if loc.name:
+        where = f"{loc.name}" + (f" ({loc.module})" if loc.module else "")
+        items.append(f"{t('precision.localized')}: **{where}** - {loc.criterion}")
+    else:
         items.append(t("precision.not_localized"))
-    if loc.get("largest_jump_layer") is not None:
+    if loc.largest_jump_layer is not None:
         items.append(
-            f"{t('precision.largest_jump')}: {t('col.layer')} {num(loc['largest_jump_layer'])}, "
-            f"rel_l2 +{num(loc.get('largest_jump'))}"
+            f"{t('precision.largest_jump')}: {t('col.layer')} {num(loc.largest_jump_layer)}, "
+            f"rel_l2 +{num(loc.largest_jump)}"
         )
     return items
 
 
-def failed_checks(pair: dict[str, Any]) -> list[str]:
+def failed_checks(pair: Pair) -> list[str]:
     out = []
-    for c in pair.get("checks") or []:
-        if not c.get("passed"):
-            op = ">=" if c.get("bound") == "min" else "<="
+    for c in pair.checks:
+        if not c.passed:
+            op = ">=" if c.bound == "min" else "<="
             out.append(
-                f"{c.get('subject')} {c.get('metric')} {num(c.get('value'))} "
-                f"(need {op} {num(c.get('threshold'))}; {c.get('source', '')})"
+                f"{c.subject} {c.metric} {num(c.value)} (need {op} {num(c.threshold)}; {c.source})"
             )
     return out
 
 
-def reference_rows(t: Labels, ref: dict[str, Any]) -> list[tuple[str, str]]:
+def reference_rows(t: Labels, ref: ReferenceDump) -> list[tuple[str, str]]:
     """The CPU reference every pair is measured against (a ReferenceDump)."""
-    model = ref.get("model") or {}
-    timings = ref.get("timings") or {}
     rows = [
-        (
-            t("precision.ref_model"),
-            f"`{model.get('path', '-')}` ({model.get('quantization', '-')})",
-        ),
-        (t("precision.ref_compute"), f"{ref.get('device')} {ref.get('dtype')}, {ref.get('mode')}"),
-        (t("precision.ref_prompts"), num(len(ref.get("prompts") or []))),
-        (t("precision.ref_new_tokens"), num(ref.get("max_new_tokens", "-"))),
+        (t("precision.ref_model"), f"`{ref.model.path}` ({ref.model.quantization})"),
+        (t("precision.ref_compute"), f"{ref.device} {ref.dtype}, {ref.mode}"),
+        (t("precision.ref_prompts"), num(len(ref.prompts))),
+        (t("precision.ref_new_tokens"), num(ref.max_new_tokens)),
     ]
-    if timings.get("total_seconds") is not None:
-        rows.append((t("precision.ref_time"), seconds(timings["total_seconds"])))
-    if timings.get("peak_rss_bytes"):
-        rows.append((t("precision.ref_rss"), size(timings["peak_rss_bytes"])))
+    if ref.timings is not None:
+        rows.append((t("precision.ref_time"), seconds(ref.timings.total_seconds)))
+        if ref.timings.peak_rss_bytes:
+            rows.append((t("precision.ref_rss"), size(ref.timings.peak_rss_bytes)))
     return rows
 
 
-def _excerpt(text: Any) -> str:
-    flat = " ".join(str(text or "").split())
+def _excerpt(text: str | None) -> str:
+    flat = " ".join((text or "").split())
     return f"`{flat if len(flat) <= EXCERPT else flat[: EXCERPT - 3] + '...'}`" if flat else ""
 
 
-def outputs_table(t: Labels, result: dict[str, Any]) -> Table | None:
+def outputs_table(t: Labels, result: PrecisionGateResult) -> Table | None:
     """Each prompt's greedy output: the reference's, and the server's with how far it matched
     (the seed ``001_*`` shows the outputs it judged)."""
-    prompts = get(result, "reference.prompts", [])
-    served = {p.get("id"): p for p in get(result, "served.prompts", [])}
-    texts = any(p.get("server_text") for p in served.values())
+    prompts = result.reference.prompts
+    served = {p.id: p for p in (result.served.prompts if result.served else [])}
+    texts = any(p.server_text for p in served.values())
     if not prompts:
         return None
     header = [t("col.prompt"), t("precision.ref_output")]
@@ -228,13 +216,11 @@ def outputs_table(t: Labels, result: dict[str, Any]) -> Table | None:
         header.append(t("precision.matched"))
     rows = []
     for p in prompts:
-        row = [f"{p.get('id')} ({p.get('category', '')})", _excerpt(p.get("generated_text"))]
-        s = served.get(p.get("id"))
+        row = [f"{p.id} ({p.category})", _excerpt(p.generated_text)]
+        s = served.get(p.id)
         if served:
-            row += [_excerpt(s.get("server_text")) if s else "-"] if texts else []
-            row.append(
-                f"{num(s.get('matched_tokens'))} / {num(s.get('reference_tokens'))}" if s else "-"
-            )
+            row += [_excerpt(s.server_text) if s else "-"] if texts else []
+            row.append(f"{num(s.matched_tokens)} / {num(s.reference_tokens)}" if s else "-")
         rows.append(row)
     return Table(header, rows)
 
@@ -243,19 +229,14 @@ def outputs_table(t: Labels, result: dict[str, Any]) -> Table | None:
 def precision_section(ctx: Ctx, cols: GateCols) -> list[Block]:
     t = ctx.t
     table = pair_table(ctx, cols)
-    has_reference = any(get(g.result, "reference.model") for _, g in cols)
-    if table is None and not has_reference:
-        table = matrix_table(ctx, cols, ("comparisons", "pairs"))
-        return [table] if table is not None else generic_section(ctx, cols)
     blocks: list[Block] = [table] if table is not None else []
-    for run, gate in cols:
+    for run, _, r in results(cols, PrecisionGateResult):
         prefix = f"{run.label}: " if ctx.merged else ""
-        r = gate.result or {}
-        if r.get("served_skipped"):
+        if r.served_skipped:
             blocks.append(
-                Para(f"{prefix}{t('precision.served_skipped')}: {r['served_skipped']}", "note")
+                Para(f"{prefix}{t('precision.served_skipped')}: {r.served_skipped}", "note")
             )
-        for pair in pairs_of(gate.result or {}):
+        for pair in pairs_of(r):
             name = pair_name(t, pair)
             failed = failed_checks(pair)
             if failed:
@@ -263,30 +244,32 @@ def precision_section(ctx: Ctx, cols: GateCols) -> list[Block]:
                     Heading(f"{t('precision.failed')} ({prefix}{name})", 3),
                     Bullets(failed),
                 ]
-            items = localization(t, pair)
-            if pair.get("reason"):
-                items.insert(0, str(pair["reason"]))
+            items = localization(t, pair) if isinstance(pair, CompareResult) else []
+            if pair.reason:
+                items.insert(0, pair.reason)
             if items:
                 blocks.append(Bullets([f"{prefix}{name}: {i}" for i in items]))
-            layers = layer_table(t, pair)
+            layers = layer_table(t, pair) if isinstance(pair, CompareResult) else None
             if layers is not None:
                 blocks += [Heading(f"{t('precision.layers')} ({prefix}{name})", 3), layers]
-            thresholds = get(pair, "thresholds.profile")
-            if thresholds:
-                source = get(pair, "thresholds.file", "")
-                blocks.append(Bullets([f"{t('precision.thresholds')}: {thresholds} ({source})"]))
-        if isinstance(r.get("reference"), dict) and get(r, "reference.model"):
-            rows = reference_rows(t, r["reference"])
-            blocks += [
-                Heading(f"{t('precision.reference')}{f' ({run.label})' if ctx.merged else ''}", 3),
-                Table([t("col.item"), t("col.value")], [list(row) for row in rows]),
-            ]
-            outputs = outputs_table(t, r)
-            if outputs is not None:
-                blocks += [
-                    Heading(
-                        f"{t('precision.outputs')}{f' ({run.label})' if ctx.merged else ''}", 3
-                    ),
-                    outputs,
-                ]
+            if pair.thresholds.profile:
+                blocks.append(
+                    Bullets(
+                        [
+                            f"{t('precision.thresholds')}: {pair.thresholds.profile} "
+                            f"({pair.thresholds.file})"
+                        ]
+                    )
+                )
+        where = f" ({run.label})" if ctx.merged else ""
+        blocks += [
+            Heading(f"{t('precision.reference')}{where}", 3),
+            Table(
+                [t("col.item"), t("col.value")],
+                [list(row) for row in reference_rows(t, r.reference)],
+            ),
+        ]
+        outputs = outputs_table(t, r)
+        if outputs is not None:
+            blocks += [Heading(f"{t('precision.outputs')}{where}", 3), outputs]
     return blocks

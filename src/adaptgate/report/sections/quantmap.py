@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from adaptgate.convert.record import ConversionResult
 from adaptgate.report.doc import Block, Table
 from adaptgate.report.numbers import num
-from adaptgate.report.sections.base import Ctx, get
+from adaptgate.report.sections.base import Ctx
 from adaptgate.report.sections.data import inspect_result, load, platform
 from adaptgate.report.view import RunView
 
@@ -42,22 +43,24 @@ def _mapping(ctx: Ctx, key: str, target: str, status: str) -> list[str]:
 def quantmap_section(ctx: Ctx, run: RunView) -> list[Block]:
     t = ctx.t
     r = inspect_result(run)
-    quant = r.get("quant")
-    if not isinstance(quant, dict):
+    if r is None:
         return []
     fields = [
-        [t(label), num(quant[k])] for k, label in FIELDS if quant.get(k) not in (None, [], "")
+        [t(label), num(value)]
+        for k, label in FIELDS
+        if (value := getattr(r.quant, k)) not in (None, [], "")
     ]
     target = run.record.settings.target
     rows = []
-    key = get(r, "support.scheme_key")
-    if key:
-        status = str(get(r, "support.quant_status", "-"))
-        rows.append(_mapping(ctx, str(key), target, t.opt(f"qmap.status.{status}", status)))
+    if r.support is not None and r.support.scheme_key:
+        status = r.support.quant_status
+        rows.append(
+            _mapping(ctx, r.support.scheme_key, target, t.opt(f"qmap.status.{status}", status))
+        )
     convert = next(iter(run.gates_of("convert")), None)
-    converted = get(convert.result if convert else None, "target")
-    if converted:
-        rows.append(_mapping(ctx, str(converted), target, t("qmap.converted")))
+    conversion = run.result(convert.name, ConversionResult) if convert else None
+    if conversion is not None and conversion.target:
+        rows.append(_mapping(ctx, conversion.target, target, t("qmap.converted")))
     caption = f"{run.label}" if ctx.merged else ""
     blocks: list[Block] = [Table([t("qmap.field"), t("col.value")], fields, caption)]
     header = [t("qmap.scheme"), t("col.status"), t("qmap.engine_scheme"), t("qmap.method_col"),

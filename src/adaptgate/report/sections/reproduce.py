@@ -20,12 +20,13 @@ def _words(value: Any) -> list[str]:
 
 
 def reproduce_command(record: RunRecord) -> str:
-    """``adaptgate run`` with every setting of the run that differs from its default."""
+    """``adaptgate run`` with every setting of the run that differs from its default, after the
+    ADAPTGATE_* variables the run recorded (``env``: no option, the environment)."""
     s = record.settings
-    args = ["adaptgate", "run", s.model]
+    args = [*(f"{k}={v}" for k, v in s.env.items()), "adaptgate", "run", s.model]
     for name, field in RunSettings.model_fields.items():
         value = getattr(s, name)
-        if name == "model" or value is None or value in (field.default, []):
+        if name in ("model", "env") or value is None or value in (field.default, []):
             continue
         flag = "--" + name.replace("_", "-")
         args += [flag] if value is True else [flag, *_words(value)]
@@ -39,7 +40,7 @@ def reproduce_section(ctx: Ctx, report_command: str) -> list[Block]:
     for run in ctx.runs:
         lines = [f"# {run.label}"] if ctx.merged else []
         lines.append(reproduce_command(run.record))
-        for gate, commands in gate_commands(run.record):
+        for gate, commands in gate_commands(run):
             lines += ["", f"# {t.opt(f'gate.{gate.name}', gate.title)}", *commands]
         blocks.append(Code("\n".join(lines)))
     blocks += [Para(t("reproduce.report")), Code(report_command)]

