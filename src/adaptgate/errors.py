@@ -14,7 +14,8 @@ Sections, in the order work flows through adaptgate:
 - KV-cache engine: a server per cache format for the kvcache gate;
 - serving: launch plans, the managed vLLM process, its log;
 - talking to a server: one error for "no OpenAI-compatible server answers" (smoke, precision,
-  bench and the client alike).
+  bench and the client alike);
+- accuracy: lm-eval tasks (unknown, data not local) and the baseline an accuracy is judged against.
 
 Private signals a module raises and catches itself (a parser's ``_Stop``, bench's hot-path
 ``MalformedChunk``) stay in their modules.
@@ -163,3 +164,18 @@ class LogNotFound(AdaptgateError, FileNotFoundError):
 class ServerUnreachable(AdaptgateError, ConnectionError):
     """No OpenAI-compatible server answers at the URL, or it answered a request with an error.
     The gates that find the serve gate's server gone catch it and skip."""
+
+
+# -- accuracy ----------------------------------------------------------------------------------
+
+
+class UnknownTask(AdaptgateError, KeyError):
+    """A task lm-eval's registry does not hold."""
+
+
+class TaskDataMissing(AdaptgateError, FileNotFoundError):
+    """A task whose data is not available locally (the network is never used)."""
+
+
+class BaselineError(AdaptgateError, ValueError):
+    """An accuracy baseline that is no accuracy result."""

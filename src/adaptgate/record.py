@@ -109,6 +109,12 @@ class RunSettings(BaseModel):
         default=None,
         description="with url: the server's log, read for its versions and launch arguments",
     )
+    accuracy_baseline: str | None = Field(
+        default=None,
+        description="the accuracy gate's baseline: an accuracy result JSON or a run directory "
+        "whose accuracy gate ran (typically the BF16 route's); without it the gate records "
+        "accuracy but cannot judge it (INCONCLUSIVE)",
+    )
     env: dict[str, str] = Field(
         default_factory=dict,
         description="the ADAPTGATE_* variables that shape a run (adaptgate.settings.RUN_SHAPING) "

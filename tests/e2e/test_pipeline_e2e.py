@@ -40,7 +40,8 @@ def test_every_gate_on_the_real_smollm2_fp8_model_and_the_report_comes_from_run_
 ):
     """The demo: SmolLM2-135M-Instruct quantized to FP8 block 128x128 (576 and 192 are not
     multiples of 128), converted to BF16 (served) and W8A8_DYNAMIC, both FP8 KV caches judged,
-    served by vLLM CPU, smoked, compared with the CPU FP32 reference, benchmarked."""
+    served by vLLM CPU, smoked, compared with the CPU FP32 reference, its task accuracy measured
+    through lm-eval, benchmarked."""
     model = smollm2_model(format="fp8_block")
     run_dir = tmp_path / "run"
     done = adaptgate_cli(
@@ -64,11 +65,21 @@ def test_every_gate_on_the_real_smollm2_fp8_model_and_the_report_comes_from_run_
         "serve",
         "smoke",
         "precision",
+        "accuracy",
         "bench",
         "report",
     ]
     statuses = {n: g["status"] for n, g in gates.items()}
     bench = statuses.pop("bench")
+    # the built-in task through lm-eval on the served real model: recorded with its interval;
+    # with no --accuracy-baseline it cannot be judged, so INCONCLUSIVE (never a PASS unjudged)
+    accuracy = gates["accuracy"]
+    assert statuses.pop("accuracy") == "INCONCLUSIVE", accuracy["reason"]
+    assert "no baseline to compare against" in accuracy["reason"]
+    assert accuracy["result"]["chat_template"] is True
+    for task in accuracy["result"]["tasks"]:
+        assert task["samples"] == 40
+        assert 0 < task["ci"]["low"] <= task["accuracy"] <= task["ci"]["high"], task
     assert statuses == dict.fromkeys(statuses, "PASS"), done.stderr[-3000:]
     # the client runs on the CPU serve left free; should other work still starve it through
     # every retry, the gate says so -- INCONCLUSIVE, never PASS, and not a failure of the model
@@ -117,6 +128,9 @@ def test_every_gate_on_the_real_smollm2_fp8_model_and_the_report_comes_from_run_
     assert "精度" in (run_dir / "REPORT.zh.md").read_text()
     assert "Measured on the engine" in (run_dir / "REPORT.md").read_text()
     assert "引擎实测结论" in (run_dir / "REPORT.zh.md").read_text()
+    for name, title in (("REPORT.md", "Task accuracy"), ("REPORT.zh.md", "任务准确率")):
+        lines = (run_dir / name).read_text().splitlines()
+        assert any(line.startswith("## ") and line.endswith(title) for line in lines), name
 
 
 def test_corrupted_scales_in_the_converted_checkpoint_fail_precision_up_front(

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from adaptgate.bench.config import BenchConfig
+from adaptgate.bench.models import Attempt, BenchConfig, BenchResult, SweepResult
 from adaptgate.bench.outputs import files, plots
-from adaptgate.bench.result import Attempt, BenchResult, SweepResult
 from adaptgate.console import Output
 from adaptgate.errors import UsageError
 from adaptgate.results import write_text_atomic

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from adaptgate.bench.result import BenchResult
+from adaptgate.bench.models import BenchResult
 from adaptgate.results import Result
 
 ROWS = (

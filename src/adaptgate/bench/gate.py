@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from adaptgate.bench.config import BenchConfig
-from adaptgate.bench.result import BenchResult, SweepResult
+from adaptgate.bench.models import BenchConfig, BenchResult, SweepResult
 from adaptgate.errors import ServerUnreachable
 from adaptgate.gate import Gate, GateOutcome, RunContext
 from adaptgate.record import GateStatus

@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from adaptgate.bench.config import SLOConfig
 from adaptgate.bench.timeline import RequestRecord
 from adaptgate.stats import Distribution
+
+if TYPE_CHECKING:  # annotations only: models imports this module
+    from adaptgate.bench.models import SLOConfig
 
 DEFINITIONS: dict[str, str] = {
     "ttft_ms": "time to first token: sent -> first SSE chunk carrying a token (text, content or "

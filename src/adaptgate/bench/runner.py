@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from adaptgate.bench.backends.openai import OpenAIBackend, auth_headers, new_session
-from adaptgate.bench.config import BenchConfig
 from adaptgate.bench.data import PromptItem, dataset, prompt_set_hash
 from adaptgate.bench.data.tokenizers import ServerTokenizer, Tokenizer, WordTokenizer
 from adaptgate.bench.metrics import compute, steady_window
-from adaptgate.bench.result import BenchResult, Reproducibility
+from adaptgate.bench.models import BenchConfig, BenchResult, Reproducibility
 from adaptgate.bench.scheduler import precise
 from adaptgate.bench.scheduler.arrivals import arrival_offsets, offsets_for_duration
 from adaptgate.bench.scheduler.loop import Job, WorkerPlan, run_worker

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from adaptgate.bench.config import BenchConfig
-from adaptgate.bench.result import BenchResult, SLAOutcome
+from adaptgate.bench.models import BenchConfig, BenchResult, SLAOutcome
 from adaptgate.errors import UsageError
 
 RunFn = Callable[[BenchConfig], BenchResult]

@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from itertools import pairwise
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
-from adaptgate.bench.config import ValidityConfig
 from adaptgate.bench.scheduler.arrivals import scheduled_rate
 from adaptgate.bench.timeline import RequestRecord
 from adaptgate.stats import Distribution
+
+if TYPE_CHECKING:  # annotations only: models imports this module
+    from adaptgate.bench.models import ValidityConfig
 
 Status = Literal["ok", "warn", "invalid"]
 

@@ -264,3 +264,14 @@ stage_option = click.option(
     help="dummy: random weights (--load-format dummy), proves architecture and operators; real: "
     "the checkpoint's.",
 )
+vllm_src_option = click.option(
+    "--vllm-src",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="vLLM source tree the operator scan reads [default: the installed vllm package].",
+)
+vllm_ascend_src_option = click.option(
+    "--vllm-ascend-src",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="vllm-ascend source tree (a checkout at a release tag) the operator scan checks "
+    "against [default: the installed vllm_ascend package, else not checked].",
+)

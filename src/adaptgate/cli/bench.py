@@ -186,8 +186,8 @@ def run_command(url: str, scenario: Path | None, out: Output, **opts: Any) -> in
     outcome = run(cfg, out)
     emit_json(out, outcome.result.to_json())
     if out.human:
+        from adaptgate.bench.models import SweepResult
         from adaptgate.bench.outputs.tables import render, render_sweep
-        from adaptgate.bench.result import SweepResult
 
         console = out.console()
         if isinstance(outcome.result, SweepResult):
@@ -207,8 +207,8 @@ def run_command(url: str, scenario: Path | None, out: Output, **opts: Any) -> in
 def compare_command(a: Path, b: Path, out: Output) -> int:
     """Two saved runs (bench.json or their directories) side by side, with the differences."""
     from adaptgate.bench.compare import compare, render
+    from adaptgate.bench.models import BenchResult
     from adaptgate.bench.outputs.files import load_result
-    from adaptgate.bench.result import BenchResult
     from adaptgate.errors import UsageError
 
     ra, rb = load_result(a), load_result(b)

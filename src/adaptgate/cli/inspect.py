@@ -20,6 +20,8 @@ from adaptgate.cli._common import (
     output_options,
     release_option,
     target_option,
+    vllm_ascend_src_option,
+    vllm_src_option,
 )
 from adaptgate.console import Output
 from adaptgate.errors import EXIT_OK, UsageError
@@ -45,6 +47,8 @@ Examples:
 @cpu_memory_gib_option
 @click.option("--speculative-mtp", is_flag=True, help="Plan the MTP draft layers' KV cache too.")
 @allow_pickle_option
+@vllm_src_option
+@vllm_ascend_src_option
 @click.option(
     "--out",
     "out_dir",
@@ -67,6 +71,8 @@ def command(
     cpu_memory_gib: float | None,
     speculative_mtp: bool,
     allow_pickle: bool,
+    vllm_src: Path | None,
+    vllm_ascend_src: Path | None,
     out_dir: Path | None,
     list_devices: bool,
     out: Output,
@@ -98,6 +104,8 @@ def command(
             "cpu_memory_gib": cpu_memory_gib,
             "speculative_mtp": speculative_mtp,
             "allow_pickle": allow_pickle,
+            "vllm_src": vllm_src,
+            "vllm_ascend_src": vllm_ascend_src,
         }
     )
     result = inspect_model(options)

@@ -97,8 +97,9 @@ def command(
     """Will an FP8 or INT8 KV cache break this model? SAFE / RISKY / UNSAFE per format, the
     layers at risk, and the --kv-cache-dtype to use. Exit 1 when no tested format is SAFE
     (on the simulation and, when measured, on the engine)."""
-    from adaptgate.kvcache.api import KVCacheConfig, parse_kv_dtypes, run_kvcache
+    from adaptgate.kvcache.api import parse_kv_dtypes, run_kvcache
     from adaptgate.kvcache.engine import parse_engine_urls
+    from adaptgate.kvcache.models import KVCacheConfig
     from adaptgate.kvcache.render import render_result
 
     cfg = KVCacheConfig(

@@ -12,7 +12,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "adaptgate.cli.inspect",
         "Architecture, parameters, quantization, memory, support, route.",
     ),
-    "convert": ("adaptgate.cli.convert", "FP8 -> BF16/FP16 or Ascend W8A8_DYNAMIC, streaming."),
+    "operators": (
+        "adaptgate.cli.operators",
+        "Operators the model's code uses, checked against a vllm-ascend tree.",
+    ),
+    "convert": (
+        "adaptgate.cli.convert",
+        "FP8 -> BF16/FP16 or W8A8_DYNAMIC (msModelSlim / compressed-tensors), streaming.",
+    ),
     "plan": ("adaptgate.cli.plan", "Launch plan: vLLM command, env, container, RUNBOOK.md."),
     "serve": ("adaptgate.cli.serve", "Start and supervise vLLM from the plan (dummy/real)."),
     "doctor": ("adaptgate.cli.doctor", "Diagnose a vLLM / vllm-ascend log: cause and fix."),
@@ -20,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reference": ("adaptgate.cli.reference", "CPU FP32 (or any device) reference dump."),
     "compare": ("adaptgate.cli.compare", "Compare two dumps: metrics, verdict, localization."),
     "precision": ("adaptgate.cli.precision", "Served-model check against a reference dump."),
+    "accuracy": ("adaptgate.cli.accuracy", "Task accuracy through lm-eval, against a baseline."),
     "kvcache": ("adaptgate.cli.kvcache", "Is an FP8/INT8 KV cache safe for this model?"),
     "bench": ("adaptgate.cli.bench", "Serving benchmark with self-describing metrics."),
     "run": ("adaptgate.cli.run", "Run the gates in order into a run directory."),

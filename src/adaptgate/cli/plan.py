@@ -23,6 +23,8 @@ from adaptgate.cli._common import (
     release_option,
     stage_option,
     target_option,
+    vllm_ascend_src_option,
+    vllm_src_option,
 )
 from adaptgate.console import Output
 from adaptgate.serve.models import TARGETS
@@ -62,6 +64,8 @@ def plan_options(fn: F) -> F:
         click.option("--cpu-kv-cache-gib", default=1, show_default=True, type=int),
         cpu_memory_gib_option,
         click.option("--image", help="Container image (default per target and release)."),
+        vllm_src_option,
+        vllm_ascend_src_option,
     ]
 
     @functools.wraps(fn)
@@ -71,6 +75,7 @@ def plan_options(fn: F) -> F:
             "gpu_memory_utilization", "kv_cache_dtype", "avg_context_tokens", "route",
             "served_model_name", "served_path", "host", "port", "tools", "reasoning", "mtp",
             "mtp_tokens", "enforce_eager", "cpu_kv_cache_gib", "cpu_memory_gib", "image",
+            "vllm_src", "vllm_ascend_src",
         ]  # fmt: skip
         plan_kw = {k: kwargs.pop(k) for k in keys}
         return fn(*args, plan_kw=plan_kw, **kwargs)

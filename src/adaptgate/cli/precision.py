@@ -52,7 +52,8 @@ def command(
 ) -> int:
     """Send the reference prompts to an OpenAI-compatible server (greedy, top-k logprobs) and
     compare token by token with the reference. Exit 1 on FAIL."""
-    from adaptgate.precision.served import ServedConfig, check_served
+    from adaptgate.precision.models import ServedConfig
+    from adaptgate.precision.served import check_served
 
     result = check_served(
         ServedConfig(

@@ -91,6 +91,12 @@ Rerunning into the same --run-dir resumes from the first gate not passed."""
     "cache]",
 )
 @click.option(
+    "--accuracy-baseline",
+    type=click.Path(exists=True, path_type=Path),
+    help="The accuracy gate's baseline: an accuracy result JSON or a run directory whose "
+    "accuracy gate ran (e.g. the BF16 route's run) [default: none, the gate is INCONCLUSIVE].",
+)
+@click.option(
     "--strict",
     is_flag=True,
     help="Exit 1 when a gate is INCONCLUSIVE (its measurement stayed invalid), not only on FAIL.",
@@ -115,6 +121,7 @@ def command(
     server_log: Path | None,
     kv_cache_dtype: str | None,
     kv_formats: str | None,
+    accuracy_baseline: Path | None,
     strict: bool,
     out: Output,
 ) -> int:
@@ -146,6 +153,7 @@ def command(
         convert_to=convert_to,
         url=url,
         server_log=str(server_log.resolve()) if server_log else None,
+        accuracy_baseline=str(accuracy_baseline.resolve()) if accuracy_baseline else None,
         **_kv_cache(kv_cache_dtype, kv_formats),
     )
     name = Path(model.rstrip("/")).name or "model"

@@ -60,9 +60,9 @@ def command(
     """Start vLLM from the plan, wait until it serves, record startup time and KV capacity
     against the prediction, stop it cleanly (no engine process is ever left behind)."""
     from adaptgate.errors import UsageError
-    from adaptgate.serve.api import ServeOptions, serve_model
+    from adaptgate.serve.api import serve_model
     from adaptgate.serve.cpus import usable_cpus
-    from adaptgate.serve.models import PlanOptions
+    from adaptgate.serve.models import PlanOptions, ServeOptions
     from adaptgate.serve.plan import served_name
 
     pinned = tuple(cpus) if cpus is not None else None

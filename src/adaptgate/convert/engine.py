@@ -21,15 +21,16 @@ from adaptgate.console import Output, progress
 from adaptgate.convert.files import write_model_files
 from adaptgate.convert.io import ShardWriter
 from adaptgate.convert.layout import shard_header
-from adaptgate.convert.models import ConversionPlan, TensorPlan
-from adaptgate.convert.options import ConvertOptions
-from adaptgate.convert.plan import plan_conversion
-from adaptgate.convert.record import (
+from adaptgate.convert.models import (
+    ConversionPlan,
     ConversionResult,
+    ConvertOptions,
     SourceHash,
-    error_stats,
-    tensor_records,
+    TensorPlan,
+    VerifyReport,
 )
+from adaptgate.convert.plan import plan_conversion
+from adaptgate.convert.record import error_stats, tensor_records
 from adaptgate.convert.source import Sources
 from adaptgate.convert.state import INCOMPLETE, ConvertState, ShardDone
 from adaptgate.convert.validate import check_disk_space, check_scales
@@ -148,7 +149,7 @@ def run_conversion(opts: ConvertOptions, out: Output | None = None) -> Conversio
     started = time.perf_counter()
     ckpt = open_checkpoint(opts.model)
     _check_paths(ckpt, opts)
-    plan = plan_conversion(ckpt, opts.target, max_shard_size=opts.max_shard_size)
+    plan = plan_conversion(ckpt, opts.target, max_shard_size=opts.max_shard_size, fmt=opts.format)
     from adaptgate.convert.scheme import read_scheme
 
     ue8m0 = read_scheme(ckpt.config, ckpt.tensors, ckpt.quant_description).ue8m0
@@ -178,13 +179,13 @@ def run_conversion(opts: ConvertOptions, out: Output | None = None) -> Conversio
     written = write_model_files(ckpt, plan, opts.partial)
     done = state.all_done()
     stats = {name: s for d in done.values() for name, s in d.tensors.items()}
-    from adaptgate.convert.record import VerifyReport
     from adaptgate.formats.kernels import checksum_algorithm, kernel_name
 
     result = ConversionResult(
         source_dir=plan.source_dir,
         output_dir=str(opts.out.resolve()),
         target=opts.target.value,
+        format=plan.format.value if plan.format else None,
         source_scheme=plan.source_scheme,
         kernel=kernel_name(),
         checksum=checksum_algorithm(),

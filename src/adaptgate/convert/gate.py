@@ -6,8 +6,9 @@ conversion (SKIPPED). Asking explicitly: ``RunSettings.convert_to`` (``adaptgate
 bf16, fp16 or w8a8-dynamic, several comma-separated; ``+w8a8-dynamic`` adds a conversion after
 the route's. The first conversion goes to ``<run>/convert/model`` and ``summary["output_dir"]``
 points later gates at it; the others go to ``<run>/convert/model-<target>``
-(``summary["also"]``). A rerun after an interruption resumes a conversion; a finished one is
-reused.
+(``summary["also"]``). A ``w8a8-dynamic`` output takes the layout the run's target serves:
+compressed-tensors on cpu and cuda (vLLM), msModelSlim's on Ascend. A rerun after an
+interruption resumes a conversion; a finished one is reused.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def wanted_targets(ctx: RunContext) -> tuple[list[str], str]:
     names = [t.strip() for t in asked.lstrip("+").split(",") if t.strip()]
     if names and not extra:
         return names, "asked for"
-    from adaptgate.inspect.api import InspectResult
+    from adaptgate.inspect.models import InspectResult
 
     inspect = ctx.result_of("inspect", InspectResult)
     if inspect is None:
@@ -68,12 +69,13 @@ def _summary(result: Any) -> dict[str, Any]:
     return summary
 
 
-def _previous(out_dir: Path, model: str, target: str) -> Any | None:
-    """A finished conversion of the same model and target already in the run directory."""
+def _previous(out_dir: Path, model: str, target: str, fmt: str | None) -> Any | None:
+    """A finished conversion of the same model, target and layout already in the run
+    directory."""
     from pydantic import ValidationError
 
     from adaptgate.convert.engine import RECORD_FILE
-    from adaptgate.convert.record import ConversionResult
+    from adaptgate.convert.models import ConversionResult
 
     record = out_dir / RECORD_FILE
     if not record.is_file():
@@ -82,7 +84,8 @@ def _previous(out_dir: Path, model: str, target: str) -> Any | None:
         result = ConversionResult.model_validate_json(record.read_text(encoding="utf-8"))
     except (ValidationError, ValueError):
         return None
-    same = result.target == target and Path(result.source_dir) == Path(model).resolve()
+    same_source = Path(result.source_dir) == Path(model).resolve()
+    same = same_source and (result.target, result.format) == (target, fmt)
     return result if same and result.verify is not None and result.verify.ok else None
 
 
@@ -135,17 +138,18 @@ def _target(name: str) -> Any:
 def _convert(ctx: RunContext, kind: Any, dirname: str) -> Any:
     """One conversion into ``<run>/convert/<dirname>``, reused when already finished."""
     from adaptgate.convert.engine import run_conversion
-    from adaptgate.convert.options import ConvertOptions
+    from adaptgate.convert.models import ConvertOptions, OutputFormat
 
     out_dir = ctx.gate_dir(ConvertGate.name) / dirname
     model = ctx.settings.model
-    result = _previous(out_dir, model, kind.value)
+    fmt = OutputFormat.default(kind, ctx.settings.target)
+    result = _previous(out_dir, model, kind.value, fmt.value if fmt else None)
     if result is None:
         if out_dir.exists():  # an unverified or different earlier output: start over
             import shutil
 
             shutil.rmtree(out_dir)
-        options = ConvertOptions(model=model, out=out_dir, target=kind, verify=True)
+        options = ConvertOptions(model=model, out=out_dir, target=kind, verify=True, format=fmt)
         result = run_conversion(options, ctx.out)
     return result
 

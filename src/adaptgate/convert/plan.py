@@ -14,7 +14,15 @@ from pathlib import Path
 
 from adaptgate.checkpoint import Checkpoint, TensorInfo
 from adaptgate.convert.layout import layout_shards
-from adaptgate.convert.models import Action, ConversionPlan, Dropped, SourceFile, Target, TensorPlan
+from adaptgate.convert.models import (
+    Action,
+    ConversionPlan,
+    Dropped,
+    OutputFormat,
+    SourceFile,
+    Target,
+    TensorPlan,
+)
 from adaptgate.convert.scheme import read_scheme
 from adaptgate.errors import ConversionInputError
 from adaptgate.formats import ascend, names
@@ -53,8 +61,13 @@ def _source_files(ckpt: Checkpoint) -> list[SourceFile]:
 
 
 class _Builder:
-    def __init__(self, ckpt: Checkpoint, target: Target, src: ScaleLayouts) -> None:
+    def __init__(
+        self, ckpt: Checkpoint, target: Target, src: ScaleLayouts, fmt: OutputFormat | None
+    ) -> None:
         self.ckpt, self.target, self.src = ckpt, target, src
+        # msModelSlim's layout: a zero weight_offset per quantized weight, float32 biases, and
+        # the type of every tensor for the description file
+        self.modelslim = fmt is OutputFormat.MODELSLIM
         self.dropped: list[Dropped] = []
         self.warnings: list[str] = list(src.warnings)
         self.quant: dict[str, Quant] = {}  # FP8 weight name -> its pairing
@@ -129,15 +142,15 @@ class _Builder:
 
     def _convert(self, info: TensorInfo, quant: Quant, as_float: bool) -> list[TensorPlan]:
         if self.target is not Target.W8A8_DYNAMIC or as_float:
-            ascend_type = ascend.FLOAT if self.target is Target.W8A8_DYNAMIC else None
+            ascend_type = ascend.FLOAT if self.modelslim else None
             code = "BF16" if self.target is Target.W8A8_DYNAMIC else self.target.float_code
             return [
                 self._tensor(info, Action.DEQUANTIZE, code, quant=quant, ascend_type=ascend_type)
             ]
         module = info.name.removesuffix(".weight")
         rows = [info.shape[0], 1]
-        w8 = ascend.W8A8_DYNAMIC
-        return [
+        w8 = ascend.W8A8_DYNAMIC if self.modelslim else None
+        quantized = [
             self._tensor(info, Action.QUANTIZE, "I8", quant=quant, ascend_type=w8),
             self._tensor(
                 info,
@@ -148,21 +161,24 @@ class _Builder:
                 quant=quant,
                 ascend_type=w8,
             ),
-            self._tensor(
-                info,
-                Action.OFFSET,
-                "F32",
-                name=f"{module}.{names.OFFSET}",
-                shape=rows,
-                quant=quant,
-                ascend_type=w8,
-            ),
         ]
+        if not self.modelslim:
+            return quantized
+        offset = self._tensor(
+            info,
+            Action.OFFSET,
+            "F32",
+            name=f"{module}.{names.OFFSET}",
+            shape=rows,
+            quant=quant,
+            ascend_type=w8,
+        )
+        return [*quantized, offset]
 
     def _passthrough(self, info: TensorInfo) -> TensorPlan:
         if self.target is Target.FP16 and info.dtype == "BF16":
             return self._tensor(info, Action.CAST, "F16")
-        if self.target is Target.W8A8_DYNAMIC:
+        if self.modelslim:
             module = info.name.rsplit(".", 1)[0]
             quantized_bias = info.name.endswith(".bias") and f"{module}.weight" in self.quant
             if quantized_bias and info.dtype != "F32":  # msModelSlim stores these in float32
@@ -178,27 +194,37 @@ def _config_dtype(ckpt: Checkpoint, target: Target) -> str:
     return target.torch_name
 
 
-def plan_conversion(ckpt: Checkpoint, target: Target, *, max_shard_size: int) -> ConversionPlan:
-    """The full plan; raises a one-line error naming the tensor for any structural problem."""
+def plan_conversion(
+    ckpt: Checkpoint,
+    target: Target,
+    *,
+    max_shard_size: int,
+    fmt: OutputFormat | None = None,
+) -> ConversionPlan:
+    """The full plan; raises a one-line error naming the tensor for any structural problem.
+    ``fmt``: the layout of a w8a8-dynamic output (None: modelslim)."""
     if ckpt.weight_format != "safetensors":
         raise ConversionInputError(
             f"{ckpt.root} stores its weights as pickle; convert streams safetensors only",
             fix="convert the weights to safetensors first",
         )
+    fmt = OutputFormat(fmt or OutputFormat.MODELSLIM) if target is Target.W8A8_DYNAMIC else None
     src = read_scheme(ckpt.config, ckpt.tensors, ckpt.quant_description)
-    builder = _Builder(ckpt, target, src)
+    builder = _Builder(ckpt, target, src, fmt)
     jobs = builder.classify()
-    w8a8 = target is Target.W8A8_DYNAMIC
+    # msModelSlim numbers and indexes even a single shard; elsewhere Hugging Face's names
+    modelslim = fmt is OutputFormat.MODELSLIM
     shards, index = layout_shards(
         jobs,
         max_shard_size,
-        prefix=ascend.WEIGHTS_PREFIX if w8a8 else "model",
-        always_index=w8a8,
+        prefix=ascend.WEIGHTS_PREFIX if modelslim else "model",
+        always_index=modelslim,
     )
-    if w8a8 and index is not None:
+    if modelslim and index is not None:
         index = ascend.INDEX_FILE
     return ConversionPlan(
         target=target,
+        format=fmt,
         source_dir=str(Path(ckpt.root).resolve()),
         source_scheme=src.scheme.label,
         source_method=src.scheme.method,

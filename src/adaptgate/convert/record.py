@@ -5,94 +5,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from pydantic import BaseModel, Field
-
-from adaptgate.convert.models import ConversionPlan, Dropped
+from adaptgate.convert.models import ConversionPlan, ErrorEntry, ErrorStats, TensorRecord
 from adaptgate.convert.work import TensorStats
-from adaptgate.results import Result
 
 _LAYER = re.compile(r"^(.*?\.layers\.\d+)\.")
-
-
-class SourceHash(BaseModel):
-    file: str
-    size: int
-    digest: str | None = Field(
-        None,
-        description="sha256(sha256(header) || sha256(each tensor's bytes, in file order)); "
-        "adaptgate.convert.source.file_digest recomputes it; None when hashing was skipped",
-    )
-    algorithm: str = "sha256-tensors"
-
-
-class TensorRecord(BaseModel):
-    name: str
-    action: str
-    source: str
-    source_dtype: str
-    source_shape: list[int]
-    dtype: str
-    shape: list[int]
-    shard: str
-    checksum: int
-    saturated: int = 0
-    underflow: int = 0
-    nonfinite: int = 0
-    rel_error: float | None = None
-    max_abs_error: float | None = None
-
-
-class ErrorEntry(BaseModel):
-    name: str
-    rel_error: float
-    max_abs_error: float | None = None
-
-
-class ErrorStats(BaseModel):
-    """Dequantization to bf16/fp16 is exact up to the final rounding; what can go wrong is
-    counted. For int8 weights: relative Frobenius error against the dequantized weight."""
-
-    saturated: int = 0
-    underflow: int = 0
-    nonfinite: int = 0
-    int8_tensors: list[ErrorEntry] = Field(default_factory=list, description="worst first")
-    int8_layers: list[ErrorEntry] = Field(default_factory=list, description="worst first")
-    int8_rel_error: float | None = None
-
-
-class VerifyReport(BaseModel):
-    checked_tensors: int
-    sampled_blocks: int
-    problems: list[str] = Field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-class ConversionResult(Result):
-    kind: str = "conversion"
-    source_dir: str
-    output_dir: str
-    target: str
-    source_scheme: str
-    kernel: str
-    checksum: str = Field(description="algorithm of the tensors' checksums: crc32c or crc32")
-    sources: list[SourceHash]
-    bytes_in: int
-    bytes_out: int
-    seconds: float
-    shards: list[str]
-    resumed_shards: list[str] = Field(default_factory=list)
-    tensors: list[TensorRecord]
-    dropped: list[Dropped]
-    warnings: list[str] = Field(default_factory=list)
-    errors: ErrorStats
-    verify: VerifyReport | None = None
-
-    @property
-    def output_gb_per_s(self) -> float:
-        return self.bytes_out / self.seconds / 1e9 if self.seconds > 0 else 0.0
 
 
 def error_stats(plan: ConversionPlan, stats: dict[str, TensorStats]) -> ErrorStats:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from adaptgate.convert.record import ConversionResult
+from adaptgate.convert.models import ConversionResult
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 
 from adaptgate.checkpoint import Checkpoint, read_safetensors_header
 from adaptgate.convert.io import file_checksum
-from adaptgate.convert.models import Action, ConversionPlan, TensorPlan
-from adaptgate.convert.record import VerifyReport
+from adaptgate.convert.models import Action, ConversionPlan, TensorPlan, VerifyReport
 from adaptgate.convert.work import TensorStats
 from adaptgate.errors import AdaptgateError
 from adaptgate.formats.dequantize import ceil_div

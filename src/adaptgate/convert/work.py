@@ -168,7 +168,7 @@ class Worker:
 
         from adaptgate.formats import ascend
 
-        weight, scale_t, offset_t = job
+        weight, scale_t, *offset_t = job  # the zero weight_offset: msModelSlim's layout only
         assert weight.quant is not None
         rows, cols = weight.source_shape
         bn, bk = weight.quant.block
@@ -204,7 +204,7 @@ class Worker:
             stats.checksum = checksum(view, stats.checksum)
             self.writers[weight.shard].write_at(dst + r0 * cols, view)
         out = {weight.name: stats}
-        for t, values in ((scale_t, scales), (offset_t, np.zeros_like(scales))):
+        for t, values in ((scale_t, scales), *((o, np.zeros_like(scales)) for o in offset_t)):
             view = memoryview(np.ascontiguousarray(values).reshape(-1).view(np.uint8).data)
             out[t.name] = TensorStats(checksum=checksum(view))
             self.writers[t.shard].write_at(self._offset(t), view)

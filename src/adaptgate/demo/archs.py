@@ -1,9 +1,9 @@
-"""The three architectures: tiny dimensions and config.json / generation_config.json.
+"""The synthetic architectures: tiny dimensions and config.json / generation_config.json.
 
 Configs carry the keys of the real Hugging Face configs (Qwen/Qwen3-8B, Qwen/Qwen3-30B-A3B,
-zai-org/GLM-4.5: legacy ``torch_dtype``, ``rope_theta``, ``rope_scaling: null``) plus the
-``dtype`` key transformers 5 writes. Projection dimensions are multiples of 128 unless
-``non_divisible`` is asked for.
+zai-org/GLM-4.5, Qwen/Qwen2.5-0.5B: legacy ``torch_dtype``, ``rope_theta``,
+``rope_scaling: null``) plus the ``dtype`` key transformers 5 writes. Projection dimensions are
+multiples of 128 unless ``non_divisible`` is asked for.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ class Dims:
 @dataclass(frozen=True)
 class ArchDef:
     """An architecture's names and layout switches. ``qk_norm``: attention has q_norm/k_norm
-    (Qwen3, GLM-4.5; not Llama). ``from_gguf``: dimensions and configs come from a GGUF file
-    (:mod:`adaptgate.demo.gguf`), not from :meth:`dims` / :meth:`config`."""
+    (Qwen3, GLM-4.5; not Llama, Qwen2). ``attention_bias``: q/k/v_proj have biases (GLM-4.5,
+    Qwen2). ``glm``: GLM-4.5's MoE (router bias, shared experts, MTP layer) and generation config.
+    ``from_gguf``: dimensions and configs come from a GGUF file (:mod:`adaptgate.demo.gguf`),
+    not from :meth:`dims` / :meth:`config`."""
 
     name: str
     architecture: str
@@ -50,6 +52,7 @@ class ArchDef:
     moe: bool
     glm: bool = False
     qk_norm: bool = True
+    attention_bias: bool = False
     from_gguf: bool = False
 
     def _synthetic_only(self, what: str) -> None:
@@ -85,9 +88,7 @@ class ArchDef:
 
     def config(self, dims: Dims, spec: DemoSpec) -> dict[str, Any]:
         self._synthetic_only("configs")
-        if self.glm:
-            return _glm4_moe_config(self, dims, spec)
-        return _qwen3_config(self, dims, spec)
+        return _CONFIGS.get(self.model_type, _qwen3_config)(self, dims, spec)
 
     def generation_config(self) -> dict[str, Any]:
         self._synthetic_only("configs")
@@ -164,6 +165,16 @@ def _qwen3_config(arch: ArchDef, d: Dims, spec: DemoSpec) -> dict[str, Any]:
     return dict(sorted(cfg.items()))
 
 
+def _qwen2_config(arch: ArchDef, d: Dims, spec: DemoSpec) -> dict[str, Any]:
+    # Qwen/Qwen2.5-0.5B's keys are Qwen3's without attention_bias (Qwen2 always has q/k/v
+    # biases) and head_dim (hidden_size / num_attention_heads); the base model ends on
+    # <|endoftext|>.
+    cfg = _qwen3_config(arch, d, spec)
+    del cfg["attention_bias"], cfg["head_dim"]
+    cfg.update(eos_token_id=token_ids()[ENDOFTEXT], max_position_embeddings=32768)
+    return cfg
+
+
 def _glm4_moe_config(arch: ArchDef, d: Dims, spec: DemoSpec) -> dict[str, Any]:
     # Key order as in zai-org/GLM-4.5's config.json (written by hand, not sorted).
     ids = token_ids()
@@ -207,13 +218,22 @@ def _glm4_moe_config(arch: ArchDef, d: Dims, spec: DemoSpec) -> dict[str, Any]:
     }
 
 
+_CONFIGS = {"glm4_moe": _glm4_moe_config, "qwen2": _qwen2_config}  # by model_type; else Qwen3's
+
 ARCH_REGISTRY: Registry[ArchDef] = Registry("architecture")
 ARCH_REGISTRY.add("qwen3", ArchDef("qwen3", "Qwen3ForCausalLM", "qwen3", 2, moe=False))
 ARCH_REGISTRY.add(
     "qwen3_moe", ArchDef("qwen3_moe", "Qwen3MoeForCausalLM", "qwen3_moe", 2, moe=True)
 )
 ARCH_REGISTRY.add(
-    "glm4_moe", ArchDef("glm4_moe", "Glm4MoeForCausalLM", "glm4_moe", 3, moe=True, glm=True)
+    "glm4_moe",
+    ArchDef(
+        "glm4_moe", "Glm4MoeForCausalLM", "glm4_moe", 3, moe=True, glm=True, attention_bias=True
+    ),
+)
+ARCH_REGISTRY.add(
+    "qwen2",
+    ArchDef("qwen2", "Qwen2ForCausalLM", "qwen2", 2, moe=False, qk_norm=False, attention_bias=True),
 )
 
 # Not in the registry: the synthetic factory cannot build it. SmolLM2 (``source="smollm2"``) is

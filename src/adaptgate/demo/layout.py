@@ -6,7 +6,8 @@ and zai-org/GLM-4.5 (``mlp.shared_experts.*``, ``mlp.gate.e_score_correction_bia
 q/k/v biases, and the MTP layer at ``model.layers.{num_hidden_layers}`` with ``eh_proj``,
 ``enorm``, ``hnorm``, ``shared_head.norm``, ``shared_head.head`` and its own copy of
 ``embed_tokens``, which GLM-4.5 stores and GLM-4.6 dropped -- vLLM PR #27597). Llama
-(HuggingFaceTB/SmolLM2-135M-Instruct) is Qwen3's dense layout without ``q_norm``/``k_norm``.
+(HuggingFaceTB/SmolLM2-135M-Instruct) is Qwen3's dense layout without ``q_norm``/``k_norm``;
+Qwen2 (Qwen/Qwen2.5-0.5B) is Llama's with q/k/v_proj biases.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def _dense_mlp_expert(b: _Builder, prefix: str, d: Dims, *, group: str) -> None:
 def _decoder_layer(b: _Builder, arch: ArchDef, d: Dims, layer: int) -> None:
     prefix = f"model.layers.{layer}"
     b.add(f"{prefix}.input_layernorm.weight", (d.hidden,), "norm")
-    _attention(b, prefix, d, bias=arch.glm, qk_norm=arch.qk_norm)
+    _attention(b, prefix, d, bias=arch.attention_bias, qk_norm=arch.qk_norm)
     if arch.is_moe_layer(d, layer):
         _moe(b, f"{prefix}.mlp", d, glm=arch.glm)
     else:

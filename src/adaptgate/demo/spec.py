@@ -17,7 +17,7 @@ from adaptgate.errors import UnknownKind, UsageError
 
 Source = Literal["synthetic", "smollm2"]
 SOURCES: tuple[Source, ...] = ("synthetic", "smollm2")
-ARCHS = ("qwen3", "qwen3_moe", "glm4_moe")  # the synthetic architectures
+ARCHS = ("qwen3", "qwen3_moe", "glm4_moe", "qwen2")  # the synthetic architectures
 GGUF_ARCH = "llama"  # the architecture of source "smollm2"
 # options that shape or seed synthetic weights; a GGUF source fixes them: (field, default)
 SYNTHETIC_ONLY: tuple[tuple[str, Any], ...] = (

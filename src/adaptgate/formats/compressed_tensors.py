@@ -9,13 +9,16 @@ memoryless min-max observer does (min/max per strategy, then the library's
 ``calculate_qparams``), then ``ModelCompressor.from_pretrained_model(...).compress_model``.
 The ignore list in the resulting config is the library's own (every Linear left unquantized).
 Scales have the weight's dtype (bf16), as the library initializes them.
+
+:func:`int8_quantization_config` is the library's W8A8 config for a checkpoint quantized
+elsewhere (``adaptgate convert --to w8a8-dynamic --format compressed-tensors``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -63,6 +66,39 @@ def make_scheme(preset: str, block: tuple[int, int] | None = None) -> Quantizati
         if scheme.input_activations is not None:
             scheme.input_activations.group_size = int(block[1])
     return scheme
+
+
+def int8_quantization_config(ignore: Sequence[str]) -> dict[str, Any]:
+    """The ``quantization_config`` of a compressed W8A8 checkpoint (the library's preset: int8
+    channel weights, dynamic per-token int8 activations) that quantizes every Linear but those
+    in ``ignore``: the library's own models, laid out as its ``ModelCompressor.update_config``
+    writes them into config.json."""
+    import compressed_tensors
+    from compressed_tensors.base import (
+        COMPRESSION_VERSION_NAME,
+        QUANTIZATION_METHOD,
+        QUANTIZATION_METHOD_NAME,
+        SPARSITY_CONFIG_NAME,
+        TRANSFORM_CONFIG_NAME,
+    )
+    from compressed_tensors.config import CompressionFormat
+    from compressed_tensors.quantization import QuantizationConfig, QuantizationStatus
+
+    scheme = make_scheme(PRESET_W8A8)
+    scheme.format = CompressionFormat.int_quantized.value  # as compress_model records it
+    config = QuantizationConfig(
+        config_groups={"group_0": scheme},
+        ignore=list(ignore),
+        format=CompressionFormat.int_quantized.value,
+        quantization_status=QuantizationStatus.COMPRESSED,
+    )
+    return {
+        COMPRESSION_VERSION_NAME: compressed_tensors.__version__,
+        QUANTIZATION_METHOD_NAME: QUANTIZATION_METHOD,
+        SPARSITY_CONFIG_NAME: {},
+        TRANSFORM_CONFIG_NAME: {},
+        **config.model_dump(mode="json", exclude={"quant_method"}),
+    }
 
 
 def weight_min_max(

@@ -5,8 +5,9 @@ bytes, memory plan per device layout, backend support and the route to a deploym
 package never imports torch or transformers.
 """
 
-from adaptgate.inspect.api import InspectOptions, InspectResult, inspect_model
+from adaptgate.inspect.api import inspect_model
 from adaptgate.inspect.devices import DEVICES, DeviceProfile, list_devices
+from adaptgate.inspect.models import InspectOptions, InspectResult
 
 __all__ = [
     "DEVICES",

@@ -6,21 +6,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from adaptgate.errors import EXIT_FAIL, EXIT_OK, UsageError
+from adaptgate.errors import UsageError
 from adaptgate.formats.detect import QuantScheme, TensorLike, detect_quantization
 from adaptgate.inspect.devices import DeviceProfile, device_profile
 from adaptgate.inspect.facts import ArchFacts, read_facts
 from adaptgate.inspect.formula import count_from_config
-from adaptgate.inspect.kvcache import KV_DTYPE_BYTES, KVCacheFacts, kv_facts
-from adaptgate.inspect.lint import Finding, lint_checkpoint
-from adaptgate.inspect.memory import RoutePlan, plan_route
+from adaptgate.inspect.kvcache import KV_DTYPE_BYTES, kv_facts
+from adaptgate.inspect.lint import lint_checkpoint
+from adaptgate.inspect.memory import plan_route
+from adaptgate.inspect.models import InspectOptions, InspectResult, ParamsCheck, RouteOption
+from adaptgate.inspect.opscan import OperatorScan, scan_operators
+from adaptgate.inspect.opscan.scan import description_schemes
 from adaptgate.inspect.params import ParamCounts, count_from_headers
-from adaptgate.inspect.releases import ReleaseChoice
 from adaptgate.inspect.support import SupportReport, check_support, host_cpu_flags
 from adaptgate.inspect.weights import ROUTE_TITLES, weight_bytes
-from adaptgate.results import Result
 
 DESCRIPTION_FILE = "quant_model_description.json"
 _ROUTE_ORDER = ("native", "bf16", "w8a8_dynamic")
@@ -37,84 +36,6 @@ class CheckpointLike(Protocol):
     def quant_description(self) -> dict[str, Any] | None: ...
     @property
     def tensors(self) -> Mapping[str, TensorLike]: ...
-
-
-class InspectOptions(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    model: str | None = Field(None, description="checkpoint directory or cached HF model id")
-    config_path: Path | None = Field(None, description="plan from config.json alone")
-    target: str | None = None
-    release: str | None = None
-    device: str | None = None
-    devices: int = Field(1, ge=1)
-    max_model_len: int | None = Field(None, ge=1)
-    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
-    kv_cache_dtype: Literal["auto", "bf16", "fp8", "int8"] = "auto"
-    cpu_memory_gib: float | None = Field(None, gt=0)
-    speculative_mtp: bool = Field(False, description="plan the MTP draft layers' KV too")
-    cpu_flags: frozenset[str] | None = Field(
-        None, description="flags of the target CPU (--target cpu); default: this host's"
-    )
-    allow_pickle: bool = False
-
-
-class ParamsCheck(BaseModel):
-    headers_total: int
-    computed_total: int
-    diff_pct: float
-    headers_mtp: int
-    computed_mtp: int
-
-
-class RouteOption(BaseModel):
-    route: str
-    title: str
-    weight_bytes: int = Field(description="bytes the weights take in device memory")
-    file_bytes: int | None = Field(
-        None, description="bytes read from the checkpoint, where they differ from weight_bytes"
-    )
-    loads_as: str | None = Field(None, description="native: the dtype the engine loads it as")
-    plan: RoutePlan | None = None
-
-
-class InspectResult(Result):
-    kind: str = "inspect"
-    mode: Literal["checkpoint", "config"]
-    model: str | None
-    config_path: str | None
-    facts: ArchFacts
-    params: ParamCounts | None = Field(None, description="exact, from tensor headers")
-    params_computed: ParamCounts
-    params_check: ParamsCheck | None = None
-    quant: QuantScheme
-    kv_cache: KVCacheFacts
-    kv_cache_dtype: str
-    device: DeviceProfile | None = None
-    devices: int = 1
-    utilization: float | None = None
-    max_model_len: int | None = None
-    support: SupportReport | None = None
-    release: ReleaseChoice | None = Field(
-        None, description="the engine release planned for (--target), and why that one"
-    )
-    routes: list[RouteOption] = Field(default_factory=list)
-    recommended: str | None = None
-    recommendation: str | None = None
-    verdict: Literal["PASS", "FAIL"]
-    reason: str
-    warnings: list[str] = Field(default_factory=list)
-    findings: list[Finding] = Field(
-        default_factory=list, description="checkpoint consistency lint (errors fail inspect)"
-    )
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK if self.verdict == "PASS" else EXIT_FAIL
-
-    @property
-    def counts(self) -> ParamCounts:
-        return self.params or self.params_computed
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -158,7 +79,7 @@ def _resolve_target(options: InspectOptions) -> tuple[str | None, DeviceProfile 
 
 _WHY = {
     "native": "no conversion needed",
-    "bf16": "lossless dequantization (no calibration)",
+    "bf16": "dequantization to BF16 (no calibration; rounding to BF16 only)",
     "w8a8_dynamic": "keeps 8-bit weights (needs fewer devices than bf16)",
 }
 
@@ -310,6 +231,30 @@ def inspect_model(
         + (support.notes if support else [])
         + (support.caveats if support else []),
         findings=findings,
+        operator_scan=_operator_scan(options, target, facts.architecture, config, desc, root),
+    )
+
+
+def _operator_scan(
+    options: InspectOptions,
+    target: str | None,
+    architecture: str | None,
+    config: dict[str, Any],
+    desc: dict[str, Any] | None,
+    root: str | Path,
+) -> OperatorScan | None:
+    """The operator gate, for Ascend targets or when a vllm-ascend tree is given."""
+    if architecture is None:
+        return None
+    if not (target or "").startswith("ascend") and options.vllm_ascend_src is None:
+        return None
+    return scan_operators(
+        architecture,
+        model_dir=Path(root),
+        config=config,
+        quant_types=description_schemes(desc),
+        vllm_src=options.vllm_src,
+        vllm_ascend_src=options.vllm_ascend_src,
     )
 
 

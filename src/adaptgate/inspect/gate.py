@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from adaptgate.gate import Gate, GateOutcome, RunContext
-from adaptgate.inspect.api import InspectOptions, inspect_model
+from adaptgate.inspect.api import inspect_model
+from adaptgate.inspect.models import InspectOptions
 from adaptgate.inspect.render import write_outputs
 from adaptgate.record import GateStatus
 

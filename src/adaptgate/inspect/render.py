@@ -12,7 +12,7 @@ from adaptgate.results import write_text_atomic
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from adaptgate.inspect.api import InspectResult
+    from adaptgate.inspect.models import InspectResult
 
 REPORT_FILE = "ANALYSIS_REPORT.md"
 JSON_FILE = "inspect.json"
@@ -122,6 +122,9 @@ def render_tables(r: InspectResult, console: Console) -> None:
         for row in plan_rows(r):
             plan.add_row(*row)
         console.print(plan)
+    if r.operator_scan is not None:
+        # the rows: `adaptgate operators MODEL --vllm-ascend-src DIR`
+        console.print(f"Operators (static scan): {r.operator_scan.summary()}")
     for w in r.warnings:
         console.print(f"[yellow]warning:[/] {w}")
     colour = "green" if r.verdict == "PASS" else "red"

@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from adaptgate.kvcache.api import KVCacheConfig, run_kvcache
-    from adaptgate.kvcache.result import KVCacheResult
+    from adaptgate.kvcache.api import run_kvcache
+    from adaptgate.kvcache.models import KVCacheConfig, KVCacheResult
 
 __all__ = ["KVCacheConfig", "KVCacheResult", "run_kvcache"]
 
@@ -29,7 +29,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "KVCacheResult":
-        from adaptgate.kvcache.result import KVCacheResult
+        from adaptgate.kvcache.models import KVCacheResult
 
         return KVCacheResult
     raise AttributeError(name)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import TYPE_CHECKING
 
 from adaptgate.errors import UsageError
 from adaptgate.kvcache.formats import FORMAT_NAMES, KV_FORMATS, KVFormat
+from adaptgate.kvcache.models import KVCacheConfig
 from adaptgate.kvcache.scales import ScaleMode, ScaleSet
 from adaptgate.kvcache.verdict import KVThresholds
 
 if TYPE_CHECKING:
     from adaptgate.console import Output
-    from adaptgate.kvcache.result import FormatReport, KVCacheResult
+    from adaptgate.kvcache.models import FormatReport, KVCacheResult
     from adaptgate.kvcache.run import ModelShape, Simulation
     from adaptgate.kvcache.scan import LayerScan
     from adaptgate.kvcache.sim import Arm
@@ -25,48 +24,6 @@ PLOT_FILE = "kvcache_outliers.png"
 SCALES_DIR = "scales"
 # vLLM: prefer the finer format among the SAFE ones
 VLLM_PREFERENCE = ("fp8_e4m3", "fp8_e5m2")
-
-
-class KVCacheConfig(BaseModel):
-    """What ``adaptgate kvcache`` was asked to do."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str
-    kv_dtypes: list[str] = Field(default_factory=lambda: list(FORMAT_NAMES))
-    scales: ScaleMode = "checkpoint"
-    new_tokens: int = Field(256, ge=1, description="greedy tokens per prompt (the gate: 256)")
-    prompts_file: Path | None = None
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    out: Path | None = Field(None, description="write the JSON, plot and calibrated scales here")
-    threads: int | None = Field(None, ge=1, description="torch threads; None: 1 for tiny models")
-    thresholds_file: Path | None = None
-    plot: bool = True
-    prefill: Literal["engine", "fresh", "cache"] = Field(
-        "engine",
-        description="where prefill attention reads K/V: as the format's engine does (vLLM V1: "
-        "the cache; vllm-ascend C8: fresh K/V), or forced",
-    )
-
-    engine: Literal["off", "local"] = Field(
-        "off",
-        description="local: also serve the model with auto and each cache on this machine's "
-        "vLLM (cpu) and measure them against the reference",
-    )
-    engine_urls: dict[str, str] = Field(
-        default_factory=dict,
-        description="servers of the same model keyed by auto and format name: measure those",
-    )
-    engine_max_model_len: int | None = Field(None, ge=16)
-
-    @field_validator("kv_dtypes")
-    @classmethod
-    def _known(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise UsageError("no KV-cache dtype to test", fix=f"use {','.join(FORMAT_NAMES)}")
-        for name in value:
-            KV_FORMATS.get(name)  # UnknownKind lists the valid names
-        return list(dict.fromkeys(value))
 
 
 def parse_kv_dtypes(spec: str) -> list[str]:
@@ -138,7 +95,7 @@ def _report(
     refused: str | None = None,
 ) -> FormatReport:
     from adaptgate.kvcache.degeneration import summarize
-    from adaptgate.kvcache.result import FormatReport, ScaleReport, ScanSummary
+    from adaptgate.kvcache.models import FormatReport, ScaleReport, ScanSummary
     from adaptgate.kvcache.verdict import decide, judge_layer, reason_text, repetition_limit
     from adaptgate.metrics.logits import generation_metrics
 
@@ -264,7 +221,7 @@ def run_kvcache(cfg: KVCacheConfig, out: Output | None = None) -> KVCacheResult:
 
     from adaptgate.console import progress
     from adaptgate.kvcache.degeneration import repetition_rate, tail_loop
-    from adaptgate.kvcache.result import KVCacheResult, ModelInfo, PromptInfo, Settings, Timings
+    from adaptgate.kvcache.models import KVCacheResult, ModelInfo, PromptInfo, Settings, Timings
     from adaptgate.kvcache.run import (
         auto_threads,
         calibrate,

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from adaptgate.client import Client, token_ids, top_ids
 from adaptgate.errors import AdaptgateError, EngineUnavailable, UsageError
 from adaptgate.kvcache.degeneration import summarize
-from adaptgate.kvcache.result import Endpoint, EngineArm, EngineFormat, EngineRun
+from adaptgate.kvcache.models import Endpoint, EngineArm, EngineFormat, EngineRun
 from adaptgate.kvcache.verdict import KVThresholds, decide, reason_text, repetition_limit
 from adaptgate.metrics.logits import generation_metrics, topk_kl
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import torch
 
     from adaptgate.console import Output
-    from adaptgate.kvcache.api import KVCacheConfig
+    from adaptgate.kvcache.models import KVCacheConfig
     from adaptgate.reference.session import ReferenceSession
 
 AUTO = "auto"
@@ -82,8 +82,8 @@ def local_launcher(
     out: Output | None = None,
 ) -> Launcher:
     """vLLM started on this machine (cpu target) for each cache, one at a time."""
-    from adaptgate.serve.api import ServeOptions, serve_model
-    from adaptgate.serve.models import PlanOptions
+    from adaptgate.serve.api import serve_model
+    from adaptgate.serve.models import PlanOptions, ServeOptions
 
     @contextmanager
     def launch(name: str) -> Iterator[Endpoint]:

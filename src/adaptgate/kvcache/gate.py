@@ -169,7 +169,8 @@ class KVCacheGate(Gate):
     title = "KV cache (FP8 / INT8 cache simulated on the CPU reference and measured on the engine)"
 
     def run(self, ctx: RunContext) -> GateOutcome:
-        from adaptgate.kvcache.api import KVCacheConfig, run_kvcache
+        from adaptgate.kvcache.api import run_kvcache
+        from adaptgate.kvcache.models import KVCacheConfig
 
         model = ctx.model_path
         plan = wanted(ctx, model)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from adaptgate.kvcache.result import KVCacheResult
+    from adaptgate.kvcache.models import KVCacheResult
 
 _FLOOR = 1e-6
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from adaptgate.kvcache.result import KVCacheResult
+    from adaptgate.kvcache.models import KVCacheResult
 
 _COLOR = {"SAFE": "green", "RISKY": "yellow", "UNSAFE": "red"}
 

@@ -39,6 +39,7 @@ GATES: dict[str, str] = {
     "serve": "adaptgate.serve.gate:ServeGate",
     "smoke": "adaptgate.smoke.gate:SmokeGate",
     "precision": "adaptgate.precision.gate:PrecisionGate",
+    "accuracy": "adaptgate.accuracy.gate:AccuracyGate",
     "bench": "adaptgate.bench.gate:BenchGate",
     "report": "adaptgate.report.gate:ReportGate",
 }
@@ -66,7 +67,7 @@ class RunOptions:
 # With --url the endpoint gates measure a server that is already running; what they need from
 # inspect and serve (the served name, max_model_len, features) costs a header read and a probe of
 # /v1/models, so --only smoke (say) runs those two as well unless they are --skip'ped.
-ENDPOINT_GATES = ("smoke", "precision", "bench")
+ENDPOINT_GATES = ("smoke", "precision", "accuracy", "bench")
 NEEDED_BY_ENDPOINT_GATES = ("inspect", "serve")
 
 

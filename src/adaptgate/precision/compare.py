@@ -11,73 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
-
 from adaptgate.errors import DumpError
-from adaptgate.metrics.limits import Check, evaluate
+from adaptgate.metrics.limits import evaluate
 from adaptgate.metrics.logits import (
     GenerationMetrics,
     LogitAccumulator,
-    LogitMetrics,
     TensorAccumulator,
-    TensorMetrics,
     generation_metrics,
 )
-from adaptgate.precision.localize import Localization, localize
-from adaptgate.precision.thresholds import Thresholds, load_thresholds
+from adaptgate.precision.localize import localize
+from adaptgate.precision.models import CompareResult, DumpSummary, TensorRow
+from adaptgate.precision.thresholds import load_thresholds
 from adaptgate.reference.dump import DumpReader, ReferenceDump, gen_key, open_dump
-from adaptgate.results import Result
-
-
-class DumpSummary(BaseModel):
-    path: str
-    model_path: str
-    model_hash: str | None
-    quantization: str
-    device: str
-    dtype: str
-    mode: str
-    simulate: str | None = None
-
-    @classmethod
-    def of(cls, reader: DumpReader) -> DumpSummary:
-        m = reader.meta
-        return cls(
-            path=str(reader.path),
-            model_path=m.model.path,
-            model_hash=m.model.model_hash,
-            quantization=m.model.quantization,
-            device=m.device,
-            dtype=m.dtype,
-            mode=m.mode,
-            simulate=m.simulate,
-        )
-
-
-class TensorRow(BaseModel):
-    name: str = Field(description="logits, embed, layer.<i>, gen.logits")
-    layer: int | None = None
-    module: str | None = None
-    metrics: TensorMetrics
-    logits: LogitMetrics | None = None
-
-
-class CompareResult(Result):
-    kind: str = "compare"
-    reference: DumpSummary
-    candidate: DumpSummary
-    thresholds: Thresholds
-    prompts: int
-    tensors: list[TensorRow]
-    generation: GenerationMetrics | None = None
-    checks: list[Check]
-    localization: Localization
-    verdict: Literal["PASS", "FAIL"]
-    reason: str
-    plot: str | None = None
-
-    def row(self, name: str) -> TensorRow | None:
-        return next((r for r in self.tensors if r.name == name), None)
 
 
 def check_comparable(a: ReferenceDump, b: ReferenceDump) -> None:

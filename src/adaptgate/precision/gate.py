@@ -18,26 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from adaptgate.gate import Gate, GateOutcome, RunContext
-from adaptgate.precision.compare import CompareResult
-from adaptgate.precision.served import ServedResult
+from adaptgate.precision.models import (
+    PrecisionGateResult,
+    ServedConfig,
+)
 from adaptgate.record import GateStatus
 from adaptgate.reference.dump import ReferenceDump
-from adaptgate.results import Result
-
-
-class PrecisionGateResult(Result):
-    kind: str = "precision-gate"
-    reference: ReferenceDump
-    conversion: CompareResult | None = None
-    served: ServedResult | None = None
-    served_skipped: str | None = None
 
 
 def _is_int8(model: str) -> bool:
+    """W8A8 in either layout the converter writes: msModelSlim's or compressed-tensors'."""
     from adaptgate.checkpoint import open_checkpoint
+    from adaptgate.formats.detect import detect_quantization
 
-    desc = open_checkpoint(model).quant_description or {}
-    return str(desc.get("model_quant_type", "")).startswith("W8A8")
+    ckpt = open_checkpoint(model)
+    scheme = detect_quantization(ckpt.config, ckpt.tensors, ckpt.quant_description)
+    return scheme.label.startswith("W8A8")
 
 
 def _served_url(ctx: RunContext) -> tuple[str | None, str | None, str]:
@@ -94,7 +90,7 @@ class PrecisionGate(Gate):
 
     def run(self, ctx: RunContext) -> GateOutcome:
         from adaptgate.precision.compare import compare_dumps
-        from adaptgate.precision.served import ServedConfig, check_served
+        from adaptgate.precision.served import check_served
 
         out_dir = ctx.gate_dir(self.name)
         source = ctx.settings.model

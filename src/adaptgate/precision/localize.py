@@ -10,33 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
-
-from adaptgate.metrics.limits import Check, Limit, evaluate
+from adaptgate.metrics.limits import Limit, evaluate
+from adaptgate.precision.models import DepthPoint, Localization, TensorRow
 
 if TYPE_CHECKING:
-    from adaptgate.precision.compare import TensorRow
+    from adaptgate.precision.models import TensorRow
 
 DEPTH_METRIC = "rel_l2"
-
-
-class DepthPoint(BaseModel):
-    name: str
-    layer: int | None
-    rel_l2: float
-    cosine: float
-    jump: float = Field(description="rel_l2 minus the previous point's (0 for the first)")
-
-
-class Localization(BaseModel):
-    layer: int | None = Field(default=None, description="the localized decoder layer")
-    module: str | None = None
-    name: str | None = Field(default=None, description="embed or layer.<i> that failed first")
-    criterion: str | None = None
-    largest_jump_layer: int | None = None
-    largest_jump: float | None = None
-    depth: list[DepthPoint] = Field(default_factory=list)
-    checks: list[Check] = Field(default_factory=list, exclude=True)
 
 
 def localize(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from adaptgate.precision.compare import CompareResult
+    from adaptgate.precision.models import CompareResult
 
 _FLOOR = 1e-12  # log scale: exact agreement is drawn at the floor
 

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from adaptgate.precision.compare import CompareResult
-    from adaptgate.precision.served import ServedResult
+    from adaptgate.precision.models import CompareResult, ServedResult
 
 
 def _g(value: float | None) -> str:

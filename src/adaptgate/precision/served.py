@@ -17,72 +17,21 @@ the reference's token ids as the prompt). Compared:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
-
-from pydantic import BaseModel, Field
 
 from adaptgate.client import Client, Completion, token_ids, top_ids
 from adaptgate.errors import UsageError
-from adaptgate.metrics.limits import Check, evaluate
+from adaptgate.metrics.limits import evaluate
 from adaptgate.metrics.logits import topk_kl
-from adaptgate.precision.compare import DumpSummary
-from adaptgate.precision.thresholds import Thresholds, load_thresholds
+from adaptgate.precision.models import (
+    DumpSummary,
+    ServedConfig,
+    ServedMetrics,
+    ServedPrompt,
+    ServedResult,
+)
+from adaptgate.precision.thresholds import load_thresholds
 from adaptgate.reference.dump import DumpReader, gen_key, open_dump, prompt_key
-from adaptgate.results import Result
-
-
-class ServedPrompt(BaseModel):
-    id: str
-    reference_tokens: int
-    server_tokens: int
-    matched_tokens: int
-    first_mismatch: int | None
-    server_token_in_reference_topk: bool | None = None
-    reference_token_in_server_topk: bool | None = None
-    logprob_abs_diff_mean: float | None = None
-    logprob_abs_diff_max: float | None = None
-    topk_kl_mean: float | None = None
-    prompt_logprob_abs_diff_mean: float | None = None
-    server_text: str | None = None
-
-
-class ServedMetrics(BaseModel):
-    prompts: int
-    tokens: int
-    matched_tokens: int
-    exact_match_rate: float
-    diverging_prompts: int
-    first_mismatch_in_topk: float
-    logprob_abs_diff_mean: float | None
-    logprob_abs_diff_max: float | None
-    topk_kl_mean: float | None
-    prompt_logprob_abs_diff_mean: float | None
-    prompt_logprobs_available: bool
-
-
-class ServedResult(Result):
-    kind: str = "precision"
-    url: str
-    model: str
-    reference: DumpSummary
-    top_k: int
-    thresholds: Thresholds
-    metrics: ServedMetrics
-    prompts: list[ServedPrompt]
-    checks: list[Check]
-    verdict: Literal["PASS", "FAIL"]
-    reason: str
-
-
-class ServedConfig(BaseModel):
-    url: str
-    reference: Path
-    model: str | None = Field(default=None, description="served model name; None = the first")
-    thresholds_file: Path | None = None
-    profile: str | None = None
-    top_k: int | None = Field(default=None, description="None = the dump's top-k (max 20)")
-    timeout: float = 120.0
 
 
 def _compare_prompt(

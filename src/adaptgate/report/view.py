@@ -9,14 +9,14 @@ from typing import Any, TypeVar, cast
 from pydantic import BaseModel
 
 from adaptgate.errors import UsageError
-from adaptgate.inspect.api import InspectResult
+from adaptgate.inspect.models import InspectResult
 from adaptgate.record import GateRecord, RunRecord
 
 M = TypeVar("M", bound=BaseModel)
 
 # The sections of the seed reports in their order; a gate belongs to the first whose name
 # prefixes its own (``serve-dummy`` -> serve). Gates of other names follow, in run order.
-GATE_ORDER = ("inspect", "convert", "serve", "smoke", "precision", "kvcache", "bench")
+GATE_ORDER = ("inspect", "convert", "serve", "smoke", "precision", "accuracy", "kvcache", "bench")
 NOT_SHOWN = ("report",)
 
 

@@ -10,15 +10,12 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
 from adaptgate.console import Output
-from adaptgate.errors import EXIT_FAIL, EXIT_OK, ServerStartFailed, UsageError
-from adaptgate.results import Result
+from adaptgate.errors import ServerStartFailed, UsageError
 from adaptgate.serve.cpus import OMP_BIND_ENV, cpu_list
-from adaptgate.serve.doctor import Diagnosis, diagnose
-from adaptgate.serve.logfacts import LogFacts, parse_log
-from adaptgate.serve.models import LaunchPlan, PlanOptions
+from adaptgate.serve.doctor import diagnose
+from adaptgate.serve.logfacts import parse_log
+from adaptgate.serve.models import LaunchPlan, PlanOptions, ServeOptions, ServeResult, StopInfo
 from adaptgate.serve.plan import build_plan
 from adaptgate.serve.process import (
     ManagedServer,
@@ -36,57 +33,6 @@ LOG_NAME = "vllm.log"
 def vllm_python(explicit: str | None = None) -> str:
     """--vllm-python, else ADAPTGATE_VLLM_PYTHON, else this interpreter."""
     return explicit or load_settings().vllm_python or sys.executable
-
-
-class ServeOptions(BaseModel):
-    plan: PlanOptions
-    run_dir: Path
-    vllm_python: str | None = None
-    ready_timeout_s: float | None = Field(None, gt=0)
-    stop_grace_s: float = Field(30.0, gt=0)
-    hold: bool = Field(False, description="keep serving until Ctrl-C / SIGTERM")
-    smoke: bool = Field(False, description="run the smoke checks once it serves")
-    smoke_concurrency: int = 4
-    cpus: tuple[int, ...] | None = Field(
-        None,
-        description="run every vLLM process on these CPUs only (cpu target: the worker's "
-        "OpenMP threads bound to them too), leaving the others to a benchmark client",
-    )
-
-
-class StopInfo(BaseModel):
-    signals: list[str]
-    seconds: float
-    leftover_pids: list[int]
-    swept_tmp_files: int
-
-
-class ServeResult(Result):
-    kind: str = "serve"
-    verdict: Literal["PASS", "FAIL"]
-    reason: str
-    stage: str
-    url: str
-    python: str
-    command: list[str]
-    log: str
-    plan: LaunchPlan
-    cpus: list[int] | None = Field(None, description="the CPUs every vLLM process was pinned to")
-    startup_seconds: float | None = None
-    served_models: list[str] = Field(default_factory=list)
-    reported_max_model_len: int | None = None
-    kv_cache_tokens_reported: int | None = None
-    kv_cache_tokens_predicted: int | None = None
-    kv_ratio: float | None = Field(None, description="reported / predicted")
-    log_facts: LogFacts = Field(default_factory=LogFacts)
-    diagnosis: Diagnosis | None = None
-    log_tail: str | None = None
-    stop: StopInfo | None = None
-    smoke: dict[str, Any] | None = Field(None, description="the smoke result, when run")
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK if self.verdict == "PASS" else EXIT_FAIL
 
 
 def local_model_path(plan: LaunchPlan, options: PlanOptions) -> str:
@@ -192,7 +138,8 @@ def _ready_result(
 def _failed(
     plan: LaunchPlan, spec: ServerSpec, python: str, exc: ServerStartFailed, log_text: str
 ) -> ServeResult:
-    diag = diagnose(log_text, hints=_hints(plan), log=str(spec.log_path))
+    ascend = plan.release if plan.target.startswith("ascend") else None
+    diag = diagnose(log_text, hints=_hints(plan), log=str(spec.log_path), ascend_release=ascend)
     reason = exc.message
     if diag.top is not None:
         reason += f"; diagnosis: {diag.top.title} -- fix: {diag.top.fix}"

@@ -13,7 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from adaptgate.errors import InternalError, LogNotFound
+from adaptgate.inspect.releases import parse_release, release_in
 from adaptgate.results import Result
+from adaptgate.serve.knowledge import check_release_keyed
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _EXCEPTION = re.compile(r"\b[\w.]*(Error|Exception): \S")
@@ -65,6 +67,7 @@ class Signature:
     source: str | None
     supersedes: tuple[str, ...]
     generic: bool
+    releases: tuple[str | None, str | None] | None = None  # vllm-ascend [min, max) it was read at
 
 
 @lru_cache(maxsize=1)
@@ -80,6 +83,7 @@ def signatures() -> tuple[Signature, ...]:
         unknown = set(row.get("supersedes", [])) - ids
         if missing or unknown:
             raise InternalError(f"doctor.yaml entry {row.get('id')}: {missing or unknown}")
+        check_release_keyed("doctor.yaml", row, row.get("source"))
         out.append(
             Signature(
                 id=row["id"],
@@ -92,6 +96,7 @@ def signatures() -> tuple[Signature, ...]:
                 source=row.get("source"),
                 supersedes=tuple(row.get("supersedes", [])),
                 generic=bool(row.get("generic")),
+                releases=tuple(row["releases"]) if row.get("releases") else None,
             )
         )
     return tuple(out)
@@ -127,11 +132,29 @@ def _clean(line: str) -> str:
     return line if len(line) <= MAX_EVIDENCE else line[: MAX_EVIDENCE - 3] + "..."
 
 
+def _unverified_note(sig: Signature, ascend_release: str | None) -> str:
+    """Said after the cause when the vllm-ascend release is known and outside the entry's bounds."""
+    if sig.releases is None or ascend_release is None:
+        return ""
+    if release_in(parse_release(ascend_release), list(sig.releases)):
+        return ""
+    low, high = sig.releases
+    return (
+        f" (this entry was verified for vllm-ascend {low or 'any'} up to "
+        f"{'now' if high is None else 'before ' + high}, not for {ascend_release})"
+    )
+
+
 def diagnose(
-    text: str, *, hints: dict[str, Any] | None = None, log: str | None = None
+    text: str,
+    *,
+    hints: dict[str, Any] | None = None,
+    log: str | None = None,
+    ascend_release: str | None = None,
 ) -> Diagnosis:
     """Every signature that matches, most specific first; generic ones a specific hit
-    supersedes are dropped."""
+    supersedes are dropped. ``ascend_release``: the vllm-ascend release the server ran, when
+    known; an entry not verified for it says so."""
     lines = text.splitlines()
     found: dict[str, tuple[Signature, int, re.Match[str], int]] = {}
     for sig in signatures():
@@ -164,7 +187,8 @@ def diagnose(
             Finding(
                 id=sig.id,
                 title=sig.title,
-                cause=" ".join(sig.cause.format_map(values).split()),
+                cause=" ".join(sig.cause.format_map(values).split())
+                + _unverified_note(sig, ascend_release),
                 fix=" ".join(sig.fix.format_map(values).split()),
                 line=no + 1,
                 hits=hits,

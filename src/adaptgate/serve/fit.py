@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from adaptgate.errors import PlanError
-from adaptgate.inspect.api import InspectOptions, InspectResult, inspect_model
+from adaptgate.inspect.api import inspect_model
 from adaptgate.inspect.memory import LayoutPlan
+from adaptgate.inspect.models import InspectOptions, InspectResult
 from adaptgate.serve import sizing
 from adaptgate.serve.models import Layout, MemorySummary, MtpPlan, PlanOptions, inspect_kv_dtype
 
@@ -35,9 +36,9 @@ def with_route(
 ) -> InspectResult:
     """Inspect plans only the routes its support verdict names; a route asked for (or chosen
     for this host) is planned with inspect's own weight and memory functions."""
-    from adaptgate.inspect.api import RouteOption
     from adaptgate.inspect.kvcache import KV_DTYPE_BYTES
     from adaptgate.inspect.memory import plan_route
+    from adaptgate.inspect.models import RouteOption
     from adaptgate.inspect.weights import ROUTE_TITLES, weight_bytes
 
     by_cat = weight_bytes(route, result.counts, result.quant, result.facts)
@@ -78,6 +79,8 @@ def inspect_raw(options: PlanOptions, device: str, devices: int, **kw: Any) -> I
             kv_cache_dtype=inspect_kv_dtype(options.kv_cache_dtype),
             cpu_memory_gib=options.cpu_memory_gib,
             cpu_flags=None if options.cpu_amx is None else _amx_flags(options.cpu_amx),
+            vllm_src=options.vllm_src,
+            vllm_ascend_src=options.vllm_ascend_src,
             **kw,
         )
     )

@@ -12,33 +12,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-
 from adaptgate.errors import PlanError, VllmNotFound
 from adaptgate.gate import Gate, GateOutcome, RunContext
 from adaptgate.record import KV_CACHE_DTYPES, GateStatus
-from adaptgate.results import Result
-from adaptgate.serve.api import ServeOptions, ServeResult, serve_model, vllm_python
+from adaptgate.serve.api import serve_model, vllm_python
 from adaptgate.serve.cpus import split_cpus
-from adaptgate.serve.models import TARGETS, LaunchPlan, PlanOptions
+from adaptgate.serve.models import (
+    TARGETS,
+    LaunchPlan,
+    PlanOptions,
+    ServeGateResult,
+    ServeOptions,
+    ServeResult,
+)
 from adaptgate.serve.plan import build_plan
 from adaptgate.serve.process import check_vllm, stop_all
 from adaptgate.serve.runbook import write_plan_outputs
-from adaptgate.serve.server_facts import ServerFacts, server_facts
-
-
-class ServeGateResult(Result):
-    kind: str = "serve-gate"
-    plan: LaunchPlan
-    stage_a: ServeResult | None = None
-    stage_b: ServeResult | None = None
-    skipped: str | None = Field(None, description="why serving was skipped")
-    operators_proven: bool | None = Field(
-        None, description="Stage A started the architecture on the backend: the table holds"
-    )
-    server: ServerFacts | None = Field(
-        None, description="--url: the measured server's own facts and how it departs from the plan"
-    )
+from adaptgate.serve.server_facts import server_facts
 
 
 def host_can_run(target: str) -> str | None:

@@ -8,7 +8,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from adaptgate.errors import InternalError
+from adaptgate.errors import InternalError, UsageError
+from adaptgate.inspect.releases import parse_release, release_in
 
 # `when` keys: exact-match lists, booleans, and numeric bounds on the plan's context.
 _LIST_KEYS = {"targets": "target", "families": "family"}
@@ -67,22 +68,47 @@ def when_holds(when: dict[str, Any] | None, ctx: PlanContext) -> bool:
     return True
 
 
-def release_in(release: tuple[int, int], bounds: list[str | None]) -> bool:
-    """``release`` within ``[low, high)``; ``high`` None is open-ended."""
-    from adaptgate.inspect.support import parse_release
-
-    low, high = bounds
-    if low is not None and release < parse_release(low):
-        return False
-    return high is None or release < parse_release(high)
-
-
 def _load(name: str) -> dict[str, Any]:
     import yaml
 
     text = resources.files("adaptgate.serve").joinpath(name).read_text("utf-8")
     data: dict[str, Any] = yaml.safe_load(text)
     return data
+
+
+def check_releases(name: str, bounds: Any) -> None:
+    """``bounds`` is ``[min, max)``: two major.minor strings or nulls, min below max."""
+    ok = isinstance(bounds, list) and len(bounds) == 2
+    ok = ok and all(b is None or isinstance(b, str) for b in bounds)
+    try:
+        parsed = [parse_release(b) for b in bounds if b is not None] if ok else []
+    except UsageError:
+        ok = False
+    if not ok or (len(parsed) == 2 and parsed[0] >= parsed[1]):
+        raise InternalError(f"{name}: `releases` must be [min, max) as major.minor: {bounds!r}")
+
+
+def is_ascend_row(row: dict[str, Any]) -> bool:
+    """A row only vllm-ascend reads: it must say which releases it holds for."""
+    when = row.get("when") or {}
+    targets = when.get("targets") or []
+    return (
+        when.get("platform") == "ascend"
+        or (bool(targets) and all(str(t).startswith("ascend") for t in targets))
+        or row.get("engine") == "vllm-ascend"
+    )
+
+
+def check_release_keyed(name: str, row: dict[str, Any], source: str | None) -> None:
+    """An Ascend row carries `releases` bounds, or a source that says they are not verified."""
+    bounds = (row.get("when") or {}).get("releases", row.get("releases"))
+    if bounds is not None:
+        check_releases(name, bounds)
+    elif is_ascend_row(row) and "not verified" not in (source or ""):
+        raise InternalError(
+            f"{name}: the Ascend row {row.get('name') or row.get('key') or row.get('id')!r} has "
+            "no `releases` bounds and its source does not say it is not verified"
+        )
 
 
 def _check_rows(name: str, rows: list[dict[str, Any]], sources: dict[str, str]) -> None:
@@ -94,6 +120,7 @@ def _check_rows(name: str, rows: list[dict[str, Any]], sources: dict[str, str]) 
             raise InternalError(f"{name}: source {row['source']!r} is not declared")
         if not row.get("reason"):
             raise InternalError(f"{name}: a row without a reason: {row}")
+        check_release_keyed(name, row, source_text({"sources": sources}, row.get("source")))
 
 
 @lru_cache(maxsize=1)
@@ -125,6 +152,23 @@ def kernel_knowledge() -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def operator_knowledge() -> dict[str, Any]:
     return _load("operators.yaml")
+
+
+@lru_cache(maxsize=1)
+def _seed_disagreements() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = _load("seed_disagreements.yaml")["disagreements"]
+    return rows
+
+
+def seed_disagreements(model: str, target: str) -> list[dict[str, Any]]:
+    """The recorded disagreements with the seed reports that concern ``model`` on ``target``."""
+    name, platform = model.lower(), target.split("-", maxsplit=1)[0]
+    return [
+        {k: " ".join(str(v).split()) for k, v in row.items() if k != "when"}
+        for row in _seed_disagreements()
+        if any(m in name for m in row["when"].get("models", [name]))
+        and platform in row["when"].get("platforms", [platform])
+    ]
 
 
 def source_text(data: dict[str, Any], key: str | None) -> str | None:

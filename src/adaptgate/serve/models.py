@@ -1,16 +1,26 @@
-"""The launch plan's typed pieces: every flag and variable carries the reason it is there."""
+"""The serve gate's options and typed results: the launch plan (every flag and variable carries
+the reason it is there), a served model (:class:`ServeOptions` -> :class:`ServeResult`) and the
+gate's result (:class:`ServeGateResult`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from adaptgate.errors import UsageError
+from adaptgate.errors import (
+    EXIT_FAIL,
+    EXIT_OK,
+    UsageError,
+)
 from adaptgate.inspect.facts import ArchFacts
+from adaptgate.inspect.opscan import OperatorScan
 from adaptgate.record import KV_CACHE_DTYPES
 from adaptgate.results import Result
+from adaptgate.serve.doctor import Diagnosis
+from adaptgate.serve.logfacts import LogFacts
+from adaptgate.serve.server_facts import ServerFacts
 
 Target = Literal["ascend-a2", "ascend-a3", "cuda", "cpu"]
 TARGETS: tuple[Target, ...] = ("ascend-a2", "ascend-a3", "cuda", "cpu")
@@ -61,6 +71,8 @@ class PlanOptions(BaseModel):
     cpu_amx: bool | None = Field(None, description="None: read this host's /proc/cpuinfo")
     image: str | None = Field(None, description="container image (default per target/release)")
     container_model_dir: str = "/models"
+    vllm_src: Path | None = Field(None, description="vLLM tree for the operator scan")
+    vllm_ascend_src: Path | None = Field(None, description="vllm-ascend tree it checks against")
     cpu_memory_gib: float | None = Field(None, gt=0)
 
     @field_validator("kv_cache_dtype")
@@ -220,6 +232,19 @@ class Features(BaseModel):
     kv_cache_dtype: str
 
 
+class SeedDisagreement(BaseModel):
+    """A seed report's claim about this model or platform that adaptgate does not share
+    (serve/seed_disagreements.yaml)."""
+
+    id: str
+    seed: str
+    quote: str = Field(description="the seed's words (Chinese)")
+    gloss: str = Field(description="the quote in English")
+    position: str
+    reason: str = Field(description="why, and what adaptgate measured or only read")
+    source: str
+
+
 class LaunchPlan(Result):
     kind: str = "plan"
     model: str = Field(description="the checkpoint (or config.json) the plan is for")
@@ -227,6 +252,9 @@ class LaunchPlan(Result):
     served_model_name: str
     target: Target
     release: str
+    release_reason: str = Field(
+        "", description="why this release: --release, the installed engine, or the newest known"
+    )
     device: str
     stage: Stage
     launcher: Literal["vllm-serve", "python-module"]
@@ -247,12 +275,18 @@ class LaunchPlan(Result):
     container: ContainerCommand | None = None
     mtp: MtpPlan | None = None
     operators: list[OperatorRow]
+    operator_scan: OperatorScan | None = Field(
+        None, description="the model code's operators against vllm-ascend (Ascend targets)"
+    )
     kernels: list[KernelChoice] = Field(default_factory=list)
     setup: list[SetupStep] = Field(default_factory=list)
     memory: MemorySummary | None = None
     features: Features
     validation: list[list[str]] = Field(default_factory=list, description="argv of each check")
     warnings: list[str] = Field(default_factory=list)
+    seed_disagreements: list[SeedDisagreement] = Field(
+        default_factory=list, description="where adaptgate disagrees with a seed about this model"
+    )
 
     def flag(self, name: str) -> Flag | None:
         return next((f for f in self.flags if f.flag == name), None)
@@ -260,3 +294,68 @@ class LaunchPlan(Result):
     def env_value(self, name: str) -> str | None:
         var = next((v for v in self.env if v.name == name), None)
         return var.value if var else None
+
+
+class ServeOptions(BaseModel):
+    plan: PlanOptions
+    run_dir: Path
+    vllm_python: str | None = None
+    ready_timeout_s: float | None = Field(None, gt=0)
+    stop_grace_s: float = Field(30.0, gt=0)
+    hold: bool = Field(False, description="keep serving until Ctrl-C / SIGTERM")
+    smoke: bool = Field(False, description="run the smoke checks once it serves")
+    smoke_concurrency: int = 4
+    cpus: tuple[int, ...] | None = Field(
+        None,
+        description="run every vLLM process on these CPUs only (cpu target: the worker's "
+        "OpenMP threads bound to them too), leaving the others to a benchmark client",
+    )
+
+
+class StopInfo(BaseModel):
+    signals: list[str]
+    seconds: float
+    leftover_pids: list[int]
+    swept_tmp_files: int
+
+
+class ServeResult(Result):
+    kind: str = "serve"
+    verdict: Literal["PASS", "FAIL"]
+    reason: str
+    stage: str
+    url: str
+    python: str
+    command: list[str]
+    log: str
+    plan: LaunchPlan
+    cpus: list[int] | None = Field(None, description="the CPUs every vLLM process was pinned to")
+    startup_seconds: float | None = None
+    served_models: list[str] = Field(default_factory=list)
+    reported_max_model_len: int | None = None
+    kv_cache_tokens_reported: int | None = None
+    kv_cache_tokens_predicted: int | None = None
+    kv_ratio: float | None = Field(None, description="reported / predicted")
+    log_facts: LogFacts = Field(default_factory=LogFacts)
+    diagnosis: Diagnosis | None = None
+    log_tail: str | None = None
+    stop: StopInfo | None = None
+    smoke: dict[str, Any] | None = Field(None, description="the smoke result, when run")
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.verdict == "PASS" else EXIT_FAIL
+
+
+class ServeGateResult(Result):
+    kind: str = "serve-gate"
+    plan: LaunchPlan
+    stage_a: ServeResult | None = None
+    stage_b: ServeResult | None = None
+    skipped: str | None = Field(None, description="why serving was skipped")
+    operators_proven: bool | None = Field(
+        None, description="Stage A started the architecture on the backend: the table holds"
+    )
+    server: ServerFacts | None = Field(
+        None, description="--url: the measured server's own facts and how it departs from the plan"
+    )

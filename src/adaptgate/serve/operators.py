@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from adaptgate.inspect.api import InspectResult
+from adaptgate.inspect.models import InspectResult
+from adaptgate.inspect.opscan import OperatorScan
 from adaptgate.serve.knowledge import operator_knowledge
 from adaptgate.serve.models import OperatorRow
 
@@ -119,5 +120,26 @@ def operator_table(
     rows.append(_row("embedding", platform, vocab=f"{f.vocab_size:,}", tied=tied))
     if f.mtp_layers:
         rows.append(_row("mtp", platform, layers=f.mtp_layers))
-    rows.append(_row("custom_kernels", platform))
+    rows.append(_scanned_row(result.operator_scan) or _row("custom_kernels", platform))
     return rows
+
+
+def _scanned_row(scan: OperatorScan | None) -> OperatorRow | None:
+    """What the operator scan found replaces the asserted custom-kernels row: supported only when
+    vllm-ascend provides every operator the model's code uses."""
+    if scan is None or not scan.rows:
+        return None
+    pending = [r.op for r in scan.rows if r.status != "supported"]
+    where = f"vllm-ascend {scan.vllm_ascend_release or '?'}" if scan.checked else "no vllm-ascend"
+    note = scan.summary()
+    if not scan.checked:
+        note += "; not checked: no vllm-ascend source (--vllm-ascend-src)"
+    elif pending:
+        note += f"; needs verification (Stage A): {', '.join(pending)}"
+    return OperatorRow(
+        op="custom_kernels",
+        detail=f"Operators of {scan.model_class or scan.architecture} (static scan, {where})",
+        status="unverified" if pending else "supported",
+        note=note,
+        source=f"vLLM {scan.vllm_version or '?'} {scan.model_source or ''}".strip(),
+    )

@@ -29,7 +29,7 @@ from adaptgate.serve.flags import (
     omitted_items,
 )
 from adaptgate.serve.kernel_plan import KernelPlan, kernel_plan
-from adaptgate.serve.knowledge import PlanContext
+from adaptgate.serve.knowledge import PlanContext, seed_disagreements
 from adaptgate.serve.models import (
     DEFAULT_DEVICE,
     ContainerCommand,
@@ -40,6 +40,7 @@ from adaptgate.serve.models import (
     NodeCommand,
     OperatorRow,
     PlanOptions,
+    SeedDisagreement,
 )
 from adaptgate.serve.operators import operator_table
 
@@ -144,11 +145,10 @@ def build_plan(options: PlanOptions) -> LaunchPlan:
         options = options.model_copy(update={"route": route})  # plan the host-chosen route
     result, chosen, layout_why, nodes = fit_layout(options, device, route, facts.is_moe)
     layout = sizing.to_layout(chosen, layout_why, options.devices, nodes, facts.is_moe)
-    release = (
-        result.support.release
-        if result.support
-        else resolve_release(options.target, options.release).release
+    choice = (result.support.release_choice if result.support else None) or resolve_release(
+        options.target, options.release
     )
+    release = choice.release
     rel = parse_release(release)
     int8 = route == "w8a8_dynamic" or (route == "native" and result.quant.method == "ascend")
     platform = options.target.split("-", maxsplit=1)[0]
@@ -232,6 +232,7 @@ def build_plan(options: PlanOptions) -> LaunchPlan:
         served_model_name=name,
         target=options.target,
         release=release,
+        release_reason=f"{choice.engine} {choice.release}: {choice.why}",
         device=device,
         stage=options.stage,
         launcher="python-module" if platform == "cpu" else "vllm-serve",
@@ -252,6 +253,7 @@ def build_plan(options: PlanOptions) -> LaunchPlan:
         container=container,
         mtp=mtp,
         operators=_with_kernels(operator_table(result, route, options.target, amx=amx), kernels),
+        operator_scan=result.operator_scan,
         kernels=kernels.choices,
         setup=kernels.steps,
         memory=memory,
@@ -276,6 +278,10 @@ def build_plan(options: PlanOptions) -> LaunchPlan:
         ),
         validation=_validation(name, host, options.port, max_len, chat.tools, chat.thinking),
         warnings=warnings,
+        seed_disagreements=[
+            SeedDisagreement.model_validate(d)
+            for d in seed_disagreements(model_name(options), options.target)
+        ],
     )
 
 

@@ -39,6 +39,7 @@ def _summary(plan: LaunchPlan) -> list[str]:
         ("architecture", f"{plan.facts.architecture} ({plan.facts.family})"),
         ("checkpoint format", plan.quant_label),
         ("target", f"{plan.target}, release {plan.release}, device {plan.device}"),
+        ("release chosen", plan.release_reason or f"{plan.release} (no reason recorded)"),
         ("route", f"{plan.route}: {plan.route_reason}"),
         (
             "layout",
@@ -233,6 +234,7 @@ def deployment_record(plan: LaunchPlan) -> dict[str, Any]:
         "target": {
             "platform": plan.target,
             "release": plan.release,
+            "release_reason": plan.release_reason,
             "device": plan.device,
             "devices_per_node": lay.devices_per_node,
             "nodes": lay.nodes,

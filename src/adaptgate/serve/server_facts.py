@@ -12,14 +12,16 @@ from __future__ import annotations
 import ast
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from adaptgate.client import Client
 from adaptgate.errors import LogNotFound
 from adaptgate.serve.logfacts import LogFacts, parse_log
-from adaptgate.serve.models import LaunchPlan
+
+if TYPE_CHECKING:  # annotations only: models holds ServerFacts
+    from adaptgate.serve.models import LaunchPlan
 
 # Arguments that name where the server runs or what it loads, not how: they differ by design
 # (container paths, ports); the served name is compared through /v1/models.

@@ -6,9 +6,9 @@ this module only chooses among the layouts it planned and rounds its numbers to 
 
 from __future__ import annotations
 
-from adaptgate.inspect.api import InspectResult, RouteOption
 from adaptgate.inspect.devices import GiB
 from adaptgate.inspect.memory import LayoutPlan
+from adaptgate.inspect.models import InspectResult, RouteOption
 from adaptgate.serve.models import Layout, MemorySummary
 
 MAX_NUM_SEQS_CAP = 256  # vLLM's default --max-num-seqs

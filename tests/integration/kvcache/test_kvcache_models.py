@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from adaptgate.kvcache.api import KVCacheConfig, run_kvcache
-from adaptgate.kvcache.result import KVCacheResult
+from adaptgate.kvcache.api import run_kvcache
+from adaptgate.kvcache.models import KVCacheConfig, KVCacheResult
 
 pytestmark = pytest.mark.slow
 TOKENS = 64

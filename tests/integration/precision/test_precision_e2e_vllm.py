@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from adaptgate.precision.served import ServedConfig, check_served
+from adaptgate.precision.models import ServedConfig
+from adaptgate.precision.served import check_served
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -29,8 +30,7 @@ def _servable(fp8_model: Path, workdir: Path) -> Path:
     if _has_amx():
         return fp8_model
     from adaptgate.convert.engine import run_conversion
-    from adaptgate.convert.models import Target
-    from adaptgate.convert.options import ConvertOptions
+    from adaptgate.convert.models import ConvertOptions, Target
 
     out = workdir / "bf16"
     run_conversion(ConvertOptions(model=str(fp8_model), out=out, target=Target.BF16))

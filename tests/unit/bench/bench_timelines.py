@@ -94,9 +94,8 @@ def request_c() -> Exchange:
 
 def make_result(rate: float = 10.0, *, valid: bool = True, ttft_shift: float = 0.0, label=None):
     """A BenchResult built from the hand-made timelines (TTFTs 40 and 48 ms + ttft_shift)."""
-    from adaptgate.bench.config import BenchConfig, ValidityConfig
     from adaptgate.bench.metrics import compute
-    from adaptgate.bench.result import BenchResult, Reproducibility
+    from adaptgate.bench.models import BenchConfig, BenchResult, Reproducibility, ValidityConfig
     from adaptgate.bench.server import ServerInfo
     from adaptgate.bench.timeline import finalize
     from adaptgate.bench.validity import ClientHealth, assess

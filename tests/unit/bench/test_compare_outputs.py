@@ -5,8 +5,8 @@ import pytest
 from bench_timelines import make_result
 
 from adaptgate.bench.compare import compare
+from adaptgate.bench.models import SweepResult
 from adaptgate.bench.outputs import files
-from adaptgate.bench.result import SweepResult
 from adaptgate.bench.timeline import RequestRecord
 from adaptgate.errors import UsageError
 

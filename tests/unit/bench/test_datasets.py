@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from adaptgate.bench.config import DatasetConfig
 from adaptgate.bench.data import dataset, prompt_set_hash
 from adaptgate.bench.data.tokenizers import WordTokenizer, fit_length, token_pool
+from adaptgate.bench.models import DatasetConfig
 from adaptgate.errors import UsageError
 
 

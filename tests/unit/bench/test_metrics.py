@@ -1,8 +1,8 @@
 import pytest
 from bench_timelines import EPOCH, request_a, request_b, request_c
 
-from adaptgate.bench.config import SLOConfig
 from adaptgate.bench.metrics import DEFINITIONS, BenchMetrics, compute, concurrency, steady_window
+from adaptgate.bench.models import SLOConfig
 from adaptgate.bench.timeline import finalize
 
 

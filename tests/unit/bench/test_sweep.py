@@ -1,7 +1,7 @@
 import pytest
 from bench_timelines import make_result
 
-from adaptgate.bench.config import BenchConfig
+from adaptgate.bench.models import BenchConfig
 from adaptgate.bench.sweep import meets, run_sweep, sweep_axis, with_value
 from adaptgate.errors import UsageError
 

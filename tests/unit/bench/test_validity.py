@@ -1,7 +1,7 @@
 import pytest
 from bench_timelines import EPOCH, request_a, request_b, request_c
 
-from adaptgate.bench.config import ValidityConfig
+from adaptgate.bench.models import ValidityConfig
 from adaptgate.bench.timeline import finalize
 from adaptgate.bench.validity import ClientHealth, assess, delivered_rates
 from adaptgate.stats import Distribution

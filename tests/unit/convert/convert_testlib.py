@@ -11,9 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from adaptgate.convert.engine import run_conversion
-from adaptgate.convert.models import Target
-from adaptgate.convert.options import ConvertOptions
-from adaptgate.convert.record import ConversionResult
+from adaptgate.convert.models import ConversionResult, ConvertOptions, Target
 
 FP8_CONFIG = {
     "architectures": ["Qwen3ForCausalLM"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 from convert_testlib import small_fp8_model
 
@@ -41,3 +42,39 @@ def test_bad_option_values_exit_2(tmp_path):
         command, [str(src), str(tmp_path / "o"), "--to", "bf16", "--max-shard-size", "lots"]
     )
     assert result.exit_code == 2 and "cannot read size" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "layout"),
+    [
+        ([], "modelslim"),  # no target: Ascend's layout, as before
+        (["--target", "ascend-a3"], "modelslim"),
+        (["--target", "cpu"], "compressed-tensors"),
+        (["--target", "cuda"], "compressed-tensors"),
+        (["--target", "cpu", "--format", "modelslim"], "modelslim"),
+        (["--format", "compressed-tensors"], "compressed-tensors"),
+    ],
+)
+def test_w8a8_format_follows_the_target_unless_given(tmp_path, args, layout):
+    src = small_fp8_model(tmp_path / "src")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        command, [str(src), str(out), "--to", "w8a8-dynamic", "--json", *args]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["format"] == layout
+    config = json.loads((out / "config.json").read_text())
+    assert ("quantization_config" in config) == (layout == "compressed-tensors")
+    assert (out / "quant_model_description.json").is_file() == (layout == "modelslim")
+
+
+def test_format_with_a_float_target_is_one_line_exit_2(tmp_path):
+    src = small_fp8_model(tmp_path / "src")
+    result = CliRunner().invoke(
+        command, [str(src), str(tmp_path / "o"), "--to", "bf16", "--format", "compressed-tensors"]
+    )
+    assert result.exit_code == 2
+    assert "--format compressed-tensors applies to --to w8a8-dynamic" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+    fine = CliRunner().invoke(command, [str(src), str(tmp_path / "o"), "--to", "bf16", "--json"])
+    assert fine.exit_code == 0 and json.loads(fine.stdout)["format"] is None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from adaptgate.convert.gate import ConvertGate
 from adaptgate.gate import RunContext
-from adaptgate.inspect.api import InspectOptions, inspect_model
+from adaptgate.inspect.api import inspect_model
+from adaptgate.inspect.models import InspectOptions
 from adaptgate.record import GateRecord, GateStatus, RunRecord, RunSettings
 
 
@@ -101,3 +104,20 @@ def test_extra_conversion_after_the_route(tmp_path, tiny_model, monkeypatch):
         "conversion.json",
         "conversion-w8a8-dynamic.json",
     ]
+
+
+def test_w8a8_takes_the_layout_the_run_target_serves(tmp_path, tiny_model, monkeypatch):
+    """On cpu (vLLM) the W8A8 output is compressed-tensors; a modelslim output left in the run
+    directory by a run for another target is not reused."""
+    monkeypatch.setenv("ADAPTGATE_CONVERT_TO", "w8a8-dynamic")
+    ctx = _ctx(tmp_path, tiny_model(format="fp8_block"), route=...)
+    first = ConvertGate().run(ctx)  # ascend-a2: msModelSlim's layout
+    model = tmp_path / "run" / "convert" / "model"
+    assert first.status is GateStatus.PASS and (model / "quant_model_description.json").is_file()
+    ctx.settings = ctx.settings.model_copy(update={"target": "cpu"})
+    outcome = ConvertGate().run(ctx)
+    assert outcome.status is GateStatus.PASS, outcome.reason
+    assert outcome.result.format == "compressed-tensors"
+    config = json.loads((model / "config.json").read_text())
+    assert config["quantization_config"]["quant_method"] == "compressed-tensors"
+    assert not (model / "quant_model_description.json").exists()

@@ -10,8 +10,7 @@ from convert_testlib import FP8_CONFIG, bits, convert, fp8_linear, load_dir, wri
 
 from adaptgate.checkpoint import open_checkpoint
 from adaptgate.convert.layout import natural_key
-from adaptgate.convert.models import Action, Target
-from adaptgate.convert.options import parse_size
+from adaptgate.convert.models import Action, Target, parse_size
 from adaptgate.convert.plan import fused_group, plan_conversion
 from adaptgate.errors import UsageError
 

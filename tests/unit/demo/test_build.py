@@ -10,6 +10,7 @@ import torch
 from ckpt_helpers import config, load_all, weight_files
 
 from adaptgate.demo import ARCHS, FORMATS
+from adaptgate.demo.archs import ARCH_REGISTRY
 from adaptgate.demo.master import build_master
 from adaptgate.demo.spec import make_spec
 
@@ -157,7 +158,7 @@ def test_config_loads_with_autoconfig(tiny_model, arch):
     if arch == "glm4_moe":
         assert cfg.rope_parameters["partial_rotary_factor"] == 0.5
         assert cfg.num_nextn_predict_layers == 1 and cfg.first_k_dense_replace == 1
-    if arch != "qwen3":
+    if ARCH_REGISTRY.get(arch).moe:
         assert cfg.num_experts_per_tok == 2
 
 
@@ -192,3 +193,21 @@ def test_names_match_real_qwen3_checkpoints(tiny_model):
     assert "model.layers.0.mlp.gate.weight" in moe
     assert "model.layers.1.mlp.experts.7.down_proj.weight" in moe
     assert not any("shared_expert" in k or k.endswith(".bias") for k in moe)
+
+
+def test_names_match_real_qwen2_checkpoints(tiny_model):
+    """Qwen/Qwen2.5-0.5B: q/k/v biases, no q_norm/k_norm; its config's keys."""
+    layer0 = {
+        "input_layernorm.weight", "post_attention_layernorm.weight", "self_attn.q_proj.weight",
+        "self_attn.q_proj.bias", "self_attn.k_proj.weight", "self_attn.k_proj.bias",
+        "self_attn.v_proj.weight", "self_attn.v_proj.bias", "self_attn.o_proj.weight",
+        "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
+    }  # fmt: skip
+    d = tiny_model("qwen2", "bf16")
+    tensors = load_all(d)
+    assert {k.removeprefix("model.layers.0.") for k in tensors if ".layers.0." in k} == layer0
+    cfg = config(d)
+    assert cfg["model_type"] == "qwen2" and "head_dim" not in cfg and "attention_bias" not in cfg
+    assert cfg["sliding_window"] is None and cfg["use_sliding_window"] is False
+    assert cfg["max_window_layers"] == cfg["num_hidden_layers"]
+    assert cfg["rope_theta"] == 1000000.0 and cfg["max_position_embeddings"] == 32768

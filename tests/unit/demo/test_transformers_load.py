@@ -7,6 +7,7 @@ import torch
 from ckpt_helpers import load_all
 
 from adaptgate.demo import ARCHS
+from adaptgate.demo.archs import ARCH_REGISTRY
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +39,8 @@ def test_loads_runs_and_is_not_degenerate(tiny_model, arch):
 
     stored = load_all(d)
     params = model.state_dict()
-    if arch != "qwen3":  # per-expert checkpoint tensors -> transformers 5's fused experts
+    arch_def = ARCH_REGISTRY.get(arch)
+    if arch_def.moe:  # per-expert checkpoint tensors -> transformers 5's fused experts
         for e in (0, 5):
             prefix = f"model.layers.1.mlp.experts.{e}"
             gate_up = torch.cat([stored[f"{prefix}.gate_proj.weight"],
@@ -47,6 +49,10 @@ def test_loads_runs_and_is_not_degenerate(tiny_model, arch):
             assert torch.equal(params["model.layers.1.mlp.experts.down_proj"][e],
                                stored[f"{prefix}.down_proj.weight"])  # fmt: skip
     assert torch.equal(params["model.embed_tokens.weight"], stored["model.embed_tokens.weight"])
+    bias = "model.layers.1.self_attn.k_proj.bias"
+    assert (bias in params) == arch_def.attention_bias  # Qwen2's and GLM's biases are used
+    if arch_def.attention_bias:
+        assert torch.equal(params[bias], stored[bias])
 
     tok = AutoTokenizer.from_pretrained(d)
     batch = tok(PROMPTS, return_tensors="pt", padding=True)

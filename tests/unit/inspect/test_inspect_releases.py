@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from adaptgate.cli.inspect import command as inspect_cli
 from adaptgate.errors import UsageError
 from adaptgate.inspect import releases
-from adaptgate.inspect.api import InspectOptions, InspectResult, inspect_model
+from adaptgate.inspect.api import inspect_model
+from adaptgate.inspect.models import InspectOptions, InspectResult
 from adaptgate.inspect.support import load_matrix
 
 CONFIGS = Path(__file__).parents[2] / "data" / "configs"

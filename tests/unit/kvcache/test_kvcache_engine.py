@@ -24,7 +24,7 @@ from adaptgate.kvcache.engine import (
     url_launcher,
 )
 from adaptgate.kvcache.gate import contradicted
-from adaptgate.kvcache.result import Endpoint
+from adaptgate.kvcache.models import Endpoint
 from adaptgate.kvcache.verdict import load_kv_thresholds
 
 MODEL = tiny_qwen2(seed=3)

@@ -29,10 +29,11 @@ def test_sections_follow_the_seed_order(full_run):
         "## 5. Service launch",
         "## 6. Smoke test",
         "## 7. Precision",
-        "## 8. KV cache",
-        "## 9. Performance",
-        "## 10. Notes, risks and troubleshooting",
-        "## 11. Reproduce",
+        "## 8. Task accuracy",
+        "## 9. KV cache",
+        "## 10. Performance",
+        "## 11. Notes, risks and troubleshooting",
+        "## 12. Reproduce",
     ]
     zh = _md(full_run, "zh")
     for title in (
@@ -162,7 +163,7 @@ def test_an_unknown_gate_is_rendered_from_its_result(make_run):
         )  # fmt: skip
 
     md = _md(make_run(edit=add_gate))
-    section = md.split("## 10. Lint")[1].split("## 11.")[0]
+    section = md.split("## 11. Lint")[1].split("## 12.")[0]
     assert "| warnings | 0 |" in section and "| files | 12 |" in section
     assert "| rules | E, F |" in section
 
@@ -180,7 +181,7 @@ def test_reproduce_command_carries_every_non_default_setting(full_run):
 
 def test_reproduce_lists_each_gates_own_command(full_run):
     md = _md(full_run)
-    section = md.split("## 11. Reproduce")[1]
+    section = md.split("## 12. Reproduce")[1]
     record = json.loads((full_run / "run.json").read_text())
     convert = _gate(record, "convert")["result"]
     assert (

@@ -3,6 +3,7 @@ guide) and the labelled key results, rendered from run.json and the report's dat
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 
 import yaml
@@ -47,3 +48,30 @@ def test_troubleshooting_names_only_existing_doctor_signatures():
     assert all(
         step["zh"] and step["en"] and step["command"] for s in situations for step in s["steps"]
     )
+
+
+def test_seed_disagreements_the_plan_recorded_render_in_the_notes(make_run):
+    from report_provenance import allowed_tokens, markdown_numbers, tokens
+
+    from adaptgate.serve.knowledge import seed_disagreements
+
+    # the plan of an FP8 Qwen model on Ascend records the seeds 000, 001 and 003 entries
+    found = seed_disagreements("/models/Qwen3-tiny-FP8", "ascend-a2")
+    assert [d["seed"] for d in found] == ["000", "001", "003"]
+
+    def edit(record):
+        serve = next(g for g in record["gates"] if g["name"] == "serve")
+        serve["result"]["plan"]["seed_disagreements"] = found
+
+    run = make_run("seeds", edit=edit)
+    md = _md(run)
+    assert "Where adaptgate disagrees with the seed reports" in md
+    assert "「反量化过程无精度损失(FP8→FP32→BF16)」" in md
+    assert "E5M2 has the most exponent bits of the FP8 formats" in md
+    assert "adaptgate 与种子报告的分歧" in _md(run, "zh")
+    # every number shown comes from run.json (the plan recorded the entries)
+    record = json.loads((run / "run.json").read_text())
+    allowed = allowed_tokens(record) | tokens(str(run))  # the report names its directory
+    assert not markdown_numbers(md) - allowed, sorted(markdown_numbers(md) - allowed)
+    # a run without the field (older run.json) has no such section
+    assert "disagrees with the seed reports" not in _md(make_run())

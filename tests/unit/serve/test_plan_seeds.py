@@ -167,3 +167,26 @@ def test_bf16_235b_needs_two_a2_nodes_in_the_tutorial_layout() -> None:
     assert worker_flags["--data-parallel-start-rank"] == "1"
     assert plan.env_value("HCCL_BUFFSIZE") == "1024"
     assert plan.env_value("HCCL_IF_IP") == "${LOCAL_IP}"
+
+
+def test_seed_004_glm47_fp8_on_one_a2_node(tmp_path: Path) -> None:
+    plan = seed_plan(SEEDS["seeds"][2], tmp_path)
+    flags = flag_map(engine_argv(plan, plan.commands[0]))
+    # where the seed (the v0.18.0 GLM4.x tutorial's command) is sound, the plan says the same
+    assert (plan.layout.tp, plan.layout.dp, plan.layout.nodes) == (8, 1, 1)
+    assert "--enable-expert-parallel" in flags and "--async-scheduling" in flags
+    assert flags["--max-num-batched-tokens"] == "8192"
+    assert json.loads(flags["--compilation-config.cudagraph_mode"]) == "FULL_DECODE_ONLY"
+    assert json.loads(flags["--additional-config.enable_shared_expert_dp"]) is True
+    assert (
+        json.loads(flags["--additional-config.ascend_fusion_config.fusion_ops_gmmswigluquant"])
+        is False
+    )
+    for name, value in (("HCCL_OP_EXPANSION_MODE", "AIV"), ("VLLM_ASCEND_ENABLE_FLASHCOMM1", "1")):
+        assert plan.env_value(name) == value
+    # where it is not: the FP8 checkpoint is converted to Ascend W8A8_DYNAMIC first
+    assert plan.conversion is not None and plan.conversion.argv[-1] == "w8a8-dynamic"
+    assert flags["--quantization"] == "ascend"
+    # and the plan records where adaptgate disagrees with the seeds about an FP8 GLM on Ascend
+    assert [d.seed for d in plan.seed_disagreements] == ["000", "001", "004"]
+    assert "_detect_quant_type" in plan.seed_disagreements[-1].quote

@@ -13,8 +13,8 @@ import os
 from typing import Any
 
 from adaptgate.bench.backends.http import HTTPClient
-from adaptgate.bench.config import EndpointConfig
 from adaptgate.bench.data import PromptItem
+from adaptgate.bench.models import EndpointConfig
 
 
 def auth_headers(cfg: EndpointConfig) -> dict[str, str]:

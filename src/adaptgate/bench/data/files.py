@@ -13,9 +13,9 @@ import random
 from pathlib import Path
 from typing import Any
 
-from adaptgate.bench.config import DatasetConfig
 from adaptgate.bench.data import DATASETS, PromptItem
 from adaptgate.bench.data.tokenizers import Tokenizer
+from adaptgate.bench.models import DatasetConfig
 from adaptgate.errors import UsageError
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import random
 
-from adaptgate.bench.config import DatasetConfig
 from adaptgate.bench.data import DATASETS, PromptItem
 from adaptgate.bench.data.tokenizers import Tokenizer, fit_length, token_pool
+from adaptgate.bench.models import DatasetConfig
 
 
 def _lengths(rng: random.Random, nominal: int, ratio: float, n: int) -> list[int]:

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from adaptgate.bench.result import BenchResult, SweepResult
+from adaptgate.bench.models import BenchResult, SweepResult
 from adaptgate.bench.timeline import RequestRecord
 from adaptgate.results import write_json_atomic, write_text_atomic
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptgate.bench.metrics import itls_ms, tpot_ms
-from adaptgate.bench.result import SweepResult
+from adaptgate.bench.models import SweepResult
 from adaptgate.bench.timeline import RequestRecord
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from adaptgate.bench.metrics import DEFINITIONS, BenchMetrics
-from adaptgate.bench.result import BenchResult, SweepResult
+from adaptgate.bench.models import BenchResult, SweepResult
 from adaptgate.stats import Distribution
 
 LATENCIES = (

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from adaptgate.bench.backends.http import HTTPClient
 from adaptgate.bench.backends.openai import OpenAIBackend
-from adaptgate.bench.config import EndpointConfig
 from adaptgate.bench.data import PromptItem
+from adaptgate.bench.models import EndpointConfig
 from adaptgate.bench.scheduler import precise
 from adaptgate.bench.sse import parse_stream
 from adaptgate.bench.timeline import Exchange, RequestRecord, finalize

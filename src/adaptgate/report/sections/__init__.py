@@ -2,6 +2,7 @@
 :data:`adaptgate.report.sections.base.SECTIONS` (one per gate kind, rendered from its result)."""
 
 from adaptgate.report.sections import (  # noqa: F401 - imported to register
+    accuracy,
     bench,
     convert,
     kvcache,

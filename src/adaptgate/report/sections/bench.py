@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from adaptgate.bench.metrics import BenchMetrics
-from adaptgate.bench.result import BenchResult, SweepResult
+from adaptgate.bench.models import BenchResult, SweepResult
 from adaptgate.report.doc import Block, Bullets, Heading, Image, Para, Table
 from adaptgate.report.i18n import Labels
 from adaptgate.report.numbers import fixed, num, seconds

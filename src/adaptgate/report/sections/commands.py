@@ -11,16 +11,14 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from adaptgate.bench.config import BenchConfig
-from adaptgate.bench.result import SweepResult
-from adaptgate.convert.record import ConversionResult
-from adaptgate.precision.compare import DumpSummary
-from adaptgate.precision.gate import PrecisionGateResult
+from adaptgate.bench.models import BenchConfig, SweepResult
+from adaptgate.convert.models import ConversionResult
+from adaptgate.precision.models import DumpSummary, PrecisionGateResult
 from adaptgate.record import GateRecord
 from adaptgate.report.sections.base import get
 from adaptgate.report.sections.bench import bench_result, runs_of
 from adaptgate.report.view import RunView
-from adaptgate.serve.gate import ServeGateResult
+from adaptgate.serve.models import ServeGateResult
 from adaptgate.smoke.models import SmokeResult
 
 Argv = list[str]

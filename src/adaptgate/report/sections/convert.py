@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adaptgate.convert.record import ConversionResult
+from adaptgate.convert.models import ConversionResult
 from adaptgate.report.doc import Block, Bullets, Heading, Table
 from adaptgate.report.i18n import Labels
 from adaptgate.report.numbers import num, seconds, size

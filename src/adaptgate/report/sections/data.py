@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from adaptgate.inspect.api import InspectResult
+from adaptgate.inspect.models import InspectResult
 from adaptgate.report.view import RunView
-from adaptgate.serve.gate import ServeGateResult
+from adaptgate.serve.models import ServeGateResult
 
 
 @cache

@@ -13,8 +13,8 @@ from adaptgate.report.sections.base import Ctx, Rows, column_table
 from adaptgate.report.sections.bench import bench_result, runs_of
 from adaptgate.report.sections.data import inspect_result
 from adaptgate.report.view import RunView, section_of
-from adaptgate.serve.gate import ServeGateResult
 from adaptgate.serve.logfacts import LogFacts
+from adaptgate.serve.models import ServeGateResult
 from adaptgate.serve.server_facts import ServerFacts
 
 PACKAGE_ORDER = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from operator import attrgetter
 
-from adaptgate.kvcache.result import EngineFormat, FormatReport, KVCacheResult
+from adaptgate.kvcache.models import EngineFormat, FormatReport, KVCacheResult
 from adaptgate.metrics.limits import Check
 from adaptgate.report.doc import Block, Bullets, Heading, Para
 from adaptgate.report.i18n import Labels

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adaptgate.inspect.api import InspectResult
+from adaptgate.inspect.models import InspectResult
 from adaptgate.report.doc import Block, Bullets, Heading, Para, Table
 from adaptgate.report.i18n import Labels
 from adaptgate.report.numbers import gib, num, size

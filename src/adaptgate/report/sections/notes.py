@@ -1,5 +1,7 @@
 """Notes, risks and troubleshooting (注意事项): failures first, then every warning a gate
-recorded, then the diagnoses of serve's log doctor, each as the gate wrote it."""
+recorded, then the diagnoses of serve's log doctor, each as the gate wrote it; last, where
+adaptgate disagrees with a seed report about this run's model and platform, as serve's plan
+recorded it (serve/seed_disagreements.yaml)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Any
 
 from adaptgate.report.doc import Block, Bullets, Heading, Para, Table
 from adaptgate.report.sections.base import Ctx, get
+from adaptgate.report.sections.data import serve_result
 
 WARNING_KEYS = ("warnings", "plan.warnings", "validity.warnings", "risks")
 DIAGNOSIS_KEYS = ("diagnosis", "stage_a.diagnosis", "stage_b.diagnosis", "doctor")
@@ -28,6 +31,17 @@ def _symptom(finding: dict[str, Any]) -> str:
     title = str(finding.get("title") or finding.get("signature") or finding.get("id") or "-")
     evidence = finding.get("evidence") or []
     return f"{title}: `{evidence[0]}`" if evidence else title
+
+
+def _disagreement_rows(ctx: Ctx) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for run in ctx.runs:
+        serve = serve_result(run)
+        for d in serve.plan.seed_disagreements if serve else []:
+            row = [d.seed, f"「{d.quote}」 ({d.gloss})", d.position, d.reason, d.source]
+            if row not in rows:
+                rows.append(row)
+    return rows
 
 
 def notes_section(ctx: Ctx) -> list[Block]:
@@ -61,6 +75,15 @@ def notes_section(ctx: Ctx) -> list[Block]:
         ]
     if not (failures or warnings or rows):
         blocks.append(Para(t("notes.none")))
+    if seeds := _disagreement_rows(ctx):
+        blocks += [
+            Heading(t("notes.seed_disagreements"), 3),
+            Para(t("notes.seed_disagreements_intro")),
+            Table(
+                [t(f"col.{c}") for c in ("seed", "seed_claim", "position", "basis", "sources")],
+                seeds,
+            ),
+        ]
     blocks.append(Para(t("notes.provenance"), "note"))
     if t.lang != "en":
         blocks.append(Para(t("notes.reasons_as_written"), "note"))

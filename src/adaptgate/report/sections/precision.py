@@ -10,9 +10,7 @@ logprobs against the CPU reference); the gate's result (a PrecisionGateResult) h
 from __future__ import annotations
 
 from adaptgate.metrics.limits import Check
-from adaptgate.precision.compare import CompareResult, DumpSummary
-from adaptgate.precision.gate import PrecisionGateResult
-from adaptgate.precision.served import ServedResult
+from adaptgate.precision.models import CompareResult, DumpSummary, PrecisionGateResult, ServedResult
 from adaptgate.reference.dump import ReferenceDump
 from adaptgate.report.doc import Block, Bullets, Heading, Para, Table
 from adaptgate.report.i18n import Labels

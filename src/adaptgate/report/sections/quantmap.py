@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adaptgate.convert.record import ConversionResult
+from adaptgate.convert.models import ConversionResult
 from adaptgate.report.doc import Block, Table
 from adaptgate.report.numbers import num
 from adaptgate.report.sections.base import Ctx

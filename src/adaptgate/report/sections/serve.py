@@ -16,9 +16,7 @@ from adaptgate.report.i18n import Labels
 from adaptgate.report.numbers import gib, num, pct, seconds
 from adaptgate.report.sections.base import SECTIONS, Ctx, GateCols, Rows, column_table, results
 from adaptgate.report.sections.generic import generic_section
-from adaptgate.serve.api import ServeResult
-from adaptgate.serve.gate import ServeGateResult
-from adaptgate.serve.models import LaunchPlan
+from adaptgate.serve.models import LaunchPlan, ServeGateResult, ServeResult
 from adaptgate.serve.shell import engine_argv, export_lines, render_command
 
 

@@ -9,8 +9,7 @@ from adaptgate.report.doc import Block, Table
 from adaptgate.report.sections.base import Ctx
 from adaptgate.report.sections.data import inspect_result, platform, serve_result
 from adaptgate.report.view import RunView
-from adaptgate.serve.api import ServeResult
-from adaptgate.serve.gate import ServeGateResult
+from adaptgate.serve.models import ServeGateResult, ServeResult
 from adaptgate.smoke.models import SmokeResult
 
 Row = tuple[str, str, str]  # (stage label key, status text, evidence)

@@ -78,9 +78,9 @@ def main() -> None:
 
     # serve: the real plan; this host has no NPU, so the stages are built from the models
     from adaptgate.gate import RunContext
-    from adaptgate.serve.api import ServeResult
     from adaptgate.serve.doctor import Diagnosis, Finding
-    from adaptgate.serve.gate import ServeGate, ServeGateResult
+    from adaptgate.serve.gate import ServeGate
+    from adaptgate.serve.models import ServeGateResult, ServeResult
     from adaptgate.serve.shell import engine_argv
 
     ctx = RunContext(run_dir=run_dir, settings=settings, record=record)

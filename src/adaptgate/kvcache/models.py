@@ -1,12 +1,17 @@
-"""The KV-cache gate's typed result: JSON first; the table and the plot render it."""
+"""The KV-cache gate's options (:class:`KVCacheConfig`) and typed result: JSON first; the table
+and the plot render it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from adaptgate.errors import UsageError
 from adaptgate.kvcache.degeneration import Degeneration
+from adaptgate.kvcache.formats import FORMAT_NAMES, KV_FORMATS
+from adaptgate.kvcache.scales import ScaleMode
 from adaptgate.kvcache.scan import LayerScan
 from adaptgate.metrics.limits import Check
 from adaptgate.metrics.logits import GenerationMetrics, LogitMetrics
@@ -184,3 +189,45 @@ class KVCacheResult(Result):
 
     def format(self, name: str) -> FormatReport | None:
         return next((f for f in self.formats if f.format == name), None)
+
+
+class KVCacheConfig(BaseModel):
+    """What ``adaptgate kvcache`` was asked to do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    kv_dtypes: list[str] = Field(default_factory=lambda: list(FORMAT_NAMES))
+    scales: ScaleMode = "checkpoint"
+    new_tokens: int = Field(256, ge=1, description="greedy tokens per prompt (the gate: 256)")
+    prompts_file: Path | None = None
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    out: Path | None = Field(None, description="write the JSON, plot and calibrated scales here")
+    threads: int | None = Field(None, ge=1, description="torch threads; None: 1 for tiny models")
+    thresholds_file: Path | None = None
+    plot: bool = True
+    prefill: Literal["engine", "fresh", "cache"] = Field(
+        "engine",
+        description="where prefill attention reads K/V: as the format's engine does (vLLM V1: "
+        "the cache; vllm-ascend C8: fresh K/V), or forced",
+    )
+
+    engine: Literal["off", "local"] = Field(
+        "off",
+        description="local: also serve the model with auto and each cache on this machine's "
+        "vLLM (cpu) and measure them against the reference",
+    )
+    engine_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="servers of the same model keyed by auto and format name: measure those",
+    )
+    engine_max_model_len: int | None = Field(None, ge=16)
+
+    @field_validator("kv_dtypes")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise UsageError("no KV-cache dtype to test", fix=f"use {','.join(FORMAT_NAMES)}")
+        for name in value:
+            KV_FORMATS.get(name)  # UnknownKind lists the valid names
+        return list(dict.fromkeys(value))
