@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel
 
 from adaptgate.console import Output
+from adaptgate.messages import Message, message
 from adaptgate.record import GateRecord, GateStatus, RunRecord, RunSettings
 from adaptgate.results import Result
 
@@ -31,9 +32,20 @@ class GateOutcome:
     summary: dict[str, Any] = field(default_factory=dict)
     result: Result | None = None
     artifacts: list[Path] = field(default_factory=list)
+    # the reason as a catalogue message (adaptgate.messages), which the report renders in its
+    # language; ``reason`` is then its English text
+    reason_id: str | None = None
+    reason_params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def skipped(cls, reason: str) -> GateOutcome:
+    def said(cls, status: GateStatus, reason: Message, **fields: Any) -> GateOutcome:
+        """An outcome whose reason is a catalogue message."""
+        return cls(status, reason.text, reason_id=reason.id, reason_params=reason.params, **fields)
+
+    @classmethod
+    def skipped(cls, reason: str | Message) -> GateOutcome:
+        if isinstance(reason, Message):
+            return cls.said(GateStatus.SKIPPED, reason)
         return cls(GateStatus.SKIPPED, reason)
 
 
@@ -52,17 +64,19 @@ class RunContext:
             return str(convert.summary["output_dir"])
         return self.settings.model
 
-    def server(self) -> tuple[dict[str, Any] | None, str]:
+    def server(self) -> tuple[dict[str, Any] | None, Message]:
         """The serve gate's summary (``url``, ``served_model_name``, ``max_model_len``, ...) of
-        the server the endpoint gates use, or None and why there is none."""
+        the server the endpoint gates use, or None and why there is none (with a server: which
+        one)."""
         serve = self.record.gate("serve")
         if serve is None:
-            return None, "the serve gate did not run: no server"
+            return None, message("gate.no_serve")
         if serve.status is not GateStatus.PASS:
-            return None, f"serve did not pass, so no server ({serve.status.value}: {serve.reason})"
+            why = serve.reason_message()
+            return None, message("gate.serve_not_passed", status=serve.status.value, reason=why)
         if not serve.summary.get("url"):
-            return None, "the serve gate recorded no server URL"
-        return serve.summary, ""
+            return None, message("gate.serve_no_url")
+        return serve.summary, message("gate.server", url=serve.summary["url"])
 
     def gate_dir(self, name: str) -> Path:
         path = self.run_dir / name

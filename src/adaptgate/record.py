@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from adaptgate.errors import RunDirError
+from adaptgate.messages import Message
 from adaptgate.results import Result, write_text_atomic
 from adaptgate.settings import Settings, load_settings
 
@@ -38,6 +39,13 @@ class GateRecord(BaseModel):
     title: str
     status: GateStatus
     reason: str = Field(description="why this status: the verdict's reason, skip reason or error")
+    reason_id: str | None = Field(
+        default=None,
+        description="the reason as a message id of adaptgate.messages (reason: its English text)",
+    )
+    reason_params: dict[str, Any] = Field(
+        default_factory=dict, description="the message's parameters"
+    )
     started: str | None = None
     finished: str | None = None
     seconds: float | None = None
@@ -51,6 +59,10 @@ class GateRecord(BaseModel):
     exit_code: int | None = Field(
         default=None, description="for ERROR: 2 bad input, 3 internal error"
     )
+
+    def reason_message(self) -> Message | str:
+        """The reason as its message when the gate recorded one, else the stored text."""
+        return Message(self.reason_id, self.reason_params) if self.reason_id else self.reason
 
     def result_as(self, model: type[M]) -> M | None:
         """``result`` validated into the gate's typed ``model`` (None when it left none). One

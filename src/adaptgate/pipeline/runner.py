@@ -120,6 +120,8 @@ def _execute(gate: Gate, ctx: RunContext) -> GateRecord:
         title=gate.title,
         status=outcome.status,
         reason=outcome.reason,
+        reason_id=outcome.reason_id,
+        reason_params=outcome.reason_params,
         started=started,
         finished=utc_now(),
         seconds=round(time.perf_counter() - t0, 3),

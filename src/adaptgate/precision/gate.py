@@ -39,7 +39,7 @@ def _is_int8(model: str) -> bool:
 def _served_url(ctx: RunContext) -> tuple[str | None, str | None, str]:
     server, why = ctx.server()
     if server is None:
-        return None, None, why
+        return None, None, why.text
     return str(server["url"]), server.get("served_model_name"), ""
 
 

@@ -60,7 +60,7 @@ def _status_items(ctx: Ctx, names: list[tuple[str, str]]) -> list[str]:
                 items.append(f"{label}: **{t.status('SKIPPED')}** - {t('reason.not_recorded')}")
                 continue
             took = f" ({seconds(gate.seconds)})" if gate.seconds is not None else ""
-            items.append(f"{label}: **{t.status(gate.status.value)}** - {gate.reason}{took}")
+            items.append(f"{label}: **{t.status(gate.status.value)}** - {ctx.reason(gate)}{took}")
     return items
 
 
@@ -116,7 +116,7 @@ def _opening(ctx: Ctx, model: str) -> list[Block]:
         verdict = run.record.verdict.value
         prefix = f"{run.label}: " if ctx.merged else ""
         failed = [
-            f"{t.opt(f'gate.{g.name}', g.title)} {t.status(g.status.value)}: {g.reason}"
+            f"{t.opt(f'gate.{g.name}', g.title)} {t.status(g.status.value)}: {ctx.reason(g)}"
             for g in run.record.gates
             if g.status.value in ("FAIL", "ERROR", "INCONCLUSIVE")
         ]

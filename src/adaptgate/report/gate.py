@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from adaptgate.gate import Gate, GateOutcome, RunContext
+from adaptgate.messages import message
 from adaptgate.record import GateStatus
 from adaptgate.report.render import write_report
 
@@ -15,8 +16,8 @@ class ReportGate(Gate):
     def run(self, ctx: RunContext) -> GateOutcome:
         ctx.record.save(ctx.run_dir)
         files = write_report(ctx.run_dir, ctx.record, langs=("en", "zh"))
-        return GateOutcome(
+        return GateOutcome.said(
             GateStatus.PASS,
-            f"rendered from run.json ({len(ctx.record.gates)} gates)",
+            message("report.rendered", gates=len(ctx.record.gates)),
             artifacts=files,
         )

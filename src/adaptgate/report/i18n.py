@@ -1,7 +1,8 @@
 """The label catalogue: every word the report writes, per language, as data (labels/*.yaml).
 
-Gate reasons, warnings and check evidence are written by the gates in English and are rendered
-as they are in every language (the Chinese report says so in a note): no machine translation.
+A gate reason recorded as a message (adaptgate.messages) is rendered in the report's language;
+other reasons, warnings and check evidence are quoted in the English the gates wrote (issue 19
+moves them into the message catalogue): no machine translation.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from typing import Any
 
 from adaptgate.errors import ServerUnreachable
 from adaptgate.gate import Gate, GateOutcome, RunContext
+from adaptgate.messages import message
 from adaptgate.record import GateStatus
 from adaptgate.smoke.models import CheckStatus, SmokeOptions, SmokeResult
 from adaptgate.smoke.runner import run_smoke
@@ -48,10 +49,20 @@ class SmokeGate(Gate):
         path = result.write_json(ctx.gate_dir(self.name) / "smoke.json")
         summary = _summary(result)
         status = GateStatus.PASS if result.verdict == "PASS" else GateStatus.FAIL
-        reason = f"protocol {result.protocol_verdict}"
-        if summary["failed_protocol"]:
-            reason += f" (failed: {', '.join(summary['failed_protocol'])})"
-        reason += f"; quality {result.quality_verdict}"
-        if summary["failed_quality"]:
-            reason += f" (failed: {', '.join(summary['failed_quality'])})"
-        return GateOutcome(status, reason, summary=summary, result=result, artifacts=[path])
+        verdicts = {"protocol": result.protocol_verdict, "quality": result.quality_verdict}
+        failed_protocol = ", ".join(summary["failed_protocol"])
+        failed_quality = ", ".join(summary["failed_quality"])
+        if failed_protocol and failed_quality:
+            reason = message(
+                "smoke.verdict_failed_both",
+                **verdicts,
+                failed_protocol=failed_protocol,
+                failed_quality=failed_quality,
+            )
+        elif failed_protocol or failed_quality:
+            which = "protocol" if failed_protocol else "quality"
+            failed = failed_protocol or failed_quality
+            reason = message(f"smoke.verdict_failed_{which}", **verdicts, failed=failed)
+        else:
+            reason = message("smoke.verdict", **verdicts)
+        return GateOutcome.said(status, reason, summary=summary, result=result, artifacts=[path])

@@ -93,6 +93,37 @@ def perturbed_model(
     return _edit_copy(src, tmp_path_factory.mktemp("defect") / "perturbed", edit)
 
 
+@pytest.fixture(scope="session")
+def w8a8_ct_model(fp8_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``adaptgate convert --to w8a8-dynamic --format compressed-tensors`` of the FP8 model."""
+    from adaptgate.convert.engine import run_conversion
+    from adaptgate.convert.models import ConvertOptions, OutputFormat, Target
+
+    out = tmp_path_factory.mktemp("w8a8") / "ct"
+    target, layout = Target.W8A8_DYNAMIC, OutputFormat.COMPRESSED_TENSORS
+    run_conversion(ConvertOptions(model=str(fp8_model), out=out, target=target, format=layout))
+    return out
+
+
+@pytest.fixture(scope="session")
+def scrambled_w8a8_model(w8a8_ct_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The W8A8 conversion with one layer's per-channel scales scrambled: every row of each of
+    its ``weight_scale`` tensors times a seeded factor between 1/4 and 4 (a converter that pairs
+    scales with the wrong rows). A permutation alone moves the tiny model's logits too little
+    (KL 0.012, under the quantized profile): its random rows' scales are all within 2x."""
+
+    def edit(t: dict[str, torch.Tensor]) -> None:
+        gen = torch.Generator().manual_seed(0)
+        keys = [k for k in t if k.startswith(f"model.layers.{DEFECT_LAYER}.")]
+        scales = [k for k in keys if k.endswith(".weight_scale")]
+        assert len(scales) == 7  # q k v o gate up down
+        for key in scales:
+            factor = 4 ** (2 * torch.rand(t[key].shape, generator=gen) - 1)
+            t[key] = (t[key].float() * factor).to(t[key].dtype)
+
+    return _edit_copy(w8a8_ct_model, tmp_path_factory.mktemp("defect") / "scrambled", edit)
+
+
 def completion_from_dump(dump: Path, body: dict[str, Any]) -> dict[str, Any]:
     """What vLLM's /v1/completions answers, computed from a reference dump's numbers."""
     from adaptgate.reference.dump import gen_key, open_dump, prompt_key

@@ -117,6 +117,19 @@ def test_precision_has_one_column_per_compared_pair(make_run):
     assert "| served exact_match_rate | - | 93.75% |" in md
     assert "| **Verdict** | **PASS** | **PASS** |" in md
     assert "`sixty km/h` | 7 / 8 |" in md  # the server's output beside the reference's
+    # the simulated W8A8 error (predicted) beside the engine's (measured)
+    assert "| Metric | Predicted (simulation) | Measured (engine) |" in md
+    assert "| KL | 0.000427152 | 0.00123 |" in md
+    assert "| exact_match_rate | 85.42% | 93.75% |" in md
+
+
+def test_w8a8_prediction_not_served_says_so(full_run):
+    # run_full's precision simulated the W8A8 conversion and had no server
+    md = _md(full_run)
+    assert "W8A8: predicted vs measured" in md
+    assert "| KL | 0.000427152 | not served in this run |" in md
+    assert "| **Verdict** | **PASS** | not served in this run |" in md
+    assert "| KL | 0.000427152 | 本次运行未服务 |" in _md(full_run, "zh")
 
 
 def test_serve_shows_the_command_parameters_with_reasons_and_stages(full_run):

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from adaptgate.messages import render
 from adaptgate.record import GateRecord
 from adaptgate.registry import Registry
 from adaptgate.report.doc import Block, Table
@@ -24,6 +25,13 @@ class Ctx:
     @property
     def merged(self) -> bool:
         return len(self.runs) > 1
+
+    def reason(self, gate: GateRecord) -> str:
+        """The gate's reason in the report's language when it recorded a message, else as
+        stored (run.json written before the message catalogue)."""
+        if gate.reason_id is None:
+            return gate.reason
+        return render(gate.reason_id, gate.reason_params, self.t.lang)
 
 
 GateCols = list[tuple[RunView, GateRecord]]

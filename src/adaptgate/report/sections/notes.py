@@ -54,7 +54,7 @@ def notes_section(ctx: Ctx) -> list[Block]:
             title = t.opt(f"gate.{gate.name}", gate.title)
             if gate.status.value in ("FAIL", "ERROR"):
                 failures.append(
-                    f"**{prefix}{title}: {t.status(gate.status.value)}** - {gate.reason}"
+                    f"**{prefix}{title}: {t.status(gate.status.value)}** - {ctx.reason(gate)}"
                 )
             for key in WARNING_KEYS:
                 for w in get(gate.result, key, []):

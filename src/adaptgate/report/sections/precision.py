@@ -223,6 +223,36 @@ def outputs_table(t: Labels, result: PrecisionGateResult) -> Table | None:
     return Table(header, rows)
 
 
+def predicted_vs_measured(t: Labels, result: PrecisionGateResult, prefix: str = "") -> Table | None:
+    """Where the converted model is W8A8 simulated on the CPU (``--simulate w8a8-dynamic``, the
+    error Ascend would show): that prediction beside the error the engine measured serving it
+    (issue 16). Only the full-vocabulary KL is predicted; the served one is estimated over the
+    server's top-k."""
+    predicted = result.conversion
+    if predicted is None or predicted.candidate.simulate is None:
+        return None
+    served = result.served
+    logits = predicted.row("logits")
+    gen = predicted.generation
+    kl = logits.logits.kl_mean if logits and logits.logits else None
+    match = gen.exact_match_rate if gen else None
+    predicted_cells = [
+        "-" if kl is None else num(kl),
+        "-" if match is None else pct(match),
+        f"**{t.status(predicted.verdict)}**",
+    ]
+    measured = [t("precision.not_served")] * 3
+    if served is not None:
+        m = served.metrics
+        kl_est = "-" if m.topk_kl_mean is None else num(m.topk_kl_mean)
+        measured = [kl_est, pct(m.exact_match_rate), f"**{t.status(served.verdict)}**"]
+    names = ["KL", "exact_match_rate", f"**{t('col.verdict')}**"]
+    rows = [list(row) for row in zip(names, predicted_cells, measured, strict=True)]
+    header = [t("col.metric"), t("precision.predicted"), t("precision.measured")]
+    caption = f"{prefix}{t('precision.pvm')}: {t('precision.pvm_caption')}"
+    return Table(header, rows, caption)
+
+
 @SECTIONS.register("precision")
 def precision_section(ctx: Ctx, cols: GateCols) -> list[Block]:
     t = ctx.t
@@ -234,6 +264,9 @@ def precision_section(ctx: Ctx, cols: GateCols) -> list[Block]:
             blocks.append(
                 Para(f"{prefix}{t('precision.served_skipped')}: {r.served_skipped}", "note")
             )
+        pvm = predicted_vs_measured(t, r, prefix)
+        if pvm is not None:
+            blocks.append(pvm)
         for pair in pairs_of(r):
             name = pair_name(t, pair)
             failed = failed_checks(pair)

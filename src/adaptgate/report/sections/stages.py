@@ -18,8 +18,12 @@ Row = tuple[str, str, str]  # (stage label key, status text, evidence)
 def _gate_row(ctx: Ctx, run: RunView, label: str, section: str) -> Row:
     gate = next(iter(run.gates_of(section)), None)
     if gate is None or gate.status.value == "SKIPPED":
-        return label, ctx.t("stage.not_verified"), gate.reason if gate else ctx.t("stage.no_gate")
-    return label, ctx.t.status(gate.status.value), gate.reason
+        return (
+            label,
+            ctx.t("stage.not_verified"),
+            ctx.reason(gate) if gate else ctx.t("stage.no_gate"),
+        )
+    return label, ctx.t.status(gate.status.value), ctx.reason(gate)
 
 
 def _stage(ctx: Ctx, stage: ServeResult | None, label: str) -> Row:
@@ -77,7 +81,7 @@ def stage_rows(ctx: Ctx, run: RunView) -> list[Row]:
     smoke_gate = next(iter(run.gates_of("smoke")), None)
     smoke = run.result(smoke_gate.name, SmokeResult) if smoke_gate else None
     text = (
-        (t("stage.text"), t.status(smoke.protocol_verdict), smoke_gate.reason)
+        (t("stage.text"), t.status(smoke.protocol_verdict), ctx.reason(smoke_gate))
         if smoke is not None and smoke_gate is not None
         else (t("stage.text"), t("stage.not_verified"), t("stage.no_smoke"))
     )

@@ -36,7 +36,7 @@ def summary_table(ctx: Ctx, names: list[tuple[str, str]]) -> Table:
                 [
                     gate_title(ctx, name, title),
                     status_cell(ctx, gate),
-                    gate.reason if gate else missing,
+                    ctx.reason(gate) if gate else missing,
                     key_results(t, gate) if gate else "",
                     seconds(gate.seconds) if gate and gate.seconds is not None else "",
                 ]

@@ -1,0 +1,56 @@
+"""issue 19: a Chinese report holds no English sentence, only names, commands, code, log
+excerpts and units. The check is script-aware: code, URLs, paths, flags and identifiers are
+taken out, and any remaining run of three or more English words (two of them lower-case, so a
+row of names such as "Qwen3 FP8 BF16" is no sentence) is one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from report_runs import DATA, make_run_dir
+
+from adaptgate.report.render import write_report
+
+CODE_BLOCK = re.compile(r"```.*?```", re.S)
+CODE_SPAN = re.compile(r"`[^`\n]*`")
+URL = re.compile(r"https?://\S+|\]\([^)]*\)|<[^>]+>")
+# paths, key=value, identifiers with _ or -, --flags, dotted names (file.json, 0.18.0)
+NAMES = re.compile(r"\S*[/\\_=]\S*|\S*\w-\w\S*|--?\w\S*|\S*\.\w+\S*")
+RUN = re.compile(r"(?:[A-Za-z][A-Za-z']*[ ,;:]+){2,}[A-Za-z][A-Za-z']*")
+# issue 19: not yet catalogued -- the English runs the fixture runs' zh reports still hold,
+# one a line; the list may only shrink
+ALLOWED = DATA / "zh_english_not_yet_catalogued.txt"
+
+
+def english_runs(md: str) -> list[str]:
+    text = URL.sub(" ", CODE_SPAN.sub(" ", CODE_BLOCK.sub(" ", md)))
+    runs = []
+    for line in text.splitlines():
+        for m in RUN.finditer(NAMES.sub(" | ", line)):
+            words = re.findall(r"[A-Za-z][A-Za-z']*", m.group())
+            if sum(w.islower() for w in words) >= 2:
+                runs.append(m.group().strip())
+    return runs
+
+
+def allowed() -> set[str]:
+    lines = ALLOWED.read_text(encoding="utf-8").splitlines()
+    return {line for line in lines if line and not line.startswith("#")}
+
+
+def test_the_check_finds_an_english_sentence_and_passes_names_and_code():
+    md = "| serve | 通过 | Stage B: serving after 44.9 s |\n`vllm serve -n 8` Qwen3 FP8 /a_b"
+    assert english_runs(md) == ["Stage B: serving after"]
+    assert (
+        english_runs("由 run.json 渲染（8 个门禁）；`adaptgate convert MODEL OUT --to bf16`") == []
+    )
+
+
+@pytest.mark.parametrize("source", ["run_full.json", "run_cpu.json", "run_cpu_bf16.json"])
+def test_zh_report_holds_no_english_sentence(tmp_path: Path, source: str):
+    run = make_run_dir(tmp_path, source=source)
+    md = write_report(run, formats=("md",), langs=("zh",))[0].read_text(encoding="utf-8")
+    left = sorted(set(english_runs(md)) - allowed())
+    assert not left, left
