@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import string
-
 from importlib import resources
 
 import pytest
