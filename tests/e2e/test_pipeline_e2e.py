@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "report"))
+from report_language import english_runs
 from report_provenance import allowed_tokens, html_text, markdown_numbers, tokens
 
 # one layer's MLP output scaled: calibrated with benchmarks/calibrate_served_faults.py
@@ -126,6 +127,10 @@ def test_every_gate_on_the_real_smollm2_fp8_model_and_the_report_comes_from_run_
         assert not markdown_numbers(md) - allowed, lang
         assert not tokens(html_text(html)) - allowed, lang
     assert "精度" in (run_dir / "REPORT.zh.md").read_text()
+    # issue 19: the zh report of the demo run holds no English sentence (names, commands, code,
+    # quoted model output and units only)
+    english = english_runs((run_dir / "REPORT.zh.md").read_text())
+    assert not english, english
     assert "Measured on the engine" in (run_dir / "REPORT.md").read_text()
     assert "引擎实测结论" in (run_dir / "REPORT.zh.md").read_text()
     for name, title in (("REPORT.md", "Task accuracy"), ("REPORT.zh.md", "任务准确率")):

@@ -5,34 +5,17 @@ row of names such as "Qwen3 FP8 BF16" is no sentence) is one."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
+from report_language import english_runs
 from report_runs import DATA, make_run_dir
 
 from adaptgate.report.render import write_report
 
-CODE_BLOCK = re.compile(r"```.*?```", re.S)
-CODE_SPAN = re.compile(r"`[^`\n]*`")
-URL = re.compile(r"https?://\S+|\]\([^)]*\)|<[^>]+>")
-# paths, key=value, identifiers with _ or -, --flags, dotted names (file.json, 0.18.0)
-NAMES = re.compile(r"\S*[/\\_=]\S*|\S*\w-\w\S*|--?\w\S*|\S*\.\w+\S*")
-RUN = re.compile(r"(?:[A-Za-z][A-Za-z']*[ ,;:]+){2,}[A-Za-z][A-Za-z']*")
 # issue 19: not yet catalogued -- the English runs the fixture runs' zh reports still hold,
 # one a line; the list may only shrink
 ALLOWED = DATA / "zh_english_not_yet_catalogued.txt"
-
-
-def english_runs(md: str) -> list[str]:
-    text = URL.sub(" ", CODE_SPAN.sub(" ", CODE_BLOCK.sub(" ", md)))
-    runs = []
-    for line in text.splitlines():
-        for m in RUN.finditer(NAMES.sub(" | ", line)):
-            words = re.findall(r"[A-Za-z][A-Za-z']*", m.group())
-            if sum(w.islower() for w in words) >= 2:
-                runs.append(m.group().strip())
-    return runs
 
 
 def allowed() -> set[str]:
