@@ -23,6 +23,8 @@ Private signals a module raises and catches itself (a parser's ``_Stop``, bench'
 
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_BAD_INPUT = 2
@@ -145,13 +147,17 @@ class VllmNotFound(AdaptgateError, FileNotFoundError):
 
 class ServerStartFailed(AdaptgateError, RuntimeError):
     """The server exited or did not become ready before the deadline (exit 1); ``log_tail``
-    holds the end of its log for the diagnosis."""
+    holds the end of its log for the diagnosis; ``said``, the message as a catalogue sentence
+    (an ``adaptgate.messages.Said``, which sits above this module), for the serve gate's reason."""
 
     exit_code = EXIT_FAIL
 
-    def __init__(self, message: str, *, fix: str | None = None, log_tail: str = "") -> None:
+    def __init__(
+        self, message: str, *, fix: str | None = None, log_tail: str = "", said: Any = None
+    ) -> None:
         super().__init__(message, fix=fix)
         self.log_tail = log_tail
+        self.said = said
 
 
 class LogNotFound(AdaptgateError, FileNotFoundError):

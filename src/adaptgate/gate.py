@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel
 
 from adaptgate.console import Output
-from adaptgate.messages import Message, message
+from adaptgate.messages import Message, Said, message
 from adaptgate.record import GateRecord, GateStatus, RunRecord, RunSettings
 from adaptgate.results import Result
 
@@ -38,8 +38,8 @@ class GateOutcome:
     reason_params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def said(cls, status: GateStatus, reason: Message, **fields: Any) -> GateOutcome:
-        """An outcome whose reason is a catalogue message."""
+    def said(cls, status: GateStatus, reason: Message | Said, **fields: Any) -> GateOutcome:
+        """An outcome whose reason is a catalogue message (a Said joined from messages)."""
         return cls(status, reason.text, reason_id=reason.id, reason_params=reason.params, **fields)
 
     @classmethod

@@ -22,6 +22,13 @@ METHOD_DESCRIPTIONS: dict[str, str] = {
     "nearest_rank": "nearest rank, the smallest value with at least q% of values at or below it "
     "(numpy 'inverted_cdf', Hyndman-Fan type 1)",
 }
+# the same in Chinese, for reports in that language
+METHOD_DESCRIPTIONS_ZH: dict[str, str] = {
+    "linear": "在最近的两个秩之间线性插值（numpy 'linear'，Hyndman-Fan 第 7 类；"
+    "`vllm bench serve` 所用的方法）",
+    "nearest_rank": "最近秩：至少 q% 的值不大于它的最小值（numpy 'inverted_cdf'，Hyndman-Fan "
+    "第 1 类）",
+}
 _NUMPY_METHOD: dict[str, Literal["linear", "inverted_cdf"]] = {
     "linear": "linear",
     "nearest_rank": "inverted_cdf",

@@ -9,6 +9,7 @@ from adaptgate.accuracy.models import AccuracyOptions, Verdict
 from adaptgate.accuracy.runner import run_accuracy
 from adaptgate.errors import ServerUnreachable
 from adaptgate.gate import Gate, GateOutcome, RunContext
+from adaptgate.messages import message
 from adaptgate.record import GateStatus
 
 _STATUS = {
@@ -36,22 +37,19 @@ class AccuracyGate(Gate):
         try:
             result = run_accuracy(options, ctx.out)
         except ServerUnreachable as exc:
-            return GateOutcome.skipped(
-                f"{exc.message} (the serve gate's server is gone: rerun serve and accuracy "
-                "together)"
-            )
+            return GateOutcome.skipped(message("accuracy.server_gone", error=exc.message))
         path = result.write_json(ctx.gate_dir(self.name) / "accuracy.json")
         summary = {
             "verdict": result.verdict.value,
             "chat_template": result.chat_template,
             **{f"{t.task}_accuracy": t.accuracy for t in result.tasks},
         }
-        reason = ", ".join(
+        scores = ", ".join(
             f"{t.task} {t.accuracy:.2f} [{t.ci.low:.2f}, {t.ci.high:.2f}]" for t in result.tasks
         )
-        return GateOutcome(
+        return GateOutcome.said(
             _STATUS[result.verdict],
-            f"{reason}; {result.reason}",
+            message("accuracy.verdict", scores=scores, reason=result.reason),
             summary=summary,
             result=result,
             artifacts=[path],

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from adaptgate.errors import EXIT_FAIL, EXIT_OK
+from adaptgate.messages import Said
 from adaptgate.results import Result
 from adaptgate.stats import Distribution
 
@@ -75,7 +76,7 @@ class Comparison(BaseModel):
     relative_drop: float = Field(description="(baseline - candidate) / baseline")
     z: float = Field(description="pooled two-proportion z of the drop; > 1.96 is beyond noise")
     verdict: Verdict
-    reason: str
+    reason: Said
 
 
 class AccuracyResult(Result):
@@ -89,7 +90,7 @@ class AccuracyResult(Result):
     baseline: str | None = Field(None, description="where the baseline result came from")
     comparisons: list[Comparison] = Field(default_factory=list)
     verdict: Verdict
-    reason: str
+    reason: Said
     seconds: float
 
     @property

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from adaptgate.accuracy.models import AccuracyResult, Comparison, TaskAccuracy, Verdict
+from adaptgate.messages import Message, Said, joined, message
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile: a two-sided 95% interval
 
@@ -37,14 +38,15 @@ def drop_z(baseline: float, n_baseline: int, candidate: float, n_candidate: int)
     return 0.0 if variance <= 0 else (baseline - candidate) / math.sqrt(variance)
 
 
-def _reason_other(task: TaskAccuracy, base: TaskAccuracy, chat: bool, base_chat: bool) -> str:
+def _reason_other(
+    task: TaskAccuracy, base: TaskAccuracy, chat: bool, base_chat: bool
+) -> Message | None:
     if base.data_hash != task.data_hash:
-        return "the baseline ran other data (its data hash differs)"
+        return message("accuracy.other_data")
     if chat != base_chat:
-        return (
-            "the baseline ran with" + ("out" if base_chat is False else "") + " the chat template"
-        )
-    return ""
+        with_ = "without" if base_chat is False else "with"
+        return message(f"accuracy.baseline_{with_}_template")
+    return None
 
 
 def compare(
@@ -54,17 +56,24 @@ def compare(
     relative = -difference / base.accuracy if base.accuracy > 0 else 0.0
     z = drop_z(base.accuracy, base.samples, task.accuracy, task.samples)
     significant = z > Z95
-    verdict, reason = Verdict.PASS, f"drop within the {tolerance:.0%} tolerance"
+    verdict, reason = (
+        Verdict.PASS,
+        message("accuracy.within_tolerance", tolerance=f"{tolerance:.0%}"),
+    )
+    drop = {"drop": f"{relative:.1%}", "tolerance": f"{tolerance:.0%}", "z": f"{z:.2f}"}
     if other := _reason_other(task, base, chat, base_chat):
-        verdict, reason = Verdict.INCONCLUSIVE, f"not comparable: {other}"
+        verdict, reason = Verdict.INCONCLUSIVE, other
     elif relative > tolerance and significant:
         verdict = Verdict.FAIL
-        reason = f"dropped {relative:.1%} (> {tolerance:.0%}), beyond the noise (z = {z:.2f})"
+        reason = message("accuracy.dropped", **drop)
     elif relative > tolerance:
         verdict = Verdict.INCONCLUSIVE
-        reason = (
-            f"dropped {relative:.1%} (> {tolerance:.0%}) but within the noise of "
-            f"{task.samples} and {base.samples} items (z = {z:.2f} < {Z95:.2f})"
+        reason = message(
+            "accuracy.dropped_in_noise",
+            **drop,
+            n=task.samples,
+            n_base=base.samples,
+            z95=f"{Z95:.2f}",
         )
     return Comparison(
         task=task.task,
@@ -75,19 +84,19 @@ def compare(
         relative_drop=relative,
         z=z,
         verdict=verdict,
-        reason=reason,
+        reason=reason.said,
     )
 
 
 def judge(
     tasks: list[TaskAccuracy], chat: bool, baseline: AccuracyResult | None, tolerance: float
-) -> tuple[Verdict, str, list[Comparison]]:
+) -> tuple[Verdict, Said, list[Comparison]]:
     """The verdict, its reason, and each task's comparison with the baseline."""
     if baseline is None:
         zero = [t.task for t in tasks if t.accuracy == 0]
         if zero:
-            return Verdict.FAIL, f"accuracy 0 on {', '.join(zero)}", []
-        return Verdict.INCONCLUSIVE, "no baseline to compare against", []
+            return Verdict.FAIL, joined([message("accuracy.zero", tasks=", ".join(zero))]), []
+        return Verdict.INCONCLUSIVE, joined([message("accuracy.no_baseline")]), []
     by_name = {t.task: t for t in baseline.tasks}
     comparisons = [
         compare(t, by_name[t.task], tolerance, chat=chat, base_chat=baseline.chat_template)
@@ -97,9 +106,15 @@ def judge(
     missing = [t.task for t in tasks if t.task not in by_name]
     failed = [c for c in comparisons if c.verdict is Verdict.FAIL]
     if failed:
-        return Verdict.FAIL, "; ".join(f"{c.task} {c.reason}" for c in failed), comparisons
-    unsure = [f"{c.task}: {c.reason}" for c in comparisons if c.verdict is Verdict.INCONCLUSIVE]
-    unsure += [f"{name}: the baseline did not run it" for name in missing]
+        reasons = [message("accuracy.task_failed", task=c.task, reason=c.reason) for c in failed]
+        return Verdict.FAIL, joined(reasons), comparisons
+    unsure = [
+        message("accuracy.task_unsure", task=c.task, reason=c.reason)
+        for c in comparisons
+        if c.verdict is Verdict.INCONCLUSIVE
+    ]
+    unsure += [message("accuracy.not_in_baseline", task=name) for name in missing]
     if unsure:
-        return Verdict.INCONCLUSIVE, "; ".join(unsure), comparisons
-    return Verdict.PASS, f"every task within the {tolerance:.0%} tolerance", comparisons
+        return Verdict.INCONCLUSIVE, joined(unsure), comparisons
+    all_within = message("accuracy.all_within", tolerance=f"{tolerance:.0%}")
+    return Verdict.PASS, joined([all_within]), comparisons

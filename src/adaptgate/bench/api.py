@@ -54,7 +54,8 @@ def _run_one(cfg: BenchConfig, out: Output, out_dir: Path | None) -> tuple[Bench
             written += files.write_run(sub, result, records)
         earlier.append(Attempt.of(attempt, result, str(sub) if sub else None))
         out.status(
-            f"attempt {attempt} INVALID ({'; '.join(result.validity.reasons)}): measuring again"
+            f"attempt {attempt} INVALID ({'; '.join(r.text for r in result.validity.reasons)}): "
+            "measuring again"
         )
     result.earlier_attempts = earlier
     if out_dir is not None:

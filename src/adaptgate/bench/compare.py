@@ -71,7 +71,7 @@ def compare(a: BenchResult, b: BenchResult, name_a: str = "A", name_b: str = "B"
             caveats.append(f"load {field}: {va} vs {vb}")
     for name, res in ((name_a, a), (name_b, b)):
         if not res.valid:
-            caveats.append(f"{name} is INVALID: {'; '.join(res.validity.reasons)}")
+            caveats.append(f"{name} is INVALID: {'; '.join(r.text for r in res.validity.reasons)}")
     return Comparison(
         a=name_a,
         b=name_b,

@@ -11,6 +11,7 @@ from typing import Any
 from adaptgate.bench.models import BenchConfig, BenchResult, SweepResult
 from adaptgate.errors import ServerUnreachable
 from adaptgate.gate import Gate, GateOutcome, RunContext
+from adaptgate.messages import Message, Said, joined, message
 from adaptgate.record import GateStatus
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -74,12 +75,10 @@ class BenchGate(Gate):
         try:
             outcome = run(cfg, ctx.out)
         except ServerUnreachable as exc:
-            return GateOutcome.skipped(
-                f"{exc.message} (the serve gate's server is gone: rerun serve and bench together)"
-            )
+            return GateOutcome.skipped(message("bench.server_gone", error=exc.message))
         runs = outcome.result.runs if isinstance(outcome.result, SweepResult) else [outcome.result]
         status, reason = verdict(runs)
-        return GateOutcome(
+        return GateOutcome.said(
             status,
             reason,
             summary=_summary(outcome.result),
@@ -88,31 +87,43 @@ class BenchGate(Gate):
         )
 
 
-def verdict(runs: list[BenchResult]) -> tuple[GateStatus, str]:
+def verdict(runs: list[BenchResult]) -> tuple[GateStatus, Message | Said]:
     """FAIL when requests failed (the server's doing); INCONCLUSIVE when a measurement stayed
     INVALID through its retries (the client's: no verdict on the server); else PASS."""
     failed = [
-        f"{r.label or 'run'}: {r.metrics.failed} failed requests ({r.metrics.failures_by_reason})"
+        message(
+            "bench.failed_requests",
+            label=r.label or "run",
+            failed=r.metrics.failed,
+            reasons=str(r.metrics.failures_by_reason),
+        )
         for r in runs
         if r.metrics.failed
     ]
     if failed:
-        return GateStatus.FAIL, "; ".join(failed)
+        return GateStatus.FAIL, joined(failed)
     invalid = [
-        f"{r.label or 'run'}: INVALID in all {len(r.earlier_attempts) + 1} attempts; last: "
-        f"{'; '.join(r.validity.reasons)}"
+        message(
+            "bench.invalid_throughout",
+            label=r.label or "run",
+            attempts=len(r.earlier_attempts) + 1,
+            reasons=joined(r.validity.reasons),
+        )
         for r in runs
         if not r.valid
     ]
     if invalid:
-        return GateStatus.INCONCLUSIVE, "; ".join(invalid)
-    first = runs[0]
-    m = first.metrics
-    reason = (
-        f"{m.request_throughput:.2f} req/s, {m.output_throughput:.1f} output tok/s, "
-        f"TTFT p50 {m.ttft_ms.p50 or 0:.1f} ms, TPOT p50 {m.tpot_ms.p50 or 0:.2f} ms"
+        return GateStatus.INCONCLUSIVE, joined(invalid)
+    m = runs[0].metrics
+    reason = message(
+        "bench.measured",
+        rps=f"{m.request_throughput:.2f}",
+        tps=f"{m.output_throughput:.1f}",
+        ttft=f"{m.ttft_ms.p50 or 0:.1f}",
+        tpot=f"{m.tpot_ms.p50 or 0:.2f}",
     )
     retried = sum(len(r.earlier_attempts) for r in runs)
     if retried:
-        reason += f" (VALID after {retried} INVALID attempt{'s' if retried > 1 else ''})"
+        which = "bench.valid_after_retries" if retried > 1 else "bench.valid_after_retry"
+        reason = message(which, measured=reason, retried=retried)
     return GateStatus.PASS, reason

@@ -16,45 +16,118 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from adaptgate.bench.timeline import RequestRecord
+from adaptgate.messages import Said
 from adaptgate.stats import Distribution
 
 if TYPE_CHECKING:  # annotations only: models imports this module
     from adaptgate.bench.models import SLOConfig
 
-DEFINITIONS: dict[str, str] = {
-    "ttft_ms": "time to first token: sent -> first SSE chunk carrying a token (text, content or "
-    "reasoning); role-only and empty chunks do not count",
-    "ttft_first_chunk_ms": "sent -> first SSE chunk with choices, even empty/role-only "
-    "(vllm bench serve's and EvalScope's TTFT; reads low when a role chunk precedes prefill end)",
-    "ttfc_ms": "time to first content token: sent -> first chunk with answer content, after any "
-    "reasoning (reasoning models); equals TTFT for other models",
-    "tpot_ms": "time per output token excluding the first: (last token - first token) / "
-    "(output tokens - 1), per request with >1 output token (vllm bench serve's TPOT)",
-    "itl_ms": "inter-token latency: gaps between consecutive token-carrying chunks, flattened over "
-    "requests (per chunk, not per token; vllm bench serve's ITL)",
-    "e2el_ms": "end-to-end latency: sent -> last token-carrying chunk (vllm bench serve's E2EL)",
-    "e2el_incl_queue_ms": "scheduled -> last token: E2E latency including client-side queueing "
-    "(concurrency-cap wait and dispatch lateness)",
-    "queue_ms": "client-side queueing: scheduled -> sent",
-    "lateness_ms": "dispatch lateness of the client itself: scheduled -> client task started",
-    "decode_speed_tok_s": "per-request decode speed = 1000 / TPOT(ms): 'single-stream "
-    "throughput' meaning 1 (excludes TTFT)",
-    "request_output_tok_s": "per-request output tokens / E2E latency: 'single-stream "
-    "throughput' meaning 2 (includes TTFT)",
-    "output_throughput_per_concurrency": "output throughput / mean concurrency: 'single-stream "
-    "throughput' meaning 3 (tok/s per in-flight request)",
-    "request_throughput": "successful requests / duration (req/s)",
-    "output_throughput": "output tokens of successful requests / duration (tok/s); output tokens "
-    "from the server's usage when sent, else token chunks",
-    "total_token_throughput": "(input + output tokens of successful requests) / duration (tok/s)",
-    "request_goodput": "successful requests meeting every SLO / duration (req/s); TPOT of a "
-    "one-token request counts as 0",
-    "duration_s": "whole run: epoch (first scheduled dispatch) -> last response end; steady "
-    "state: first completion -> last dispatch",
-    "peak_concurrency": "most requests in flight (sent -> end) at any instant",
-    "mean_concurrency": "time-average of requests in flight over the duration",
-    "steady_state": "window from the first completion to the last dispatch: the pipeline is "
-    "full and still fed; latencies of requests sent in it, throughput of completions in it",
+# Each metric's definition, English and Chinese side by side (a report renders either).
+DEFINITIONS: dict[str, Said] = {
+    key: Said(text=en, zh=zh)
+    for key, (en, zh) in {
+        "ttft_ms": (
+            "time to first token: sent -> first SSE chunk carrying a token (text, content or "
+            "reasoning); role-only and empty chunks do not count",
+            "首 token 时延：请求发出 -> 第一个携带 token（text、content 或 reasoning）的 SSE "
+            "chunk；只含 role 的 chunk 和空 chunk 不算",
+        ),
+        "ttft_first_chunk_ms": (
+            "sent -> first SSE chunk with choices, even empty/role-only (vllm bench serve's and "
+            "EvalScope's TTFT; reads low when a role chunk precedes prefill end)",
+            "请求发出 -> 第一个带 choices 的 SSE chunk，空的或只含 role 的也算（即 "
+            "`vllm bench serve` 和 EvalScope 的 TTFT；role chunk 先于 prefill 结束到达时会偏低）",
+        ),
+        "ttfc_ms": (
+            "time to first content token: sent -> first chunk with answer content, after any "
+            "reasoning (reasoning models); equals TTFT for other models",
+            "首个回答 token 时延：请求发出 -> 第一个带回答内容（推理之后）的 chunk（思考模型）；"
+            "其他模型与 TTFT 相同",
+        ),
+        "tpot_ms": (
+            "time per output token excluding the first: (last token - first token) / "
+            "(output tokens - 1), per request with >1 output token (vllm bench serve's TPOT)",
+            "除首 token 外每个输出 token 的时间：(末 token - 首 token) / (输出 token 数 - 1)，"
+            "按请求计算，仅含输出多于 1 个 token 的请求（即 `vllm bench serve` 的 TPOT）",
+        ),
+        "itl_ms": (
+            "inter-token latency: gaps between consecutive token-carrying chunks, flattened over "
+            "requests (per chunk, not per token; vllm bench serve's ITL)",
+            "token 间时延：相邻两个携带 token 的 chunk 之间的间隔，汇总所有请求（按 chunk 而非按 "
+            "token 计；即 `vllm bench serve` 的 ITL）",
+        ),
+        "e2el_ms": (
+            "end-to-end latency: sent -> last token-carrying chunk (vllm bench serve's E2EL)",
+            "端到端时延：请求发出 -> 最后一个携带 token 的 chunk（即 `vllm bench serve` 的 E2EL）",
+        ),
+        "e2el_incl_queue_ms": (
+            "scheduled -> last token: E2E latency including client-side queueing "
+            "(concurrency-cap wait and dispatch lateness)",
+            "计划发出时刻 -> 末 token：含客户端排队（并发上限等待与发出延迟）的端到端时延",
+        ),
+        "queue_ms": (
+            "client-side queueing: scheduled -> sent",
+            "客户端排队：计划发出时刻 -> 实际发出",
+        ),
+        "lateness_ms": (
+            "dispatch lateness of the client itself: scheduled -> client task started",
+            "客户端自身的发出延迟：计划发出时刻 -> 客户端任务开始",
+        ),
+        "decode_speed_tok_s": (
+            "per-request decode speed = 1000 / TPOT(ms): 'single-stream throughput' meaning 1 "
+            "(excludes TTFT)",
+            "单请求解码速度 = 1000 / TPOT(ms)：“单路吞吐”的第一种含义（不含 TTFT）",
+        ),
+        "request_output_tok_s": (
+            "per-request output tokens / E2E latency: 'single-stream throughput' meaning 2 "
+            "(includes TTFT)",
+            "单请求输出 token 数 / 端到端时延：“单路吞吐”的第二种含义（含 TTFT）",
+        ),
+        "output_throughput_per_concurrency": (
+            "output throughput / mean concurrency: 'single-stream throughput' meaning 3 (tok/s "
+            "per in-flight request)",
+            "输出吞吐 / 平均并发：“单路吞吐”的第三种含义（每个在途请求的 tok/s）",
+        ),
+        "request_throughput": (
+            "successful requests / duration (req/s)",
+            "成功请求数 / 测试时长（req/s）",
+        ),
+        "output_throughput": (
+            "output tokens of successful requests / duration (tok/s); output tokens from the "
+            "server's usage when sent, else token chunks",
+            "成功请求的输出 token 数 / 测试时长（tok/s）；服务端返回 usage 时按 usage 计，"
+            "否则按 token chunk 计",
+        ),
+        "total_token_throughput": (
+            "(input + output tokens of successful requests) / duration (tok/s)",
+            "成功请求的（输入 + 输出 token 数）/ 测试时长（tok/s）",
+        ),
+        "request_goodput": (
+            "successful requests meeting every SLO / duration (req/s); TPOT of a one-token "
+            "request counts as 0",
+            "满足全部 SLO 的成功请求数 / 测试时长（req/s）；只输出一个 token 的请求 TPOT 记为 0",
+        ),
+        "duration_s": (
+            "whole run: epoch (first scheduled dispatch) -> last response end; steady state: "
+            "first completion -> last dispatch",
+            "全程：起点（第一个计划发出时刻）-> 最后一个响应结束；稳态：第一个请求完成 -> "
+            "最后一个请求发出",
+        ),
+        "peak_concurrency": (
+            "most requests in flight (sent -> end) at any instant",
+            "任一时刻在途请求（发出 -> 结束）的最大数量",
+        ),
+        "mean_concurrency": (
+            "time-average of requests in flight over the duration",
+            "测试时长内在途请求数的时间平均",
+        ),
+        "steady_state": (
+            "window from the first completion to the last dispatch: the pipeline is full and "
+            "still fed; latencies of requests sent in it, throughput of completions in it",
+            "从第一个请求完成到最后一个请求发出的时间窗：流水线已满且仍在进料；时延取窗内发出的"
+            "请求，吞吐取窗内完成的请求",
+        ),
+    }.items()
 }
 
 

@@ -12,8 +12,9 @@ from adaptgate.bench.metrics import DEFINITIONS, BenchMetrics
 from adaptgate.bench.server import MetricSample, ServerInfo
 from adaptgate.bench.validity import ClientHealth, Validity
 from adaptgate.errors import UsageError
+from adaptgate.messages import Said
 from adaptgate.results import Result
-from adaptgate.stats import METHOD_DESCRIPTIONS
+from adaptgate.stats import METHOD_DESCRIPTIONS, METHOD_DESCRIPTIONS_ZH
 
 
 class Reproducibility(BaseModel):
@@ -33,7 +34,7 @@ class Attempt(BaseModel):
 
     attempt: int = Field(description="1 for the first measurement")
     validity: str
-    reasons: list[str] = Field(default_factory=list)
+    reasons: list[Said] = Field(default_factory=list)
     request_throughput: float
     ttft_p50_ms: float | None = None
     tpot_p50_ms: float | None = None
@@ -66,8 +67,10 @@ class BenchResult(Result):
     metrics: BenchMetrics = Field(description="the whole run")
     steady: BenchMetrics | None = Field(default=None, description="the steady-state window")
     server_metrics: list[MetricSample] = Field(default_factory=list)
-    definitions: dict[str, str] = Field(default_factory=lambda: dict(DEFINITIONS))
-    percentile_method: str = METHOD_DESCRIPTIONS["linear"]
+    definitions: dict[str, Said] = Field(default_factory=lambda: dict(DEFINITIONS))
+    percentile_method: Said = Said(
+        text=METHOD_DESCRIPTIONS["linear"], zh=METHOD_DESCRIPTIONS_ZH["linear"]
+    )
     requests_file: str | None = Field(default=None, description="per-request JSONL, if written")
     epoch_monotonic: float | None = Field(
         default=None,

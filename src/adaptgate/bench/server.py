@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from adaptgate.errors import ServerUnreachable
+from adaptgate.messages import Said, said
 
 # vLLM gauges and counters worth a series (names differ slightly across versions).
 KEEP_PREFIXES = (
@@ -142,15 +143,11 @@ class Scraper:
             for t0, t1, text in self.raw
         ]
 
-    def cost_warning(self, run_s: float, limit: float = 0.005) -> str | None:
+    def cost_warning(self, run_s: float, limit: float = 0.005) -> Said | None:
         """A warning when answering the scrapes took more than ``limit`` of the run's time: a
         server busy rendering /metrics delays every stream it is serving meanwhile."""
         spent = sum(t1 - t0 for t0, t1, _ in self.raw)
         if not self.raw or run_s <= 0 or spent / run_s <= limit:
             return None
         each = 1000 * spent / len(self.raw)
-        return (
-            f"scraping /metrics took {each:.1f} ms per scrape ({spent / run_s:.1%} of the run): "
-            "the server stalls its streams while answering; tail latencies may include it "
-            "(raise --scrape-interval or pass --no-scrape)"
-        )
+        return said("bench.scrape_cost", each=f"{each:.1f}", share=f"{spent / run_s:.1%}")

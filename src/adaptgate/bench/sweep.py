@@ -37,7 +37,7 @@ def sweep_axis(cfg: BenchConfig) -> tuple[str, list[float]]:
 def meets(result: BenchResult, cfg: BenchConfig) -> tuple[bool, str]:
     """Does a run meet every SLO at the configured quantile (and is it VALID)?"""
     if not result.valid:
-        return False, "INVALID: " + "; ".join(result.validity.reasons)
+        return False, "INVALID: " + "; ".join(r.text for r in result.validity.reasons)
     if result.metrics.failed:
         return False, f"{result.metrics.failed} failed requests"
     q = cfg.sweep.sla_quantile

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from adaptgate.bench.scheduler.arrivals import scheduled_rate
 from adaptgate.bench.timeline import RequestRecord
+from adaptgate.messages import Said, said
 from adaptgate.stats import Distribution
 
 if TYPE_CHECKING:  # annotations only: models imports this module
@@ -23,7 +24,7 @@ Status = Literal["ok", "warn", "invalid"]
 class Check(BaseModel):
     name: str
     status: Status
-    message: str
+    message: Said
     value: float | None = None
     threshold: float | None = None
 
@@ -46,7 +47,7 @@ class ClientHealth(BaseModel):
         description="per 10 ms of run, how long a client event loop waited for a CPU each time it "
         "woke, on average (kernel scheduler statistics): how late its timestamps were",
     )
-    worker_errors: list[str] = Field(default_factory=list)
+    worker_errors: list[Said] = Field(default_factory=list)
     interrupted: bool = False
     load_average: list[float] = Field(
         default_factory=list, description="1-minute load average before and after the run"
@@ -59,8 +60,8 @@ class ClientHealth(BaseModel):
 
 class Validity(BaseModel):
     status: Literal["VALID", "INVALID"]
-    reasons: list[str] = Field(default_factory=list, description="why INVALID")
-    warnings: list[str] = Field(default_factory=list)
+    reasons: list[Said] = Field(default_factory=list, description="why INVALID")
+    warnings: list[Said] = Field(default_factory=list)
     checks: list[Check] = Field(default_factory=list)
 
 
@@ -93,16 +94,20 @@ def _check_client(h: ClientHealth, cfg: ValidityConfig, itl_ms: float | None) ->
                 status="invalid" if bad else "ok",
                 value=h.delivered_rate,
                 threshold=h.scheduled_rate * (1 - cfg.max_rate_shortfall),
-                message=f"client dispatched {h.delivered_rate:.2f} req/s of the scheduled "
-                f"{h.scheduled_rate:.2f} ({-shortfall:+.1%})",
+                message=said(
+                    "bench.delivered_rate",
+                    delivered=f"{h.delivered_rate:.2f}",
+                    scheduled=f"{h.scheduled_rate:.2f}",
+                    shortfall=f"{-shortfall:+.1%}",
+                ),
             )
         )
     late_limit = cfg.max_lateness_p99_ms
     if h.scheduled_rate:
         late_limit = max(late_limit, cfg.max_lateness_gap_fraction * 1000.0 / h.scheduled_rate)
-    for name, dist, limit in (
-        ("dispatch_lateness_p99_ms", h.lateness_ms, late_limit),
-        ("event_loop_lag_p99_ms", h.loop_lag_ms, cfg.max_loop_lag_p99_ms),
+    for name, dist, limit, said_id in (
+        ("dispatch_lateness_p99_ms", h.lateness_ms, late_limit, "bench.dispatch_lateness"),
+        ("event_loop_lag_p99_ms", h.loop_lag_ms, cfg.max_loop_lag_p99_ms, "bench.event_loop_lag"),
     ):
         if dist.p99 is not None:
             bad = dist.p99 > limit
@@ -112,8 +117,7 @@ def _check_client(h: ClientHealth, cfg: ValidityConfig, itl_ms: float | None) ->
                     status="invalid" if bad else "ok",
                     value=dist.p99,
                     threshold=limit,
-                    message=f"{name.replace('_p99_ms', '').replace('_', ' ')} p99 "
-                    f"{dist.p99:.2f} ms (limit {limit:.1f} ms)",
+                    message=said(said_id, value=f"{dist.p99:.2f}", limit=f"{limit:.1f}"),
                 )
             )
     if h.cpu_share:
@@ -125,7 +129,7 @@ def _check_client(h: ClientHealth, cfg: ValidityConfig, itl_ms: float | None) ->
                 status="invalid" if bad else "ok",
                 value=busiest,
                 threshold=cfg.max_client_cpu,
-                message=f"busiest client process used {busiest:.0%} of a core",
+                message=said("bench.client_cpu", share=f"{busiest:.0%}"),
             )
         )
     if h.cpu_wait_ms is not None and h.cpu_wait_ms.p99 is not None:
@@ -139,8 +143,11 @@ def _check_client(h: ClientHealth, cfg: ValidityConfig, itl_ms: float | None) ->
                 status="invalid" if bad else "ok",
                 value=worst,
                 threshold=limit,
-                message=f"client waited {worst:.2f} ms for a CPU per wakeup (p99 of 10 ms "
-                f"windows; limit {limit:.2f} ms)" + (": other work holds its CPU" if bad else ""),
+                message=said(
+                    "bench.cpu_wait_high" if bad else "bench.cpu_wait",
+                    wait=f"{worst:.2f}",
+                    limit=f"{limit:.2f}",
+                ),
             )
         )
     if h.load_average and h.cpu_count and max(h.load_average) > h.cpu_count:
@@ -150,16 +157,16 @@ def _check_client(h: ClientHealth, cfg: ValidityConfig, itl_ms: float | None) ->
                 status="warn",
                 value=max(h.load_average),
                 threshold=h.cpu_count,
-                message=f"machine busy: load average {max(h.load_average):.1f} on "
-                f"{h.cpu_count} CPUs; other processes compete with the client (and a local "
-                "server): tail latencies include their interference",
+                message=said(
+                    "bench.machine_busy", load=f"{max(h.load_average):.1f}", cpus=h.cpu_count
+                ),
             )
         )
     for err in h.worker_errors:
         checks.append(Check(name="worker", status="invalid", message=err))
     if h.interrupted:
         checks.append(
-            Check(name="interrupted", status="invalid", message="interrupted: partial results")
+            Check(name="interrupted", status="invalid", message=said("bench.interrupted"))
         )
     return checks
 
@@ -168,7 +175,7 @@ def _check_workload(records: Sequence[RequestRecord], ignore_eos: bool) -> list[
     ok = [r for r in records if r.ok]
     checks = []
     if not ok:
-        return [Check(name="completed", status="invalid", message="no request succeeded")]
+        return [Check(name="completed", status="invalid", message=said("bench.no_success"))]
     failed = Counter(r.error for r in records if not r.ok)
     if failed:
         text = ", ".join(f"{k}: {v}" for k, v in failed.most_common())
@@ -177,7 +184,7 @@ def _check_workload(records: Sequence[RequestRecord], ignore_eos: bool) -> list[
                 name="failures",
                 status="warn",
                 value=sum(failed.values()),
-                message=f"{sum(failed.values())} failed requests ({text})",
+                message=said("bench.failures", count=sum(failed.values()), detail=text),
             )
         )
     if ignore_eos:
@@ -187,10 +194,9 @@ def _check_workload(records: Sequence[RequestRecord], ignore_eos: bool) -> list[
                 name="output_length",
                 status="warn" if short else "ok",
                 value=len(short),
-                message=f"{len(short)} of {len(ok)} requests returned other than max_tokens tokens "
-                "despite ignore_eos"
+                message=said("bench.output_length_short", short=len(short), ok=len(ok))
                 if short
-                else "every request returned exactly max_tokens",
+                else said("bench.output_length_ok"),
             )
         )
         reasons = Counter(r.finish_reason for r in ok)
@@ -201,7 +207,7 @@ def _check_workload(records: Sequence[RequestRecord], ignore_eos: bool) -> list[
                     name="finish_reason",
                     status="warn",
                     value=sum(other.values()),
-                    message=f"finish reasons other than 'length': {other}",
+                    message=said("bench.finish_reasons", reasons=str(other)),
                 )
             )
     with_usage = [r for r in ok if r.usage_completion_tokens is not None]
@@ -211,7 +217,7 @@ def _check_workload(records: Sequence[RequestRecord], ignore_eos: bool) -> list[
             Check(
                 name="token_counts",
                 status="warn",
-                message="server sent no usage; output tokens counted as chunks",
+                message=said("bench.no_usage"),
             )
         )
     elif differ:
@@ -220,8 +226,7 @@ def _check_workload(records: Sequence[RequestRecord], ignore_eos: bool) -> list[
                 name="token_counts",
                 status="warn",
                 value=len(differ),
-                message=f"{len(differ)} requests: server's completion_tokens differ "
-                "from token chunks seen (several tokens per chunk: ITL is per chunk)",
+                message=said("bench.token_counts_differ", count=len(differ)),
             )
         )
     prompt_off = [
@@ -244,9 +249,7 @@ def _check_workload(records: Sequence[RequestRecord], ignore_eos: bool) -> list[
                 name="prompt_length",
                 status="warn",
                 value=len(prompt_off),
-                message=f"{len(prompt_off)} prompts differ from their nominal length "
-                f"by more than 1 token (server minus nominal: median {d.p50:+.0f}; "
-                "a chat template adds a constant)",
+                message=said("bench.prompt_length", count=len(prompt_off), median=f"{d.p50:+.0f}"),
             )
         )
     return checks

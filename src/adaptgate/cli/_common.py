@@ -249,12 +249,33 @@ prompts_option = click.option(
     help="JSONL prompts (text / prompt / messages, id, chat) [default: the reference's built-in "
     "set].",
 )
+
+
+def _memory_size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    from adaptgate.convert.models import parse_size
+
+    return None if value is None else parse_size(value)
+
+
+max_memory_option = click.option(
+    "--max-memory",
+    metavar="SIZE",
+    callback=_memory_size,
+    help="Bytes of dequantized weights the reference may hold (e.g. 8GiB): a model over it is "
+    "streamed, and streamed layers are cached in RAM up to it [default: 60% of MemAvailable].",
+)
 dtype_option = click.option(
     "--dtype",
     type=click.Choice(["float32", "bfloat16"]),
     default="float32",
     show_default=True,
     help="Dtype the reference computes in.",
+)
+stream_layers_option = click.option(
+    "--stream-layers/--full-load",
+    "stream",
+    default=None,
+    help="Load one decoder layer at a time [default: when the model does not fit].",
 )
 stage_option = click.option(
     "--stage",

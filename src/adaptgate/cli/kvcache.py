@@ -14,6 +14,7 @@ from adaptgate.cli._common import (
     output_options,
     prompts_option,
     renamed_option,
+    stream_layers_option,
     thresholds_option,
 )
 from adaptgate.console import Output
@@ -29,6 +30,7 @@ Examples:
   adaptgate kvcache ./model --kv-formats fp8_e4m3 --engine local   # + measured on vLLM here
   adaptgate kvcache ./model --kv-formats int8_c8 \\
       --engine-url auto=http://npu:8000 --engine-url int8_c8=http://npu:8001
+  adaptgate kvcache ./GLM-4.7-FP8 --mode teacher-forced --new-tokens 512   # one pass
   adaptgate kvcache ./model --json > kvcache.json"""
 )
 @click.argument("model")
@@ -41,8 +43,19 @@ Examples:
     help="checkpoint: the k/v scales stored in the model (1.0 where none, as vLLM); unit: 1.0; "
     "calibrated: computed from the prompt set and written out with --out.",
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "full", "teacher-forced"]),
+    default="auto",
+    show_default=True,
+    help="full: free-running greedy decoding per format (degeneration) and teacher-forced steps, "
+    "on the fully loaded model; teacher-forced: one pass over the weights along forced texts "
+    "(built-in long texts, or the end of each --prompts text), degeneration not measured; auto: "
+    "full when the model fits in memory.",
+)
+@stream_layers_option
 @click.option("--new-tokens", default=256, show_default=True, type=click.IntRange(min=1),
-              help="Greedy tokens per prompt.")  # fmt: skip
+              help="Greedy tokens per prompt (teacher-forced: forced tokens).")  # fmt: skip
 @prompts_option
 @dtype_option
 @click.option("--out", "out_dir", type=click.Path(path_type=Path),
@@ -82,6 +95,8 @@ def command(
     model: str,
     kv_formats: str,
     scales: str,
+    mode: str,
+    stream: bool | None,
     new_tokens: int,
     prompts_file: Path | None,
     dtype: str,
@@ -106,6 +121,8 @@ def command(
         model=model,
         kv_dtypes=parse_kv_dtypes(kv_formats),
         scales=scales,
+        mode=mode,
+        stream=stream,
         new_tokens=new_tokens,
         prompts_file=prompts_file,
         dtype=dtype,

@@ -10,6 +10,7 @@ from adaptgate.cli._common import (
     dtype_option,
     emit_json,
     handle_errors,
+    max_memory_option,
     output_options,
     prompts_option,
     renamed_option,
@@ -23,6 +24,7 @@ Examples:
   adaptgate reference ./Qwen3-8B-FP8 --out ref-npu --torch-device npu    (on the NPU machine)
   adaptgate reference ./GLM-4.7-FP8 --out ref --stream-layers --layers 0-3,40,91
   adaptgate reference ./Qwen3-8B-FP8 --out ref-w8a8 --simulate w8a8-dynamic
+  adaptgate reference ./Qwen3-8B-W8A8 --out ref-conv --continuations-from ref-cpu --max-memory 8GiB
 Then: adaptgate compare ref-cpu ref-npu"""
 
 
@@ -74,6 +76,13 @@ Then: adaptgate compare ref-cpu ref-npu"""
     type=click.Choice(["w8a8-dynamic"]),
     help="Compute Linears as Ascend's W8A8_DYNAMIC int8 kernels would.",
 )
+@click.option(
+    "--continuations-from",
+    type=click.Path(path_type=Path),
+    help="Score another dump's continuations teacher-forced, in one pass over the weights, "
+    "instead of decoding greedily (same prompts).",
+)
+@max_memory_option
 @renamed_option("--device", "--torch-device", "torch_device")  # --device is a device profile
 @output_options
 @handle_errors
@@ -88,10 +97,13 @@ def command(
     layers: str,
     stream: bool | None,
     simulate: str | None,
+    continuations_from: Path | None,
+    max_memory: int | None,
     out: Output,
 ) -> int:
-    """Teacher-forced forward over a prompt set plus a greedy continuation; dumps logits at every
-    position, the hidden state after every decoder layer and the generated tokens' logprobs."""
+    """Teacher-forced forward over a prompt set plus a greedy continuation (or another dump's
+    continuation, scored in one pass); dumps logits at every position, the hidden state after
+    every decoder layer and the continuation tokens' logprobs."""
     from adaptgate.reference.api import ReferenceConfig, build_reference, parse_layers
 
     cfg = ReferenceConfig(
@@ -105,6 +117,8 @@ def command(
         layers=parse_layers(layers),
         stream=stream,
         simulate=simulate,
+        continuations_from=continuations_from,
+        max_memory=max_memory,
     )
     bars: list[Progress] = []
 

@@ -36,6 +36,7 @@ from adaptgate.convert.state import INCOMPLETE, ConvertState, ShardDone
 from adaptgate.convert.validate import check_disk_space, check_scales
 from adaptgate.convert.work import TensorStats, Worker
 from adaptgate.errors import OutputExists
+from adaptgate.messages import said
 
 RECORD_FILE = "conversion.json"
 
@@ -203,14 +204,9 @@ def run_conversion(opts: ConvertOptions, out: Output | None = None) -> Conversio
         errors=error_stats(plan, stats),
     )
     if result.errors.nonfinite:
-        result.warnings.append(
-            f"{result.errors.nonfinite} FP8 codes in the source are NaN/inf; they stay NaN/inf"
-        )
+        result.warnings.append(said("convert.nonfinite_kept", count=result.errors.nonfinite))
     if result.errors.saturated:
-        result.warnings.append(
-            f"{result.errors.saturated} values exceed the float16 range and were clamped to "
-            "+-65504; bf16 keeps them"
-        )
+        result.warnings.append(said("convert.clamped", count=result.errors.saturated))
     result.seconds = round(time.perf_counter() - started, 3)
     result.write_json(opts.partial / RECORD_FILE)
     _publish(opts)

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from adaptgate.gate import Gate, GateOutcome, RunContext
+from adaptgate.messages import Message, Said, joined, message, said
 from adaptgate.record import GateStatus
+from adaptgate.settings import CONVERT_TO
 
 ROUTES = {"bf16": "bf16", "w8a8_dynamic": "w8a8-dynamic"}
 
 
-def wanted_targets(ctx: RunContext) -> tuple[list[str], str]:
+def wanted_targets(ctx: RunContext) -> tuple[list[str], Message]:
     """The targets to convert to (the first is the one later gates use) and why, or none and
     why not. ``RunSettings.convert_to`` may list several (``bf16,w8a8-dynamic``); with ``+``
     in front (``+w8a8-dynamic``) they come after the route."""
@@ -30,22 +32,19 @@ def wanted_targets(ctx: RunContext) -> tuple[list[str], str]:
     extra = asked.startswith("+")
     names = [t.strip() for t in asked.lstrip("+").split(",") if t.strip()]
     if names and not extra:
-        return names, "asked for"
+        return names, message("convert.asked")
     from adaptgate.inspect.models import InspectResult
 
     inspect = ctx.result_of("inspect", InspectResult)
     if inspect is None:
-        return (
-            [],
-            "inspect did not pass, so no route is known (set ADAPTGATE_CONVERT_TO to force)",
-        )
+        return [], message("convert.no_inspect", variable=CONVERT_TO)
     route = inspect.recommended
     if route in ROUTES:
         first = ROUTES[route]
-        return [first, *[n for n in names if n != first]], f"inspect's route is {route}"
+        return [first, *[n for n in names if n != first]], message("convert.route", route=route)
     if names:
-        return names, f"asked for (inspect's route {route or 'none'} needs none)"
-    return [], f"inspect's route is {route or 'none'}: no conversion needed"
+        return names, message("convert.asked_not_needed", route=route or "none")
+    return [], message("convert.no_route", route=route or "none")
 
 
 def _summary(result: Any) -> dict[str, Any]:
@@ -111,15 +110,24 @@ class ConvertGate(Gate):
             summary["also"] = {r.target: _summary(r) for r in results[1:]}
         problems = [p for r in results for p in _problems(r)]
         if problems:
-            reason = f"{why}; " + "; ".join(problems[:3])
-            return GateOutcome(GateStatus.FAIL, reason, summary, results[0], records)
-        done = ", ".join(
-            f"{r.bytes_in / 1e9:.2f} GB -> {r.bytes_out / 1e9:.2f} GB {r.target} in "
-            f"{r.seconds:.1f} s"
+            failed = message("convert.failed", why=why, problems=joined(problems[:3]))
+            return GateOutcome.said(
+                GateStatus.FAIL, failed, summary=summary, result=results[0], artifacts=records
+            )
+        done = [
+            said(
+                "convert.one",
+                gb_in=f"{r.bytes_in / 1e9:.2f}",
+                gb_out=f"{r.bytes_out / 1e9:.2f}",
+                target=r.target,
+                seconds=f"{r.seconds:.1f}",
+            )
             for r in results
+        ]
+        reason = message("convert.done", why=why, done=joined(done, "convert.both"))
+        return GateOutcome.said(
+            GateStatus.PASS, reason, summary=summary, result=results[0], artifacts=records
         )
-        reason = f"{why}: {done}, verified"
-        return GateOutcome(GateStatus.PASS, reason, summary, results[0], records)
 
 
 def _target(name: str) -> Any:
@@ -154,16 +162,19 @@ def _convert(ctx: RunContext, kind: Any, dirname: str) -> Any:
     return result
 
 
-def _problems(result: Any) -> list[str]:
+def _problems(result: Any) -> list[Said]:
+    """What fails the conversion; verification's and lint's lines name tensors and files and
+    are quoted as written."""
     from adaptgate.inspect.lint import compare_side_files
 
-    problems = list(result.verify.problems) if result.verify else []
+    lines = list(result.verify.problems) if result.verify else []
     # the output must keep the source's tokenizer, chat template, generation and model config
-    problems += [
+    lines += [
         f.line() for f in compare_side_files(Path(result.source_dir), Path(result.output_dir))
     ]
+    problems = [Said(text=line) for line in lines]
     if result.errors.nonfinite:
-        problems.append(f"{result.errors.nonfinite} NaN/inf FP8 codes in the source weights")
+        problems.append(said("convert.nonfinite", count=result.errors.nonfinite))
     if result.errors.saturated:
-        problems.append(f"{result.errors.saturated} values saturated at the float16 limit")
+        problems.append(said("convert.saturated", count=result.errors.saturated))
     return problems

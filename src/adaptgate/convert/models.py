@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from adaptgate.errors import UsageError
 from adaptgate.formats.pairing import Quant
+from adaptgate.messages import Said
 from adaptgate.results import Result
 
 
@@ -118,7 +119,7 @@ class ConversionPlan(BaseModel):
     shards: list[ShardPlan]
     index_file: str | None
     dropped: list[Dropped] = Field(default_factory=list)
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[Said] = Field(default_factory=list)
     max_shard_size: int
     config_dtype: str
 
@@ -268,7 +269,7 @@ class ConversionResult(Result):
     resumed_shards: list[str] = Field(default_factory=list)
     tensors: list[TensorRecord]
     dropped: list[Dropped]
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[Said] = Field(default_factory=list)
     errors: ErrorStats
     verify: VerifyReport | None = None
 

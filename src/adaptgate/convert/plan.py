@@ -29,6 +29,7 @@ from adaptgate.formats import ascend, names
 from adaptgate.formats.detect import matches
 from adaptgate.formats.names import DROPPED_SUFFIXES
 from adaptgate.formats.pairing import Quant, ScaleLayouts, pair_fp8
+from adaptgate.messages import Said, said
 
 # Fused modules whose parts must share one Ascend quantization type (vllm-ascend checks it).
 _FUSED = (
@@ -69,7 +70,8 @@ class _Builder:
         # the type of every tensor for the description file
         self.modelslim = fmt is OutputFormat.MODELSLIM
         self.dropped: list[Dropped] = []
-        self.warnings: list[str] = list(src.warnings)
+        # the pairing's warnings are English lines, quoted as written
+        self.warnings: list[Said] = [Said(text=w) for w in src.warnings]
         self.quant: dict[str, Quant] = {}  # FP8 weight name -> its pairing
 
     def classify(self) -> list[list[TensorPlan]]:
@@ -82,8 +84,7 @@ class _Builder:
         ignored = [w for w in self.quant if self.src.ignore and matches(w, self.src.ignore)]
         if ignored:
             self.warnings.append(
-                f"{len(ignored)} FP8 weights belong to modules the config says stay unquantized "
-                f"(e.g. {ignored[0]}); they are dequantized like the others"
+                said("convert.ignored_fp8", count=len(ignored), example=ignored[0])
             )
         jobs: list[list[TensorPlan]] = []
         float_groups = self._float_groups() if self.target is Target.W8A8_DYNAMIC else set()
@@ -111,10 +112,8 @@ class _Builder:
                     quantized.setdefault(group, set()).add(name in self.quant)
         mixed = {g for g, kinds in quantized.items() if len(kinds) == 2}
         if mixed:
-            self.warnings.append(
-                f"{len(mixed)} fused groups mix FP8 and unquantized parts "
-                f"(e.g. {sorted(mixed)[0]}); they stay FLOAT (bf16) so all parts share one type"
-            )
+            example = sorted(mixed)[0]
+            self.warnings.append(said("convert.mixed_groups", count=len(mixed), example=example))
         return mixed
 
     def _tensor(

@@ -12,6 +12,7 @@ from pathlib import Path
 from adaptgate.checkpoint import Checkpoint
 from adaptgate.convert.models import ConversionPlan
 from adaptgate.errors import ConversionInputError, NoDiskSpace
+from adaptgate.messages import Said, said
 
 _FIX = "the checkpoint is corrupt or was quantized wrongly; re-download or re-export it"
 DISK_MARGIN = 64 * 1024 * 1024  # config, tokenizer, conversion.json and file system slack
@@ -29,11 +30,11 @@ def _first_index(mask: object, shape: tuple[int, ...]) -> list[int]:
     return index[::-1]
 
 
-def check_scales(ckpt: Checkpoint, plan: ConversionPlan, *, ue8m0: bool = False) -> list[str]:
+def check_scales(ckpt: Checkpoint, plan: ConversionPlan, *, ue8m0: bool = False) -> list[Said]:
     """Raises on the first scale with a NaN/inf or non-positive value; returns warnings."""
     import torch
 
-    warnings: list[str] = []
+    warnings: list[Said] = []
     not_pow2: list[str] = []
     seen: set[str] = set()
     for t in plan.tensors:
@@ -62,10 +63,7 @@ def check_scales(ckpt: Checkpoint, plan: ConversionPlan, *, ue8m0: bool = False)
             if bool((mantissa != 0.5).any()):
                 not_pow2.append(t.quant.scale)
     if not_pow2:
-        warnings.append(
-            f"scale_fmt is ue8m0 but {len(not_pow2)} scales are not powers of two "
-            f"(e.g. {not_pow2[0]}); dequantized with the stored values"
-        )
+        warnings.append(said("convert.ue8m0_not_pow2", count=len(not_pow2), example=not_pow2[0]))
     return warnings
 
 

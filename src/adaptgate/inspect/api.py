@@ -20,6 +20,7 @@ from adaptgate.inspect.opscan.scan import description_schemes
 from adaptgate.inspect.params import ParamCounts, count_from_headers
 from adaptgate.inspect.support import SupportReport, check_support, host_cpu_flags
 from adaptgate.inspect.weights import ROUTE_TITLES, weight_bytes
+from adaptgate.messages import Said, joined, said
 
 DESCRIPTION_FILE = "quant_model_description.json"
 _ROUTE_ORDER = ("native", "bf16", "w8a8_dynamic")
@@ -77,36 +78,27 @@ def _resolve_target(options: InspectOptions) -> tuple[str | None, DeviceProfile 
     return target, profile
 
 
-_WHY = {
-    "native": "no conversion needed",
-    "bf16": "dequantization to BF16 (no calibration; rounding to BF16 only)",
-    "w8a8_dynamic": "keeps 8-bit weights (needs fewer devices than bf16)",
-}
-
-
-def _why(best: RouteOption, fitting: list[RouteOption]) -> str:
+def _why(best: RouteOption, fitting: list[RouteOption]) -> Said:
     if best.route == "w8a8_dynamic" and len(fitting) == 1:
-        return "keeps 8-bit weights, the only route that fits this layout"
+        return said("inspect.why_w8a8_only")
     if best.route == "native" and best.loads_as:
-        return (
-            f"no offline conversion: the engine reads the checkpoint and holds it as "
-            f"{best.loads_as} (the same memory as offline {best.loads_as}, which starts faster)"
-        )
-    return _WHY[best.route]
+        return said("inspect.why_loads_as", dtype=best.loads_as)
+    return said(f"inspect.why_{best.route}")
 
 
-def _recommend(routes: list[RouteOption], planned: bool) -> tuple[str | None, str | None]:
+def _recommend(routes: list[RouteOption], planned: bool) -> tuple[str | None, Said | None]:
     if not routes:
         return None, None
     if not planned:
         first = routes[0]
-        return first.route, f"{first.title}; no --device given, memory not checked"
+        return first.route, said("inspect.route_unplanned", title=first.title)
     fitting = [r for r in routes if r.plan and r.plan.best]
     if not fitting:
-        return None, "no route fits the device layout"
+        return None, said("inspect.no_route_fits")
     best = min(fitting, key=lambda r: (r.plan.best.devices, _ROUTE_ORDER.index(r.route)))  # type: ignore[union-attr]
     devices = best.plan.best.devices  # type: ignore[union-attr]
-    return best.route, f"{best.title}: fits on {devices} device(s); {_why(best, fitting)}"
+    why = _why(best, fitting)
+    return best.route, said("inspect.route_fits", title=best.title, devices=devices, why=why)
 
 
 def _route_names(support: SupportReport | None) -> list[str]:
@@ -131,7 +123,7 @@ def _route_option(
     held = weight_bytes(loads_as, counts, quant, facts)
     option = RouteOption(
         route=name,
-        title=f"serve the checkpoint natively ({loads_as.upper()} at load)",
+        title=said("inspect.title_native_loads_as", dtype=loads_as.upper()),
         weight_bytes=sum(held.values()),
         file_bytes=sum(stored.values()),
         loads_as=loads_as,
@@ -150,8 +142,9 @@ def inspect_model(
     computed = count_from_config(facts)
     params = count_from_headers(tensors, facts) if tensors else None
     check = None
+    # the detector's and lint's findings are English lines, quoted as written
     warnings = [
-        f"quantization: {d.message} ({d.count}, e.g. {', '.join(d.examples)})"
+        Said(text=f"quantization: {d.message} ({d.count}, e.g. {', '.join(d.examples)})")
         for d in quant.disagreements
     ]
     if params:
@@ -164,7 +157,7 @@ def inspect_model(
             computed_mtp=computed.mtp,
         )
         if abs(diff) > 0.5:
-            warnings.append(f"header count differs from the config formula by {diff:+.2f}%")
+            warnings.append(said("inspect.header_count_differs", diff=f"{diff:+.2f}"))
     target, profile = _resolve_target(options)
     support = None
     if target:
@@ -203,7 +196,11 @@ def inspect_model(
     verdict, reason = _verdict(target, support, routes, recommended, why)
     errors = [f for f in findings if f.severity == "error"]
     if errors:
-        verdict, reason = "FAIL", "checkpoint lint: " + "; ".join(f.line() for f in errors)
+        # lint's findings are English lines (lint.py), quoted as they are
+        verdict, reason = (
+            "FAIL",
+            Said(text="checkpoint lint: " + "; ".join(f.line() for f in errors)),
+        )
     return InspectResult(
         mode=mode,
         model=options.model,
@@ -227,9 +224,8 @@ def inspect_model(
         verdict=verdict,
         reason=reason,
         warnings=warnings
-        + [f.line() for f in findings if f.severity == "warning"]
-        + (support.notes if support else [])
-        + (support.caveats if support else []),
+        + [Said(text=f.line()) for f in findings if f.severity == "warning"]
+        + (support.notes + support.caveats if support else []),
         findings=findings,
         operator_scan=_operator_scan(options, target, facts.architecture, config, desc, root),
     )
@@ -263,14 +259,18 @@ def _verdict(
     support: SupportReport | None,
     routes: list[RouteOption],
     recommended: str | None,
-    why: str | None,
-) -> tuple[Literal["PASS", "FAIL"], str]:
+    why: Said | None,
+) -> tuple[Literal["PASS", "FAIL"], Said]:
     if target is None or support is None:
-        return "PASS", "no --target or --device: facts only, no support or memory verdict"
+        return "PASS", said("inspect.facts_only")
     if support.verdict == "UNSUPPORTED":
-        return "FAIL", "; ".join(support.errors) or "unsupported"
+        return "FAIL", joined(support.errors) if support.errors else said("inspect.unsupported")
     if recommended is None:
-        plans = "; ".join(f"{r.route}: {r.plan.summary}" for r in routes if r.plan)
-        return "FAIL", f"nothing fits: {plans}"
-    prefix = "supported" if support.verdict == "SUPPORTED" else "needs conversion"
-    return "PASS", f"{prefix} on {target} v{support.release}; route {recommended}: {why}"
+        plans = [
+            said("inspect.route_plan", route=r.route, plan=r.plan.summary) for r in routes if r.plan
+        ]
+        return "FAIL", said("inspect.nothing_fits", plans=joined(plans) if plans else "")
+    verdict = "supported" if support.verdict == "SUPPORTED" else "needs_conversion"
+    return "PASS", said(
+        f"inspect.{verdict}", target=target, release=support.release, route=recommended, why=why
+    )

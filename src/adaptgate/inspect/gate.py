@@ -38,4 +38,13 @@ class InspectGate(Gate):
             summary["active_params"] = counts.active
         files = write_outputs(result, ctx.gate_dir(self.name))
         status = GateStatus.PASS if result.verdict == "PASS" else GateStatus.FAIL
-        return GateOutcome(status, result.reason, summary, result, files)
+        reason = result.reason
+        return GateOutcome(
+            status,
+            reason.text,
+            summary,
+            result,
+            files,
+            reason_id=reason.id,
+            reason_params=reason.params,
+        )

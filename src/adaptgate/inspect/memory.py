@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from adaptgate.inspect.devices import DeviceProfile, GiB
 from adaptgate.inspect.facts import ArchFacts
 from adaptgate.inspect.kvcache import kv_bytes_per_token
+from adaptgate.messages import Said, said
 
 # Peak activation of vLLM's profiling run, per rank. Source: formats.md §6, measured on H100:
 # about 5-5.5 GiB for dense and ~7.5 GiB for MoE models, nearly independent of max_model_len.
@@ -50,7 +51,7 @@ class LayoutPlan(BaseModel):
     required_len: int | None
     concurrency: int | None = Field(None, description="sequences of required_len that fit at once")
     status: Status
-    reason: str
+    reason: Said
 
 
 def activation_reserve(facts: ArchFacts) -> int:
@@ -112,22 +113,31 @@ def plan_layout(
         longest = min(longest, facts.context_length)
     required = max_model_len or facts.context_length
     concurrency = blocks // -(-required // block) if required else None
-    gib = f"{usable / GiB:.2f} GiB usable ({profile.memory_gib:g} GiB x {utilization:g})"
-    used = (
-        f"weights {weights / GiB:.2f} + activation {act / GiB:.2f} + overhead {other / GiB:.2f} GiB"
-    )
+    used = {
+        "weights": f"{weights / GiB:.2f}",
+        "activation": f"{act / GiB:.2f}",
+        "overhead": f"{other / GiB:.2f}",
+    }
+    kv = f"{budget / GiB:.2f}"
     status: Status
     if budget <= 0:
-        status, reason = "does_not_fit", f"{used} exceed {gib} per rank"
+        status = "does_not_fit"
+        reason = said(
+            "inspect.layout_exceeds",
+            **used,
+            usable=f"{usable / GiB:.2f}",
+            memory=f"{profile.memory_gib:g}",
+            utilization=f"{utilization:g}",
+        )
     elif concurrency:
         status = "fits"
-        reason = f"KV {budget / GiB:.2f} GiB holds {concurrency} x {required} tokens"
+        reason = said("inspect.layout_fits", kv=kv, concurrency=concurrency, tokens=required)
     elif max_model_len is None and longest >= MIN_USEFUL_CONTEXT:
         status = "fits_reduced"
-        reason = f"default context {required} does not fit; use --max-model-len {longest}"
+        reason = said("inspect.layout_reduced", required=required, longest=longest)
     else:
         status = "does_not_fit"
-        reason = f"KV {budget / GiB:.2f} GiB left after {used} holds {longest} tokens < {required}"
+        reason = said("inspect.layout_short", kv=kv, **used, longest=longest, required=required)
     return LayoutPlan(
         tp=tp,
         dp=dp,
@@ -158,7 +168,7 @@ class RoutePlan(BaseModel):
     layouts: list[LayoutPlan]
     best: LayoutPlan | None = Field(None, description="fewest devices that fit (pure TP first)")
     fits: bool
-    summary: str
+    summary: Said
 
 
 def plan_route(
@@ -191,16 +201,25 @@ def plan_route(
     best = fitting[0] if fitting else None
     total = sum(by_category.values())
     if best:
-        summary = f"fits on {best.devices} x {profile.id} (TP={best.tp}"
-        summary += f", DP={best.dp}, EP)" if best.expert_parallel else ")"
-        summary += f": {best.reason}"
+        summary = said(
+            "inspect.plan_fits_ep" if best.expert_parallel else "inspect.plan_fits",
+            devices=best.devices,
+            device=profile.id,
+            tp=best.tp,
+            dp=best.dp,
+            reason=best.reason,
+        )
     elif layouts:
         widest = max(layouts, key=lambda p: p.devices)
-        summary = (
-            f"does not fit on {widest.devices} x {profile.id} (TP={widest.tp}): {widest.reason}"
+        summary = said(
+            "inspect.plan_does_not_fit",
+            devices=widest.devices,
+            device=profile.id,
+            tp=widest.tp,
+            reason=widest.reason,
         )
     else:
-        summary = f"no valid TP layout for {facts.num_heads} heads on {devices} devices"
+        summary = said("inspect.plan_no_layout", heads=facts.num_heads, devices=devices)
     return RoutePlan(
         route=route,
         weight_bytes=total,

@@ -19,6 +19,7 @@ from adaptgate.inspect.opscan import OperatorScan
 from adaptgate.inspect.params import ParamCounts
 from adaptgate.inspect.releases import ReleaseChoice
 from adaptgate.inspect.support import SupportReport
+from adaptgate.messages import Said
 from adaptgate.results import Result
 
 
@@ -56,7 +57,7 @@ class ParamsCheck(BaseModel):
 
 class RouteOption(BaseModel):
     route: str
-    title: str
+    title: Said
     weight_bytes: int = Field(description="bytes the weights take in device memory")
     file_bytes: int | None = Field(
         None, description="bytes read from the checkpoint, where they differ from weight_bytes"
@@ -87,10 +88,10 @@ class InspectResult(Result):
     )
     routes: list[RouteOption] = Field(default_factory=list)
     recommended: str | None = None
-    recommendation: str | None = None
+    recommendation: Said | None = None
     verdict: Literal["PASS", "FAIL"]
-    reason: str
-    warnings: list[str] = Field(default_factory=list)
+    reason: Said
+    warnings: list[Said] = Field(default_factory=list)
     findings: list[Finding] = Field(
         default_factory=list, description="checkpoint consistency lint (errors fail inspect)"
     )

@@ -73,7 +73,7 @@ def plan_rows(r: InspectResult) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for opt in r.routes:
         best = opt.plan.best if opt.plan else None
-        status = opt.plan.summary if opt.plan else "no --device: not planned"
+        status = opt.plan.summary.text if opt.plan else "no --device: not planned"
         rows.append(
             (
                 opt.route

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from adaptgate.errors import UsageError
 from adaptgate.formats.detect import QuantScheme
 from adaptgate.inspect.releases import ReleaseChoice, parse_release, release_in, resolve_release
+from adaptgate.messages import Said, said
 
 TARGETS = ("ascend-a2", "ascend-a3", "ascend-a5", "cuda", "cpu")
 Verdict = Literal["SUPPORTED", "NEEDS_CONVERSION", "UNSUPPORTED"]
@@ -28,7 +29,7 @@ class SupportReport(BaseModel):
     architecture_status: str
     scheme_key: str
     quant_status: str
-    runs_as: str | None = None
+    runs_as: Said | None = None
     loads_as: str | None = Field(
         None,
         description="the dtype a natively served checkpoint takes in memory (bf16: BF16-sized)",
@@ -36,9 +37,9 @@ class SupportReport(BaseModel):
     alternatives: list[str] = Field(
         default_factory=list, description="routes to compare beside serving natively"
     )
-    caveats: list[str] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list)
-    errors: list[str] = Field(default_factory=list)
+    caveats: list[Said] = Field(default_factory=list)
+    notes: list[Said] = Field(default_factory=list)
+    errors: list[Said] = Field(default_factory=list)
     routes: list[str] = Field(default_factory=list, description="conversion routes that apply")
     sources: list[str] = Field(default_factory=list)
     verdict: Verdict
@@ -68,6 +69,11 @@ def scheme_key(q: QuantScheme) -> str:
     if g.weight_strategy in {"block", "tensor"}:
         return f"ct-{kind}-{g.weight_strategy}"
     return f"ct-{kind}-channel-{'dynamic' if g.activation_dynamic else 'static'}"
+
+
+def _row_said(row: dict[str, Any], key: str) -> Said:
+    """A row's sentence with its Chinese beside it (``note`` and ``note_zh``)."""
+    return Said(text=row.get(key, ""), zh=row.get(f"{key}_zh"))
 
 
 def _listify(value: Any) -> list[Any]:
@@ -111,40 +117,60 @@ def check_support(
     choice = resolve_release(target, release)
     release = choice.release
     rel = parse_release(release)
-    caveats: list[str] = []
+    caveats: list[Said] = []
     sources: set[str] = set()
-    notes: list[str] = []
-    errors: list[str] = []
+    notes: list[Said] = []
+    errors: list[Said] = []
     arch_row = matrix["architectures"].get(architecture or "", {})
     arch_status = arch_row.get(target, "unknown")
     if arch_row:
         sources.add(matrix["sources"][arch_row["source"]])
     if arch_status == "unsupported":
-        errors.append(f"{architecture} is not supported on {target}")
+        errors.append(said("inspect.arch_unsupported", architecture=architecture, target=target))
     elif arch_status == "unknown":
-        notes.append(f"{architecture} on {target}: not in the support matrix (unverified)")
+        notes.append(said("inspect.arch_unknown", architecture=architecture, target=target))
     key = scheme_key(quant)
     row = next((r for r in matrix["quantization"] if _row_matches(r, key, target, rel)), None)
     status, runs_as, routes = "unknown", None, ["bf16"] if quant.is_quantized else []
     if row:
-        status, runs_as = row["status"], row.get("runs_as")
+        status = row["status"]
+        runs_as = _row_said(row, "runs_as") if row.get("runs_as") else None
         routes = list(row.get("routes", routes))
         sources.add(matrix["sources"][row["source"]])
-        notes += [row["note"]] if row.get("note") else []
+        notes += [_row_said(row, "note")] if row.get("note") else []
         if row.get("caveat"):
-            caveats.append(row["caveat"])
+            caveats.append(_row_said(row, "caveat"))
             sources.add(matrix["sources"][row["caveat_source"]])
         min_cc = row.get("min_compute_capability")
         if min_cc and compute_capability is not None and compute_capability < min_cc:
-            notes.append(f"compute capability {compute_capability} < {min_cc}: {row['below_min']}")
+            below = _row_said(row, "below_min")
+            notes.append(
+                said(
+                    "inspect.below_min_cc", capability=compute_capability, minimum=min_cc, why=below
+                )
+            )
         flag = row.get("requires_cpu_flag")
         if flag and cpu_flags is None:
-            notes.append(f"needs cpu flag {flag}; this host's flags are unknown")
+            notes.append(said("inspect.cpu_flag_unknown", flag=flag))
         elif flag and cpu_flags is not None and flag not in cpu_flags:
             status = "unsupported"
-            row = {**row, "error": row["missing_flag_error"]}
+            row = {
+                **row,
+                "error": row["missing_flag_error"],
+                "error_zh": row.get("missing_flag_error_zh"),
+            }
         if status == "unsupported":
-            errors.append(f"{quant.label} ({key}) on {target} v{release}: {row.get('error', '')}")
+            error = _row_said(row, "error")
+            errors.append(
+                said(
+                    "inspect.quant_unsupported",
+                    label=quant.label,
+                    key=key,
+                    target=target,
+                    release=release,
+                    error=error,
+                )
+            )
     if not target.startswith("ascend"):
         routes = [r for r in routes if r != "w8a8_dynamic"]
     kv_key = {"auto": None, "bf16": None, "fp8": "fp8", "int8": "int8"}.get(kv_cache_dtype)
@@ -152,9 +178,11 @@ def check_support(
         (r for r in matrix["kv_cache"] if kv_key and _row_matches(r, kv_key, target, rel)), None
     )
     if kv_row and kv_row["status"] == "unsupported":
-        errors.append(f"--kv-cache-dtype {kv_cache_dtype}: {kv_row['error']}")
+        why = _row_said(kv_row, "error")
+        errors.append(said("inspect.kv_dtype", dtype=kv_cache_dtype, why=why))
     elif kv_row and kv_row.get("note"):
-        notes.append(f"--kv-cache-dtype {kv_cache_dtype}: {kv_row['note']}")
+        why = _row_said(kv_row, "note")
+        notes.append(said("inspect.kv_dtype", dtype=kv_cache_dtype, why=why))
     verdict: Verdict = "SUPPORTED"
     arch_or_kv_blocked = arch_status == "unsupported" or (
         kv_row and kv_row["status"] == "unsupported"

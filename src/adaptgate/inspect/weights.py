@@ -14,13 +14,10 @@ from __future__ import annotations
 from adaptgate.formats.detect import QuantScheme
 from adaptgate.inspect.facts import ArchFacts
 from adaptgate.inspect.params import QUANTIZABLE, ParamCounts
+from adaptgate.messages import said
 
 _DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
-ROUTE_TITLES = {
-    "native": "serve the checkpoint as it is",
-    "bf16": "dequantize to BF16",
-    "w8a8_dynamic": "convert to Ascend W8A8_DYNAMIC (int8)",
-}
+ROUTE_TITLES = {name: said(f"inspect.title_{name}") for name in ("native", "bf16", "w8a8_dynamic")}
 
 
 def _loaded(params: ParamCounts, facts: ArchFacts) -> dict[str, int]:

@@ -8,6 +8,11 @@ an outlier scan names the layers whose K/V the format cannot hold (:mod:`.scan`)
 format gets SAFE / RISKY / UNSAFE with the measured reasons (:mod:`.verdict`) and the flag to
 use. Calibrated scales are written in the names vLLM and msModelSlim C8 read (:mod:`.scales`).
 
+Models that do not fit in memory are measured teacher-forced only (``--mode teacher-forced``,
+the default when the model does not fit): every format and the baseline along long forced texts
+in one layer-by-layer pass over the weights, streamed (:mod:`.forced`); degeneration, which needs
+free-running decoding, is then reported as not measured and no format is SAFE without the engine.
+
 ``run_kvcache(KVCacheConfig(model=...))`` is the one call (:mod:`.api`). Importing this package
 does not import torch.
 """

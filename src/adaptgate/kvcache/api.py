@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adaptgate.errors import UsageError
 from adaptgate.kvcache.formats import FORMAT_NAMES, KV_FORMATS, KVFormat
-from adaptgate.kvcache.models import KVCacheConfig
+from adaptgate.kvcache.models import KVCacheConfig, KVCacheResult, PromptInfo, WeightUse
 from adaptgate.kvcache.scales import ScaleMode, ScaleSet
 from adaptgate.kvcache.verdict import KVThresholds
+from adaptgate.messages import Said, joined, said
 
 if TYPE_CHECKING:
     from adaptgate.console import Output
-    from adaptgate.kvcache.models import FormatReport, KVCacheResult
+    from adaptgate.kvcache.degeneration import Degeneration
+    from adaptgate.kvcache.forced import WeightReads
+    from adaptgate.kvcache.models import EngineFormat, EngineRun, FormatReport
     from adaptgate.kvcache.run import ModelShape, Simulation
     from adaptgate.kvcache.scan import LayerScan
     from adaptgate.kvcache.sim import Arm
+    from adaptgate.reference.session import ReferenceSession
 
 RESULT_FILE = "kvcache.json"
 PLOT_FILE = "kvcache_outliers.png"
@@ -93,10 +98,21 @@ def _report(
     scans: list[LayerScan],
     th: KVThresholds,
     refused: str | None = None,
+    on_engine: EngineFormat | None = None,
 ) -> FormatReport:
+    """The format's measurements and verdict. Without free-running decoding degeneration is not
+    measured: a format meeting every measured limit is then RISKY, not SAFE, unless the engine
+    measured it (its verdict is combined with this one)."""
     from adaptgate.kvcache.degeneration import summarize
     from adaptgate.kvcache.models import FormatReport, ScaleReport, ScanSummary
-    from adaptgate.kvcache.verdict import decide, judge_layer, reason_text, repetition_limit
+    from adaptgate.kvcache.verdict import (
+        FREE_RUNNING_METRICS,
+        cap_unmeasured,
+        decide,
+        judge_layer,
+        reason_text,
+        repetition_limit,
+    )
     from adaptgate.metrics.logits import generation_metrics
 
     ss = arm.scales
@@ -107,7 +123,6 @@ def _report(
     logits = run.logits.result()
     per_step = [acc.result() for acc in run.per_step]
     generation = generation_metrics(list(zip(sim.baseline, run.tokens, strict=True)))
-    degeneration, increase, degenerated = summarize(run.tokens, sim.baseline, repetition_limit(th))
     summary = _scan_summary(scans, fmt.name)
     values: dict[str, float | None] = {
         "saturated_fraction": float(summary["saturated_fraction"]),
@@ -118,11 +133,21 @@ def _report(
         "kl_max": logits.kl_max,
         "top1_agreement": logits.top1_agreement,
         "exact_match_rate": generation.exact_match_rate,
-        "repetition_increase": increase,
-        "degenerated_share": degenerated,
         "nonfinite_steps": float(run.nonfinite),
     }
+    degeneration: list[Degeneration] = []
+    increase = degenerated = None
+    not_measured: list[str] = []
+    if sim.free_running:
+        degeneration, increase, degenerated = summarize(
+            run.tokens, sim.baseline, repetition_limit(th)
+        )
+        values |= {"repetition_increase": increase, "degenerated_share": degenerated}
+    else:
+        not_measured = [m for m in FREE_RUNNING_METRICS if m in th.unsafe or m in th.risky]
     verdict, checks = decide(values, th, fmt.name)
+    measured_elsewhere = on_engine is not None and on_engine.verdict is not None
+    verdict = cap_unmeasured(verdict, not_measured, measured_elsewhere)
     notes = list(ss.notes) + ([refused] if refused else [])
     if summary["saturated"]:
         notes.insert(
@@ -130,6 +155,13 @@ def _report(
             f"{summary['saturated']} elements ({summary['saturated_fraction']:.2g}) clipped, "
             f"up to {summary['clip_ratio']:.3g}x the largest code",
         )
+    if not_measured:
+        notes.insert(
+            0,
+            f"not measured: {', '.join(not_measured)} (teacher-forced only: no free-running "
+            + ("decoding here; measured on the engine)" if measured_elsewhere else
+               "decoding; --engine or --engine-url measures it)"),
+        )  # fmt: skip
     per_channel = not fmt.is_fp8
     scales = ScaleReport(
         source=ss.source,
@@ -160,10 +192,12 @@ def _report(
         repetition_increase=increase,
         degenerated_share=degenerated,
         nonfinite_steps=run.nonfinite,
+        not_measured=not_measured,
+        on_engine=on_engine,
     )
 
 
-def recommend(reports: list[FormatReport], scales: ScaleMode) -> tuple[str, str, str]:
+def recommend(reports: list[FormatReport], scales: ScaleMode) -> tuple[str, str, Said]:
     """(vLLM --kv-cache-dtype, Ascend cache, the sentence)."""
     by_name = {r.format: r for r in reports}
     safe = [
@@ -176,27 +210,28 @@ def recommend(reports: list[FormatReport], scales: ScaleMode) -> tuple[str, str,
     ascend = "C8" if c8 is not None and c8.combined_verdict == "SAFE" else "none"
     tested = [n for n in VLLM_PREFERENCE if n in by_name]
     if vllm != "auto":
-        text = f"vLLM: --kv-cache-dtype {vllm}"
-        if scales == "calibrated" and vllm == "fp8_e4m3":
-            text += " with the calibrated k/v scales merged into the checkpoint"
+        calibrated = scales == "calibrated" and vllm == "fp8_e4m3"
+        text = said("kvcache.rec_calibrated" if calibrated else "kvcache.rec_dtype", dtype=vllm)
     elif tested:
-        text = (
-            "vLLM: --kv-cache-dtype auto (no deployable FP8 cache is SAFE: "
-            + ", ".join(
-                f"{n} {by_name[n].combined_verdict}"
-                + ("" if by_name[n].deployable else " but refused")
-                for n in tested
+        verdicts = [
+            said(
+                "kvcache.rec_verdict" if by_name[n].deployable else "kvcache.rec_refused",
+                format=n,
+                verdict=by_name[n].combined_verdict,
             )
-            + ")"
-        )
+            for n in tested
+        ]
+        text = said("kvcache.rec_auto", verdicts=joined(verdicts, "text.list"))
     else:
-        text = "vLLM: not tested"
+        text = said("kvcache.rec_untested")
     if c8 is not None:
-        text += "; vllm-ascend: " + (
-            "C8 int8 cache with the calibrated kv_cache_scale/offset"
-            if ascend == "C8" and scales == "calibrated"
-            else ("C8 int8 cache" if ascend == "C8" else f"bf16 cache (C8 {c8.combined_verdict})")
-        )
+        if ascend == "C8":
+            cache = said(
+                "kvcache.rec_c8_calibrated" if scales == "calibrated" else "kvcache.rec_c8"
+            )
+        else:
+            cache = said("kvcache.rec_c8_bf16", verdict=c8.combined_verdict)
+        text = said("kvcache.rec_ascend", vllm=text, ascend=cache)
     return vllm, ascend, text
 
 
@@ -214,72 +249,45 @@ def _check_model(model: str) -> None:
 
 
 def run_kvcache(cfg: KVCacheConfig, out: Output | None = None) -> KVCacheResult:
-    """Simulates every asked format on the CPU reference and judges it (see the package doc)."""
+    """Simulates every asked format on the CPU reference and judges it (see the package doc).
+    Mode full decodes freely on the fully loaded model; teacher-forced (auto: when the model
+    does not fit) measures along forced texts in one pass over the weights, streamed or not."""
     t0 = time.perf_counter()
+    if cfg.mode == "full" and cfg.stream:
+        raise UsageError(
+            "--mode full decodes freely, which needs the model loaded in full",
+            fix="use --mode teacher-forced with --stream-layers, or leave out --stream-layers",
+        )
     _check_model(cfg.model)  # bad input fails here, before torch and transformers load
-    import torch
-
-    from adaptgate.console import progress
-    from adaptgate.kvcache.degeneration import repetition_rate, tail_loop
-    from adaptgate.kvcache.models import KVCacheResult, ModelInfo, PromptInfo, Settings, Timings
-    from adaptgate.kvcache.run import (
-        auto_threads,
-        calibrate,
-        model_shape,
-        simulate,
-        torch_threads,
-    )
+    from adaptgate.kvcache.models import ModelInfo, Settings, Timings
+    from adaptgate.kvcache.run import auto_threads, model_shape, torch_threads
     from adaptgate.kvcache.scales import attention_prefixes, engine_refuses
-    from adaptgate.kvcache.sim import Arm
     from adaptgate.kvcache.verdict import load_kv_thresholds
-    from adaptgate.reference.prompts import builtin_prompts, encode_prompts, load_prompts
+    from adaptgate.reference.memory import peak_rss_bytes
     from adaptgate.reference.session import ReferenceSession
 
     thresholds = load_kv_thresholds(cfg.thresholds_file)
     formats = [KV_FORMATS.get(n) for n in cfg.kv_dtypes]
-    prompts = load_prompts(cfg.prompts_file) if cfg.prompts_file else builtin_prompts()
     if out is not None:
         out.status(f"loading {cfg.model} on the CPU reference ({cfg.dtype})")
-    session = ReferenceSession(cfg.model, dtype=cfg.dtype, stream=False)
+    session = ReferenceSession(
+        cfg.model, dtype=cfg.dtype, stream=False if cfg.mode == "full" else cfg.stream
+    )
+    forced = cfg.mode == "teacher-forced" or session.stream
     shape = model_shape(session)
     prefixes = attention_prefixes(session.ckpt, shape.num_layers)
-    encoded = encode_prompts(prompts, session.tokenizer)
     threads = cfg.threads or auto_threads(shape)
     load_s = time.perf_counter() - t0
-    param_dtype = getattr(torch, shape.model_dtype, torch.bfloat16)
     with torch_threads(threads):
-        t1 = time.perf_counter()
-        calibration = (
-            calibrate(session, shape, encoded).result() if cfg.scales == "calibrated" else None
+        run = (_run_forced if forced else _run_full)(cfg, session, shape, formats, prefixes, out)
+        engine = _engine(cfg, run, session, thresholds, out)
+    scans = run.sim.scan.result(prefixes)
+    reports = []
+    for f, a in zip(formats, run.arms, strict=True):
+        on_engine = engine.format(f.name) if engine is not None else None
+        reports.append(
+            _report(f, a, run.sim, scans, thresholds, engine_refuses(f, session.ckpt), on_engine)
         )
-        cal_s = time.perf_counter() - t1
-        sets = _scale_sets(cfg, formats, session, shape, prefixes, calibration)
-        arms = [
-            Arm(
-                ss,
-                ss.format.prefill if cfg.prefill == "engine" else cfg.prefill,
-                shape.kv_heads,
-                shape.head_dim,
-                param_dtype,
-            )
-            for ss in sets
-        ]
-        with progress(len(encoded) * cfg.new_tokens, "kvcache", unit="tokens") as bar:
-            sim = simulate(session, shape, encoded, arms, cfg.new_tokens, tick=bar.advance)
-    scans = sim.scan.result(prefixes)
-    reports = [
-        _report(f, a, sim, scans, thresholds, engine_refuses(f, session.ckpt))
-        for f, a in zip(formats, arms, strict=True)
-    ]
-    engine = None
-    if cfg.engine != "off" or cfg.engine_urls:
-        from adaptgate.kvcache.engine import Texts, measure
-
-        texts = Texts([e.token_ids for e in encoded], sim.baseline)
-        with torch_threads(threads):
-            engine = measure(cfg, texts, session, thresholds, out)
-        for r in reports:
-            r.on_engine = engine.format(r.format)
     vllm, ascend, sentence = recommend(reports, cfg.scales)
     result = KVCacheResult(
         model=ModelInfo(
@@ -294,40 +302,187 @@ def run_kvcache(cfg: KVCacheConfig, out: Output | None = None) -> KVCacheResult:
         ),
         settings=Settings(
             scales=cfg.scales,
+            mode="teacher-forced" if forced else "full",
+            loading="streamed" if session.stream else "full",
             new_tokens=cfg.new_tokens,
-            prompts=len(encoded),
+            prompts=len(run.prompts),
             reference_dtype=cfg.dtype,
             threads=threads,
             thresholds=thresholds.file,
         ),
-        prompts=[
-            PromptInfo(
-                id=e.prompt.id,
-                category=e.prompt.category,
-                tokens=len(e.token_ids),
-                baseline_repetition=repetition_rate(b),
-                baseline_loop_period=tail_loop(b),
-            )
-            for e, b in zip(encoded, sim.baseline, strict=True)
-        ],
+        prompts=run.prompts,
         formats=reports,
         scan=scans,
         recommended_kv_cache_dtype=vllm,
         recommended_ascend=ascend,
         recommendation=sentence,
         engine=engine,
+        weights=WeightUse(
+            passes=run.reads.passes,
+            bytes_read=run.reads.bytes_read,
+            peak_rss_bytes=peak_rss_bytes(),
+        ),
     )
     if cfg.out is not None:
+        sets = [a.scales for a in run.arms]
         result.artifacts = _write_artifacts(cfg, result, sets, prefixes)
     result.timings = Timings(
         load_seconds=round(load_s, 3),
-        calibrate_seconds=round(cal_s, 3),
-        simulate_seconds=round(sim.seconds, 3),
+        calibrate_seconds=round(run.calibrate_seconds, 3),
+        simulate_seconds=round(run.sim.seconds, 3),
         total_seconds=round(time.perf_counter() - t0, 3),
     )
     if cfg.out is not None:
         result.write_json(cfg.out / RESULT_FILE)
     return result
+
+
+@dataclass
+class _Run:
+    """A measurement's outputs: the simulation, its arms, the texts and what it read."""
+
+    sim: Simulation
+    arms: list[Arm]
+    prompts: list[PromptInfo]
+    continuations: list[list[int]]  # per prompt: the text the engine is fed after the prompt
+    prompt_ids: list[list[int]]
+    reads: WeightReads
+    calibrate_seconds: float = 0.0
+
+
+def _arms(cfg: KVCacheConfig, sets: list[ScaleSet], shape: ModelShape) -> list[Arm]:
+    import torch
+
+    from adaptgate.kvcache.sim import Arm
+
+    return [
+        Arm(
+            ss,
+            ss.format.prefill if cfg.prefill == "engine" else cfg.prefill,
+            shape.kv_heads,
+            shape.head_dim,
+            getattr(torch, shape.model_dtype, torch.bfloat16),  # C8 scales: the model dtype
+        )
+        for ss in sets
+    ]
+
+
+def _run_full(
+    cfg: KVCacheConfig, session: ReferenceSession, shape: ModelShape, formats: list[KVFormat],
+    prefixes: list[str], out: Output | None,
+) -> _Run:  # fmt: skip
+    """Calibration, free-running decoding and the teacher-forced pass (:mod:`.run`)."""
+    from adaptgate.console import progress
+    from adaptgate.kvcache.degeneration import repetition_rate, tail_loop
+    from adaptgate.kvcache.forced import full_load_reads
+    from adaptgate.kvcache.run import calibrate, simulate
+    from adaptgate.reference.prompts import builtin_prompts, encode_prompts, load_prompts
+
+    del out
+    prompts = load_prompts(cfg.prompts_file) if cfg.prompts_file else builtin_prompts()
+    encoded = encode_prompts(prompts, session.tokenizer)
+    t1 = time.perf_counter()
+    calibration = (
+        calibrate(session, shape, encoded).result() if cfg.scales == "calibrated" else None
+    )
+    cal_s = time.perf_counter() - t1
+    arms = _arms(cfg, _scale_sets(cfg, formats, session, shape, prefixes, calibration), shape)
+    with progress(len(encoded) * cfg.new_tokens, "kvcache", unit="tokens") as bar:
+        sim = simulate(session, shape, encoded, arms, cfg.new_tokens, tick=bar.advance)
+    infos = [
+        PromptInfo(
+            id=e.prompt.id,
+            category=e.prompt.category,
+            tokens=len(e.token_ids),
+            baseline_repetition=repetition_rate(b),
+            baseline_loop_period=tail_loop(b),
+        )
+        for e, b in zip(encoded, sim.baseline, strict=True)
+    ]
+    return _Run(sim, arms, infos, sim.baseline, [e.token_ids for e in encoded],
+                full_load_reads(session.lm), cal_s)  # fmt: skip
+
+
+def _run_forced(
+    cfg: KVCacheConfig, session: ReferenceSession, shape: ModelShape, formats: list[KVFormat],
+    prefixes: list[str], out: Output | None,
+) -> _Run:  # fmt: skip
+    """One pass over the weights along forced texts (:mod:`.forced`), calibrating on the way."""
+    from adaptgate.console import progress
+    from adaptgate.kvcache.degeneration import repetition_rate, tail_loop
+    from adaptgate.kvcache.forced import Calibrating, forced_simulation
+    from adaptgate.kvcache.scales import Calibration, calibrated_scales, unit_scales
+    from adaptgate.kvcache.scan import CalibrationAccumulator
+    from adaptgate.kvcache.texts import builtin_texts, encode_builtin, split_prompts
+    from adaptgate.reference.prompts import encode_prompts, load_prompts
+
+    if cfg.prompts_file:
+        encoded = encode_prompts(load_prompts(cfg.prompts_file), session.tokenizer)
+        texts = split_prompts(encoded, cfg.new_tokens)
+        names = [(e.prompt.id, e.prompt.category) for e in encoded]
+    else:
+        builtin = builtin_texts()
+        texts = encode_builtin(builtin, session.tokenizer, cfg.new_tokens)
+        names = [(b.id, b.category) for b in builtin]
+    channels = shape.kv_heads * shape.head_dim
+    calibrating = cfg.scales == "calibrated"
+    sets = (
+        [unit_scales(f, shape.num_layers, channels) for f in formats]  # set layer by layer
+        if calibrating
+        else _scale_sets(cfg, formats, session, shape, prefixes, None)
+    )
+    arms = _arms(cfg, sets, shape)
+    acc = CalibrationAccumulator(shape.num_layers)
+
+    def rescale(layer: int) -> None:
+        k, v = acc.k[layer], acc.v[layer]
+        assert k is not None and v is not None
+        for a in arms:
+            one = calibrated_scales(a.scales.format, Calibration([k], [v], acc.tokens))
+            a.scales.layers[layer] = one.layers[0]
+
+    if out is not None:
+        out.status(f"kvcache: teacher-forced, {'layer-streamed' if session.stream else 'loaded'}")
+    with progress(shape.num_layers + 2, "kvcache", unit="units") as bar:
+        sim, reads = forced_simulation(
+            session, shape, texts, arms,
+            calibration=Calibrating(acc, rescale) if calibrating else None, tick=bar.advance,
+        )  # fmt: skip
+    if calibrating:  # the same per-layer values, with the set's notes
+        for a in arms:
+            a.scales = calibrated_scales(a.scales.format, acc.result())
+    infos = [
+        PromptInfo(
+            id=name,
+            category=category,
+            tokens=len(t.prompt),
+            baseline_repetition=repetition_rate(b),
+            baseline_loop_period=tail_loop(b),
+        )
+        for (name, category), t, b in zip(names, texts, sim.baseline, strict=True)
+    ]
+    sim.free_running = False
+    return _Run(sim, arms, infos, [t.continuation for t in texts], [t.prompt for t in texts],
+                reads)  # fmt: skip
+
+
+def _engine(
+    cfg: KVCacheConfig, run: _Run, session: ReferenceSession, th: KVThresholds,
+    out: Output | None,
+) -> EngineRun | None:  # fmt: skip
+    """The engine's measurement when asked, on the texts the simulation was fed."""
+    if cfg.engine == "off" and not cfg.engine_urls:
+        return None
+    from adaptgate.kvcache.engine import Texts, measure
+    from adaptgate.kvcache.models import EngineRun
+
+    if session.stream:
+        return EngineRun(
+            engine="vLLM" if cfg.engine == "local" else "the given servers",
+            skipped="the reference is layer-streamed: scoring the engine against it needs the "
+            "model loaded in full",
+        )
+    return measure(cfg, Texts(run.prompt_ids, run.continuations), session, th, out)
 
 
 def _write_artifacts(

@@ -288,10 +288,12 @@ def judge(
         "degenerated_share": degenerated,
     }
     verdict, checks = decide(values, th, f"{name} on the engine")
-    reason = reason_text(verdict, checks, [], [])
-    reason += (
-        f" -- KL vs the FP32 reference {arm.kl_mean:.3g} with {name}, {auto.kl_mean:.3g} with auto"
+    from adaptgate.messages import said
+
+    kl = said(
+        "kvcache.engine_kl", kl=f"{arm.kl_mean:.3g}", format=name, auto_kl=f"{auto.kl_mean:.3g}"
     )
+    reason = reason_text(verdict, checks, [], [kl])
     return EngineFormat(
         format=name,
         arm=arm,

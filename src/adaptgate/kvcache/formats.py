@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from adaptgate.messages import Said, said
 from adaptgate.registry import Registry
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class KVFormat:
     min_subnormal: float
     prefill: PrefillMode
     vllm_flag: str | None  # value of --kv-cache-dtype, None when enabled otherwise
-    how_enabled: str
+    how_enabled: Said
 
     @property
     def is_fp8(self) -> bool:
@@ -96,7 +97,7 @@ KV_FORMATS.add(
         min_subnormal=2.0**-9,
         prefill="cache",
         vllm_flag="fp8_e4m3",
-        how_enabled="--kv-cache-dtype fp8_e4m3 (k/v scales from the checkpoint, else 1.0)",
+        how_enabled=said("kvcache.how_fp8_e4m3"),
     ),
 )
 KV_FORMATS.add(
@@ -112,7 +113,7 @@ KV_FORMATS.add(
         min_subnormal=2.0**-16,
         prefill="cache",
         vllm_flag="fp8_e5m2",
-        how_enabled="--kv-cache-dtype fp8_e5m2 (vLLM refuses k/v scales with e5m2: 1.0)",
+        how_enabled=said("kvcache.how_fp8_e5m2"),
     ),
 )
 KV_FORMATS.add(
@@ -128,8 +129,7 @@ KV_FORMATS.add(
         min_subnormal=1.0,
         prefill="fresh",
         vllm_flag=None,
-        how_enabled='--quantization ascend with "kv_cache_type": "C8" and per-channel '
-        "kv_cache_scale/kv_cache_offset in the checkpoint",
+        how_enabled=said("kvcache.how_int8_c8"),
     ),
 )
 FORMAT_NAMES: tuple[str, ...] = tuple(KV_FORMATS.names())

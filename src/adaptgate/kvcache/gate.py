@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adaptgate.gate import Gate, GateOutcome, RunContext
+from adaptgate.messages import Message, Said, joined, message, said
 from adaptgate.record import GateStatus
 from adaptgate.settings import KVCACHE
 
@@ -64,7 +65,7 @@ class Plan:
     checkpoint itself turns it on."""
 
     formats: list[str] | None
-    why: str
+    why: Message
     committed: str | None = None
     declared: bool = False
 
@@ -80,8 +81,12 @@ def wanted(ctx: RunContext, model: str) -> Plan:
         return plan
     committed = parse_kv_dtypes(pinned)[0]
     formats = list(dict.fromkeys([committed, *(plan.formats or [])]))
-    why = f"launching with --kv-cache-dtype {pinned}"
-    return Plan(formats, f"{why}; {plan.why}" if plan.formats else why, committed)
+    why = (
+        message("kvcache.pinned_and", dtype=pinned, why=plan.why)
+        if plan.formats
+        else message("kvcache.pinned", dtype=pinned)
+    )
+    return Plan(formats, why, committed)
 
 
 def _asked_or_declared(ctx: RunContext, model: str) -> Plan:
@@ -89,19 +94,16 @@ def _asked_or_declared(ctx: RunContext, model: str) -> Plan:
 
     asked = (ctx.settings.kv_formats or "").strip()
     if asked.lower() in ALL:
-        return Plan(target_formats(ctx.settings.target), "asked for")
+        return Plan(target_formats(ctx.settings.target), message("kvcache.asked_all"))
     if asked.lower() not in OFF:
         names = parse_kv_dtypes(asked)
-        return Plan(names, f"asked for {', '.join(names)}", names[0] if len(names) == 1 else None)
+        why = message("kvcache.asked", formats=", ".join(names))
+        return Plan(names, why, names[0] if len(names) == 1 else None)
     declared = declared_kv_cache(model)
     if declared is not None:
         formats = list(dict.fromkeys([declared, *target_formats(ctx.settings.target)]))
-        return Plan(formats, f"the checkpoint declares a {declared} KV cache", declared, True)
-    return Plan(
-        None,
-        "the plan keeps a bf16 KV cache (the checkpoint declares no quantized cache); "
-        f"set {KVCACHE}=1 to test FP8/INT8 caches anyway",
-    )
+        return Plan(formats, message("kvcache.declared", format=declared), declared, True)
+    return Plan(None, message("kvcache.no_quantized_cache", variable=KVCACHE))
 
 
 def engine_mode(ctx: RunContext) -> tuple[str, str | None]:
@@ -118,15 +120,21 @@ def engine_mode(ctx: RunContext) -> tuple[str, str | None]:
     return "local", None
 
 
-def contradicted(result: Any) -> list[str]:
+def contradicted(result: Any) -> list[Said]:
     """Formats the simulation judged SAFE and the engine did not, with both numbers."""
     out = []
     for f in result.formats:
         engine = f.on_engine
         if f.verdict == "SAFE" and engine is not None and engine.verdict not in (None, "SAFE"):
             out.append(
-                f"{f.format} is SAFE simulated (KL {f.logits.kl_mean:.3g}) but {engine.verdict} "
-                f"on the engine (KL {engine.kl_mean:.3g} over auto): {engine.reason}"
+                said(
+                    "kvcache.contradiction",
+                    format=f.format,
+                    kl=f"{f.logits.kl_mean:.3g}",
+                    verdict=engine.verdict,
+                    engine_kl=f"{engine.kl_mean:.3g}",
+                    reason=engine.reason,
+                )
             )
     return out
 
@@ -153,10 +161,10 @@ def _summary(result: Any, kv_dtype: str) -> dict[str, Any]:
     return summary
 
 
-def _unsafe_reason(f: Any) -> str:
+def _unsafe_reason(f: Any) -> Said:
     if f.verdict == "UNSAFE" or f.on_engine is None:
-        return str(f.reason)
-    return f"on the engine: {f.on_engine.reason}"
+        return Said.model_validate(f.reason)
+    return said("kvcache.on_engine", reason=f.on_engine.reason)
 
 
 def _verdicts(f: Any) -> str:
@@ -200,16 +208,24 @@ class KVCacheGate(Gate):
         artifacts = [out_dir / a for a in result.artifacts]
         verdicts = ", ".join(_verdicts(f) for f in result.formats)
         report = result.format(committed) if committed else None
+        done = {"summary": summary, "result": result, "artifacts": artifacts}
         if contra := contradicted(result):
-            reason = "the engine contradicts the simulation: " + "; ".join(contra)
-            return GateOutcome(GateStatus.FAIL, reason, summary, result, artifacts)
+            reason = message("kvcache.contradicts", formats=joined(contra))
+            return GateOutcome.said(GateStatus.FAIL, reason, **done)
         if report is not None and report.combined_verdict == "UNSAFE":
-            reason = (
-                f"{why}, and {committed} is UNSAFE: {_unsafe_reason(report)}; "
-                f"launch with --kv-cache-dtype {kv_dtype}"
+            reason = message(
+                "kvcache.committed_unsafe",
+                why=why,
+                format=committed,
+                reason=_unsafe_reason(report),
+                dtype=kv_dtype,
             )
-            return GateOutcome(GateStatus.FAIL, reason, summary, result, artifacts)
-        reason = f"{why}: {verdicts}; {result.recommendation}"
-        if kv_dtype == "bfloat16":
-            reason += " (--kv-cache-dtype bfloat16 overrides the checkpoint's kv_cache_scheme)"
-        return GateOutcome(GateStatus.PASS, reason, summary, result, artifacts)
+            return GateOutcome.said(GateStatus.FAIL, reason, **done)
+        # the recommendation is the kvcache run's sentence (kvcache.api.recommend)
+        reason = message(
+            "kvcache.verdict_override" if kv_dtype == "bfloat16" else "kvcache.verdict",
+            why=why,
+            verdicts=verdicts,
+            recommendation=result.recommendation,
+        )
+        return GateOutcome.said(GateStatus.PASS, reason, **done)

@@ -13,6 +13,7 @@ from adaptgate.kvcache.degeneration import Degeneration
 from adaptgate.kvcache.formats import FORMAT_NAMES, KV_FORMATS
 from adaptgate.kvcache.scales import ScaleMode
 from adaptgate.kvcache.scan import LayerScan
+from adaptgate.messages import Said
 from adaptgate.metrics.limits import Check
 from adaptgate.metrics.logits import GenerationMetrics, LogitMetrics
 from adaptgate.results import Result
@@ -32,9 +33,19 @@ class ModelInfo(BaseModel):
     dtype: str = Field(description="the checkpoint's dtype (the engine's activation dtype)")
 
 
+Mode = Literal["auto", "full", "teacher-forced"]
+
+
 class Settings(BaseModel):
     scales: Literal["checkpoint", "unit", "calibrated"]
-    new_tokens: int
+    mode: Literal["full", "teacher-forced"] = Field(
+        "full",
+        description="full: free-running greedy decoding and the teacher-forced pass along the "
+        "baseline's continuation; teacher-forced: one pass over the weights along forced texts, "
+        "degeneration not measured",
+    )
+    loading: Literal["full", "streamed"] = Field("full", description="streamed: layer by layer")
+    new_tokens: int = Field(description="greedy tokens (full) or forced tokens (teacher-forced)")
     prompts: int
     reference_dtype: str
     threads: int | None
@@ -54,7 +65,7 @@ class ScaleReport(BaseModel):
     per_channel: bool
     k: list[float] = Field(description="per layer: the scale (C8: the largest channel scale)")
     v: list[float]
-    notes: list[str] = Field(default_factory=list)
+    notes: list[Said] = Field(default_factory=list)
 
 
 class ScanSummary(BaseModel):
@@ -106,7 +117,7 @@ class EngineFormat(BaseModel):
     degenerated_share: float | None = None
     verdict: Verdict | None = None
     checks: list[Check] = Field(default_factory=list)
-    reason: str = ""
+    reason: Said = Field(default_factory=lambda: Said(text=""))
 
 
 class EngineRun(BaseModel):
@@ -130,12 +141,12 @@ class FormatReport(BaseModel):
     prefill: Literal["fresh", "cache"] = Field(
         description="where prefill attention reads K/V: the fresh values or the cache"
     )
-    how_enabled: str
+    how_enabled: Said
     vllm_flag: str | None
     deployable: bool = Field(True, description="False: the engine refuses this checkpoint")
     scales: ScaleReport
     verdict: Verdict
-    reason: str
+    reason: Said
     checks: list[Check]
     layers_at_risk: list[str]
     scan: ScanSummary
@@ -146,11 +157,20 @@ class FormatReport(BaseModel):
         description="top-1 agreement over prompts at each step (empty in results written before "
         "adaptgate measured it)",
     )
-    generation: GenerationMetrics
-    degeneration: list[Degeneration]
-    repetition_increase: float
-    degenerated_share: float
+    generation: GenerationMetrics = Field(
+        description="the format's tokens against the baseline's: free-running greedy tokens "
+        "(mode full), or the argmax at every forced position (mode teacher-forced; the same up "
+        "to the first divergence when the forced text is the baseline's greedy continuation)"
+    )
+    degeneration: list[Degeneration] = Field(default_factory=list)
+    repetition_increase: float | None = Field(description="None: not measured (teacher-forced)")
+    degenerated_share: float | None = Field(description="None: not measured (teacher-forced)")
     nonfinite_steps: int
+    not_measured: list[str] = Field(
+        default_factory=list,
+        description="limits' metrics the simulation did not measure; the format is not SAFE on "
+        "the simulation alone unless the engine measured it",
+    )
     on_engine: EngineFormat | None = Field(
         None, description="the same cache measured on the engine (against auto), when it ran"
     )
@@ -171,6 +191,14 @@ class Timings(BaseModel):
     total_seconds: float
 
 
+class WeightUse(BaseModel):
+    """What the measurement cost in reads of the checkpoint and in memory."""
+
+    passes: float = Field(description="passes over the decoder layers' weights")
+    bytes_read: int = Field(description="bytes of weight tensors read (scale tensors aside)")
+    peak_rss_bytes: int | None = Field(description="the process's peak resident set")
+
+
 class KVCacheResult(Result):
     kind: str = "kvcache"
     model: ModelInfo
@@ -182,10 +210,11 @@ class KVCacheResult(Result):
         description="vLLM's --kv-cache-dtype: the best SAFE FP8 format, else auto"
     )
     recommended_ascend: str = Field(description='"C8" when int8_c8 is SAFE, else "none"')
-    recommendation: str
+    recommendation: Said
     artifacts: list[str] = Field(default_factory=list)
     timings: Timings | None = None
     engine: EngineRun | None = Field(None, description="the engine's measurement, when asked")
+    weights: WeightUse | None = None
 
     def format(self, name: str) -> FormatReport | None:
         return next((f for f in self.formats if f.format == name), None)
@@ -199,7 +228,17 @@ class KVCacheConfig(BaseModel):
     model: str
     kv_dtypes: list[str] = Field(default_factory=lambda: list(FORMAT_NAMES))
     scales: ScaleMode = "checkpoint"
-    new_tokens: int = Field(256, ge=1, description="greedy tokens per prompt (the gate: 256)")
+    new_tokens: int = Field(
+        256, ge=1, description="greedy (full) or forced (teacher-forced) tokens per prompt"
+    )
+    mode: Mode = Field(
+        "auto",
+        description="full: free-running greedy decoding too; teacher-forced: one pass over the "
+        "weights along forced texts; auto: full when the model fits in memory",
+    )
+    stream: bool | None = Field(
+        None, description="load one layer at a time (teacher-forced only); None: when needed"
+    )
     prompts_file: Path | None = None
     dtype: Literal["float32", "bfloat16"] = "float32"
     out: Path | None = Field(None, description="write the JSON, plot and calibrated scales here")

@@ -23,9 +23,14 @@ def render_result(result: KVCacheResult, console: Console) -> None:
     console.print(
         f"{m.path}: {m.architecture}, {m.num_layers} layers, {m.kv_heads} KV heads x "
         f"{m.head_dim}, k_proj bias {m.attention_bias}, QK-norm {m.qk_norm}\n"
-        f"{s.prompts} prompts x {s.new_tokens} greedy tokens, {s.scales} scales, "
-        f"reference {s.reference_dtype}; thresholds: {s.thresholds}"
+        f"{s.prompts} prompts x {s.new_tokens} "
+        f"{'forced' if s.mode == 'teacher-forced' else 'greedy'} tokens, {s.scales} scales, "
+        f"reference {s.reference_dtype} ({s.loading} load); thresholds: {s.thresholds}"
     )
+    if result.weights is not None:
+        w = result.weights
+        rss = f", peak RSS {w.peak_rss_bytes / 1e9:.2f} GB" if w.peak_rss_bytes else ""
+        console.print(f"{w.passes:g} pass(es) over the weights, {w.bytes_read / 1e9:.2f} GB{rss}")
     table = Table(
         "format", "verdict", "clip", "saturated", "KL mean", "top-1", "exact", "rep+", "at risk",
         title="per format (clip: max |x/scale| / largest code; KL, top-1: teacher-forced)",
@@ -35,7 +40,8 @@ def render_result(result: KVCacheResult, console: Console) -> None:
             f.format, _verdict(f.verdict), f"{f.scan.clip_ratio:.3g}",
             f"{f.scan.saturated_fraction:.2%}", f"{f.logits.kl_mean:.2g}",
             f"{f.logits.top1_agreement:.0%}", f"{f.generation.exact_match_rate:.0%}",
-            f"{f.repetition_increase:+.2f}", str(len(f.layers_at_risk)),
+            "n/a" if f.repetition_increase is None else f"{f.repetition_increase:+.2f}",
+            str(len(f.layers_at_risk)),
         )  # fmt: skip
     console.print(table)
     for f in result.formats:

@@ -1,4 +1,5 @@
-"""The measurement: greedy generations and teacher-forced steps with each simulated cache.
+"""The measurement of mode full: greedy generations and teacher-forced steps with each simulated
+cache (mode teacher-forced, one pass over the weights for models that do not fit: :mod:`.forced`).
 
 The model, tokenizer and weights come from the precision gate's reference
 (:class:`adaptgate.reference.session.ReferenceSession`, full load); the forward is
@@ -123,6 +124,7 @@ class Simulation:
     formats: dict[str, FormatRun]
     scan: ScanAccumulator
     seconds: float = 0.0
+    free_running: bool = True  # False: teacher-forced only (tokens are argmaxes, see .forced)
 
 
 def _forward(
@@ -277,7 +279,7 @@ def simulate(
         else:
             parts = [run_group(g) for g in groups]
 
-    runs = _new_runs(arms, len(prompts), new_tokens)
+    runs = new_runs(arms, len(prompts), new_tokens)
     scan = ScanAccumulator(shape.num_layers, shape.kv_heads, shape.head_dim, arms)
     baseline: list[list[int]] = [[] for _ in prompts]
     for group, part in zip(groups, parts, strict=True):  # in batch order: deterministic sums
@@ -295,7 +297,7 @@ def simulate(
     return Simulation(baseline, runs, scan, time.perf_counter() - t0)
 
 
-def _new_runs(arms: list[Arm], prompts: int, steps: int) -> dict[str, FormatRun]:
+def new_runs(arms: list[Arm], prompts: int, steps: int) -> dict[str, FormatRun]:
     from adaptgate.metrics.logits import LogitAccumulator
 
     return {
@@ -333,7 +335,7 @@ def _simulate_group(
     model, count, width = session.lm.model, len(token_lists), 1 + len(arms)
     part = _Part(
         baseline=[[] for _ in token_lists],
-        runs=_new_runs(arms, count, n),
+        runs=new_runs(arms, count, n),
         scan=ScanAccumulator(shape.num_layers, shape.kv_heads, shape.head_dim, arms),
     )
     row_arms = [None, *arms] * count
@@ -387,7 +389,7 @@ def _simulate_group(
 
     def accumulate(logits: torch.Tensor, step: int) -> None:
         with torch.inference_mode():
-            _accumulate(part.runs, arms, logits, width, step)
+            accumulate_rows(part.runs, arms, logits, width, step)
 
     with ThreadPoolExecutor(1) as accumulator:
         pending = accumulator.submit(accumulate, first, 0)
@@ -401,7 +403,7 @@ def _simulate_group(
     return part
 
 
-def _accumulate(
+def accumulate_rows(
     runs: dict[str, FormatRun], arms: list[Arm], logits: torch.Tensor, width: int, first: int
 ) -> None:
     """``logits``: ``[rows, steps, vocab]`` for steps ``first..``; row ``p * width`` is prompt

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from adaptgate.kvcache.formats import KVFormat
+from adaptgate.messages import Said, said
 
 if TYPE_CHECKING:
     import torch
@@ -69,7 +70,7 @@ class ScaleSet:
     format: KVFormat
     source: ScaleMode
     layers: list[LayerScales]
-    notes: list[str] = field(default_factory=list)
+    notes: list[Said] = field(default_factory=list)
 
 
 @dataclass
@@ -92,11 +93,11 @@ def unit_scales(fmt: KVFormat, num_layers: int, channels: int) -> ScaleSet:
 
     if fmt.is_fp8:
         layers = [LayerScales(_scalar(1.0), _scalar(1.0)) for _ in range(num_layers)]
-        note = "1.0: vLLM's default when the checkpoint stores no k/v scales"
+        note = said("kvcache.unit_fp8")
     else:
         ones, zeros = torch.ones(channels), torch.zeros(channels)
         layers = [LayerScales(ones, ones, zeros, zeros) for _ in range(num_layers)]
-        note = "1.0 / offset 0: vllm-ascend's parameter defaults (C8 itself needs stored scales)"
+        note = said("kvcache.unit_c8")
     return ScaleSet(fmt, "unit", layers, [note])
 
 
@@ -106,10 +107,7 @@ def calibrated_scales(fmt: KVFormat, cal: Calibration) -> ScaleSet:
     if fmt.name == "fp8_e5m2":
         ss = unit_scales(fmt, len(cal.k_amax), int(cal.k_amax[0].numel()))
         ss.source = "calibrated"
-        ss.notes = [
-            "e5m2 keeps 1.0: vLLM refuses fp8_e5m2 with a checkpoint that carries KV scales, "
-            "so a calibrated e5m2 scale cannot be deployed"
-        ]
+        ss.notes = [said("kvcache.e5m2_not_calibrated")]
         return ss
     layers = []
     for k, v in zip(cal.k_amax, cal.v_amax, strict=True):
@@ -127,9 +125,8 @@ def calibrated_scales(fmt: KVFormat, cal: Calibration) -> ScaleSet:
                     k.clamp_min(EPS32) / fmt.limit, v.clamp_min(EPS32) / fmt.limit, zeros, zeros
                 )
             )
-    rule = "amax / 448 per tensor" if fmt.is_fp8 else "per channel amax / 127, offset 0"
-    note = f"calibrated on {cal.tokens} tokens of the prompt set ({rule}); evaluated in-sample"
-    return ScaleSet(fmt, "calibrated", layers, [note])
+    rule = "kvcache.calibrated_fp8" if fmt.is_fp8 else "kvcache.calibrated_c8"
+    return ScaleSet(fmt, "calibrated", layers, [said(rule, tokens=cal.tokens)])
 
 
 def attention_prefixes(ckpt: Checkpoint, num_layers: int) -> list[str]:
@@ -160,7 +157,7 @@ def checkpoint_scales(
     unit = unit_scales(fmt, len(prefixes), channels)
     if fmt.name == "fp8_e5m2":
         unit.source = "checkpoint"
-        unit.notes = ["e5m2 runs with 1.0 (vLLM loads no KV scales for fp8_e5m2)"]
+        unit.notes = [said("kvcache.e5m2_unit")]
         return unit
     layers: list[LayerScales] = []
     missing: list[int] = []
@@ -188,20 +185,21 @@ def checkpoint_scales(
                 continue
             ks, ko, vs, vo = (ckpt.read_tensor(n).to(torch.float32).reshape(-1) for n in names)
             layers.append(LayerScales(ks, vs, ko, vo))
-    notes: list[str] = []
+    notes: list[Said] = []
     if missing:
-        default = "1.0" if fmt.is_fp8 else "1.0 / offset 0"
         notes.append(
-            f"{len(missing)} of {len(prefixes)} layers have no stored scales "
-            f"(e.g. layer {missing[0]}): the engine uses {default}"
+            said(
+                "kvcache.missing_scales",
+                missing=len(missing),
+                layers=len(prefixes),
+                first=missing[0],
+                default="1.0" if fmt.is_fp8 else "1.0 / offset 0",
+            )
         )
     if not fmt.is_fp8:
         desc = ckpt.quant_description or {}
         if desc.get("kv_cache_type") != "C8":
-            notes.append(
-                'quant_model_description has no "kv_cache_type": "C8": '
-                "vllm-ascend would not enable the int8 cache"
-            )
+            notes.append(said("kvcache.no_c8_type"))
         if any(
             bool(
                 (s.k_offset is not None and s.k_offset.abs().max() > 0)
@@ -209,10 +207,7 @@ def checkpoint_scales(
             )
             for s in layers
         ):
-            notes.append(
-                "non-zero kv_cache_offset: vllm-ascend's decode dequantizes "
-                "int8 * scale and ignores it (simulated as the engine does)"
-            )
+            notes.append(said("kvcache.offset_ignored"))
     return ScaleSet(fmt, "checkpoint", layers, notes)
 
 

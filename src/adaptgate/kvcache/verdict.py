@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from adaptgate.errors import UsageError
 from adaptgate.kvcache.formats import KVFormat
 from adaptgate.kvcache.scan import FormatLayerScan, LayerScan
+from adaptgate.messages import Said, joined, said
 from adaptgate.metrics.limits import Check, Limit, evaluate, load_yaml_model
 
 DEFAULT_FILE = "thresholds.yaml"
@@ -58,6 +59,17 @@ def load_kv_thresholds(path: Path | None = None) -> KVThresholds:
                 fix=f"known: {', '.join(sorted(known))}",
             )
     return parsed
+
+
+FREE_RUNNING_METRICS = ("repetition_increase", "degenerated_share")
+
+
+def cap_unmeasured(verdict: str, not_measured: list[str], measured_elsewhere: bool) -> str:
+    """No SAFE on what was not measured: SAFE becomes RISKY when a limited metric was not
+    measured here and nothing else (the engine) measured it."""
+    if verdict == "SAFE" and not_measured and not measured_elsewhere:
+        return "RISKY"
+    return verdict
 
 
 def repetition_limit(th: KVThresholds) -> float:
@@ -109,21 +121,31 @@ def decide(
     return "SAFE", unsafe + risky
 
 
-def reason_text(verdict: str, checks: list[Check], at_risk: list[str], notes: list[str]) -> str:
-    failed: list[str] = []
+def reason_text(
+    verdict: str, checks: list[Check], at_risk: list[str], notes: list[str | Said]
+) -> Said:
+    """The failed limits, the layers at risk and the notes, as one sentence in each language
+    (a note given as a plain string is quoted as written)."""
+    failed: list[Said] = []
     seen: set[str] = set()
     for c in checks:
         if not c.passed and c.metric not in seen:
             seen.add(c.metric)
-            op = ">=" if c.bound == "min" else "<="
-            value = "n/a" if c.value is None else f"{c.value:.4g}"
-            failed.append(f"{c.metric} {value} (need {op} {c.threshold:g})")
-    parts = []
+            failed.append(
+                said(
+                    "kvcache.failed_limit",
+                    metric=c.metric,
+                    value="n/a" if c.value is None else f"{c.value:.4g}",
+                    op=">=" if c.bound == "min" else "<=",
+                    threshold=f"{c.threshold:g}",
+                )
+            )
+    parts: list[Said] = []
     if failed:
-        parts.append("; ".join(failed))
+        parts.append(joined(failed))
     if at_risk:
-        parts.append("layers at risk: " + ", ".join(at_risk))
+        parts.append(said("kvcache.layers_at_risk", layers=", ".join(at_risk)))
     if verdict == "SAFE":
-        parts.insert(0, "every limit met")
-    parts += notes
-    return " -- ".join(parts)
+        parts.insert(0, said("kvcache.every_limit_met"))
+    parts += [Said.model_validate(n) for n in notes]
+    return joined(parts, "kvcache.then") if parts else Said(text="")

@@ -11,6 +11,7 @@ the templates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -116,6 +117,11 @@ class Said(BaseModel):
     def __str__(self) -> str:
         return self.text
 
+    @property
+    def said(self) -> Said:
+        """Itself: a Said and a Message both give ``.said``."""
+        return self
+
     def in_lang(self, lang: str) -> str:
         if self.id is not None:
             return render(self.id, self.params, lang)
@@ -127,3 +133,13 @@ class Said(BaseModel):
 def said(message_id: str, **params: Any) -> Said:
     """``message(...)`` as a :class:`Said`, for a result model's field."""
     return message(message_id, **params).said
+
+
+def joined(sentences: Sequence[Message | Said], link: str = "text.and") -> Said:
+    """Sentences as one line: ``link`` is a message of ``{first}`` and ``{second}`` (the
+    separator in each language; ``text.and`` is "first; second"), so each part still renders
+    in the reader's language. One sentence is itself; there must be one."""
+    line = sentences[0].said
+    for nxt in sentences[1:]:
+        line = said(link, first=line, second=nxt)
+    return line

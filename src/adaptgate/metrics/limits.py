@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adaptgate.errors import CheckpointNotFound, UsageError
+from adaptgate.messages import Said
 
 
 class Limit(BaseModel):
@@ -20,6 +21,7 @@ class Limit(BaseModel):
     min: float | None = None
     max: float | None = None
     source: str = ""
+    source_zh: str | None = Field(default=None, description="the source in Chinese, for reports")
 
 
 class Check(BaseModel):
@@ -30,13 +32,8 @@ class Check(BaseModel):
     value: float | None
     bound: Literal["min", "max"]
     threshold: float
-    source: str
+    source: Said
     passed: bool
-
-    def describe(self) -> str:
-        op = ">=" if self.bound == "min" else "<="
-        shown = "n/a" if self.value is None else f"{self.value:.6g}"
-        return f"{self.subject} {self.metric} {shown} (need {op} {self.threshold:g}; {self.source})"
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -97,7 +94,7 @@ def evaluate(
                     value=value,
                     bound=bound,
                     threshold=threshold,
-                    source=limit.source,
+                    source=Said(text=limit.source, zh=limit.source_zh),
                     passed=ok,
                 )
             )

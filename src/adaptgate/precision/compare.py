@@ -3,7 +3,9 @@ the error appears.
 
 Dump A is the golden one (relative errors are relative to A). The dumps must hold the same
 prompts with the same token ids from the same tokenizer; anything else is refused before a
-single tensor is read. Each tensor's metrics are accumulated over all prompts.
+single tensor is read. Each tensor's metrics are accumulated over all prompts. Two dumps that
+scored the same continuations teacher-forced (the precision gate's) are compared at every
+continuation position; two greedy ones up to each prompt's first divergence.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from adaptgate.errors import DumpError
+from adaptgate.messages import said
 from adaptgate.metrics.limits import evaluate
 from adaptgate.metrics.logits import (
     GenerationMetrics,
@@ -21,7 +24,7 @@ from adaptgate.metrics.logits import (
 )
 from adaptgate.precision.localize import localize
 from adaptgate.precision.models import CompareResult, DumpSummary, TensorRow
-from adaptgate.precision.thresholds import load_thresholds
+from adaptgate.precision.thresholds import failed_reason, load_thresholds
 from adaptgate.reference.dump import DumpReader, ReferenceDump, gen_key, open_dump
 
 
@@ -72,10 +75,22 @@ def _tensor_row(
     )
 
 
+def same_forced_text(a: ReferenceDump, b: ReferenceDump) -> bool:
+    """Both dumps scored the same continuations teacher-forced: every position of them has the
+    same context on both sides."""
+    return a.continuation == b.continuation == "forced" and all(
+        pa.generated_ids == pb.generated_ids for pa, pb in zip(a.prompts, b.prompts, strict=True)
+    )
+
+
 def _generation(a: DumpReader, b: DumpReader) -> tuple[GenerationMetrics | None, TensorRow | None]:
+    """Continuation logits where both sides share the context, and the agreement of the tokens:
+    on the same forced text, of the two models' argmax at every position; otherwise of the greedy
+    continuations, up to their first divergence."""
+    forced = same_forced_text(a.meta, b.meta)
     pairs = [
-        (pa.generated_ids, pb.generated_ids)
-        for pa, pb in zip(a.meta.prompts, b.meta.prompts, strict=True)
+        (a.argmax(k), b.argmax(k)) if forced else (pa.generated_ids, pb.generated_ids)
+        for k, (pa, pb) in enumerate(zip(a.meta.prompts, b.meta.prompts, strict=True))
     ]
     if not any(x or y for x, y in pairs):
         return None, None
@@ -83,7 +98,7 @@ def _generation(a: DumpReader, b: DumpReader) -> tuple[GenerationMetrics | None,
     acc, logit_acc = TensorAccumulator(), LogitAccumulator()
     for k, ((ga, gb), first) in enumerate(zip(pairs, gen.first_divergence, strict=True)):
         shared = min(len(ga), len(gb))
-        steps = shared if first is None else min(first + 1, shared)
+        steps = shared if first is None or forced else min(first + 1, shared)
         if steps == 0:
             continue
         ta = a.tensor(gen_key(k, "logits"))[:steps]
@@ -141,11 +156,11 @@ def compare_dumps(
     failed = [c for c in checks if not c.passed]
     verdict: Literal["PASS", "FAIL"] = "FAIL" if failed else "PASS"
     if failed:
-        reason = "; ".join(c.describe() for c in failed[:2])
+        reason = failed_reason(failed)
         if loc.name is not None:
-            reason = f"error appears at {loc.module or loc.name}: {reason}"
+            reason = said("precision.error_at", where=loc.module or loc.name, failed=reason)
     else:
-        reason = f"all {len(checks)} checks within {thresholds.profile} thresholds"
+        reason = said("precision.within", checks=len(checks), profile=thresholds.profile)
     result = CompareResult(
         reference=DumpSummary.of(a),
         candidate=DumpSummary.of(b),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from adaptgate.metrics.limits import Limit, evaluate
 from adaptgate.precision.models import DepthPoint, Localization, TensorRow
+from adaptgate.precision.thresholds import limit_failed
 
 if TYPE_CHECKING:
     from adaptgate.precision.models import TensorRow
@@ -50,7 +51,7 @@ def localize(
         failed = [c for c in checks if not c.passed]
         if failed and loc.name is None:
             loc.name, loc.layer, loc.module = row.name, row.layer, row.module
-            loc.criterion = failed[0].describe()
+            loc.criterion = limit_failed(failed[0]).said
         loc.checks += checks
         previous = row
     return loc

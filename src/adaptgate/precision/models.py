@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from adaptgate.messages import Said
 from adaptgate.metrics.limits import Check
 from adaptgate.metrics.logits import (
     GenerationMetrics,
@@ -32,7 +33,7 @@ class Localization(BaseModel):
     layer: int | None = Field(default=None, description="the localized decoder layer")
     module: str | None = None
     name: str | None = Field(default=None, description="embed or layer.<i> that failed first")
-    criterion: str | None = None
+    criterion: Said | None = Field(default=None, description="the first failed limit there")
     largest_jump_layer: int | None = None
     largest_jump: float | None = None
     depth: list[DepthPoint] = Field(default_factory=list)
@@ -83,7 +84,7 @@ class CompareResult(Result):
     checks: list[Check]
     localization: Localization
     verdict: Literal["PASS", "FAIL"]
-    reason: str
+    reason: Said
     plot: str | None = None
 
     def row(self, name: str) -> TensorRow | None:
@@ -95,7 +96,13 @@ class ServedPrompt(BaseModel):
     reference_tokens: int
     server_tokens: int
     matched_tokens: int
-    first_mismatch: int | None
+    first_mismatch: int | None = Field(
+        description="first position where the served token is not the reference's argmax"
+    )
+    scored_positions: int = Field(default=0, description="positions with the same context")
+    served_rank_max: int | None = Field(
+        default=None, description="worst rank of a served token under the reference (1 = top)"
+    )
     server_token_in_reference_topk: bool | None = None
     reference_token_in_server_topk: bool | None = None
     logprob_abs_diff_mean: float | None = None
@@ -117,6 +124,16 @@ class ServedMetrics(BaseModel):
     topk_kl_mean: float | None
     prompt_logprob_abs_diff_mean: float | None
     prompt_logprobs_available: bool
+    teacher_forced: bool = Field(
+        default=False, description="the reference scored the server's own continuation"
+    )
+    scored_positions: int = Field(default=0, description="positions with the same context")
+    served_in_reference_topk: float | None = Field(
+        default=None, description="share of scored served tokens in the reference's top-k"
+    )
+    served_rank_max: int | None = Field(
+        default=None, description="worst rank of a served token under the reference (1 = top)"
+    )
 
 
 class ServedResult(Result):
@@ -130,7 +147,7 @@ class ServedResult(Result):
     prompts: list[ServedPrompt]
     checks: list[Check]
     verdict: Literal["PASS", "FAIL"]
-    reason: str
+    reason: Said
 
 
 class ServedConfig(BaseModel):
@@ -148,4 +165,4 @@ class PrecisionGateResult(Result):
     reference: ReferenceDump
     conversion: CompareResult | None = None
     served: ServedResult | None = None
-    served_skipped: str | None = None
+    served_skipped: Said | None = Field(default=None, description="why there was no server")

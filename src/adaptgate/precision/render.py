@@ -57,7 +57,7 @@ def render_compare(result: CompareResult, console: Console) -> None:
         console.print(f"localized: [bold]{loc.module or loc.name}[/] -- {loc.criterion}")
     if result.plot:
         console.print(f"error vs depth: {result.plot}")
-    console.print(f"{_verdict(result.verdict)}: {result.reason}")
+    console.print(f"{_verdict(result.verdict)}: {result.reason.text}")
 
 
 def render_served(result: ServedResult, console: Console) -> None:
@@ -93,4 +93,10 @@ def render_served(result: ServedResult, console: Console) -> None:
         f"exact match {m.exact_match_rate:.1%} ({m.matched_tokens}/{m.tokens}), "
         f"first mismatch within top-k {m.first_mismatch_in_topk:.0%}{prompt_lp}"
     )
-    console.print(f"{_verdict(result.verdict)}: {result.reason}")
+    if m.served_in_reference_topk is not None:
+        how = "teacher-forced on the server's text" if m.teacher_forced else "same-context prefix"
+        console.print(
+            f"{m.scored_positions} positions scored ({how}): served token in the reference's "
+            f"top-{result.top_k} {m.served_in_reference_topk:.1%}, worst rank {m.served_rank_max}"
+        )
+    console.print(f"{_verdict(result.verdict)}: {result.reason.text}")

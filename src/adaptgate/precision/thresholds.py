@@ -1,4 +1,5 @@
-"""Thresholds as data: the YAML beside this module (or a user's file of the same shape)."""
+"""Thresholds as data: the YAML beside this module (or a user's file of the same shape); and
+the sentence a failed limit is reported in."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adaptgate.errors import UnknownKind
-from adaptgate.metrics.limits import Limit, load_yaml_model
+from adaptgate.messages import Message, Said, message, said
+from adaptgate.metrics.limits import Check, Limit, load_yaml_model
 from adaptgate.metrics.logits import GenerationMetrics, LogitMetrics, TensorMetrics
 
 DEFAULT_FILE = "thresholds.yaml"
@@ -78,3 +80,22 @@ def load_thresholds(path: Path | None = None, profile: str | None = None) -> Thr
             fix=f"use one of: {', '.join(parsed.profiles)}",
         )
     return Thresholds(file=label, profile=name, limits=parsed.profiles[name])
+
+
+def limit_failed(check: Check) -> Message:
+    """A failed limit as a sentence, its source quoted as the threshold file writes it."""
+    return message(
+        "precision.limit_failed",
+        subject=check.subject,
+        metric=check.metric,
+        value="n/a" if check.value is None else f"{check.value:.6g}",
+        op=">=" if check.bound == "min" else "<=",
+        threshold=f"{check.threshold:g}",
+        source=check.source,
+    )
+
+
+def failed_reason(failed: list[Check]) -> Said:
+    """A FAIL verdict's reason: its first two failed limits (``failed`` is not empty)."""
+    first, *rest = [limit_failed(c).said for c in failed[:2]]
+    return said("precision.both", first=first, second=rest[0]) if rest else first

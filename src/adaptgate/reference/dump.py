@@ -6,9 +6,13 @@ Tensor names, per prompt index ``k`` (in the order of ``prompts`` in the JSON):
 - ``prompt.k.logits`` ``[T, V]``: final logits at every prompt position (teacher-forced);
 - ``prompt.k.hidden.embed`` and ``prompt.k.hidden.<i>`` ``[T, H]``: the embeddings and the
   hidden state after decoder layer ``i`` (before the final norm), for the dumped layers;
-- ``gen.k.logits`` ``[N, V]``: logits from which generated token ``n`` was chosen greedily;
+- ``gen.k.logits`` ``[N, V]``: the logits continuation token ``n`` is scored under: chosen
+  greedily from them (``continuation: greedy``) or forced (``continuation: forced``, the
+  prompt's ``generated_ids`` were given, e.g. a server's continuation, scored in one pass);
 - ``gen.k.logprobs`` ``[N]``, ``gen.k.topk_ids`` ``[N, K]`` (int64), ``gen.k.topk_logprobs``
-  ``[N, K]``: log-probabilities (log-softmax of the raw logits, computed in float64).
+  ``[N, K]``: log-probabilities (log-softmax of the raw logits, computed in float64);
+- ``gen.k.argmax`` ``[N]`` and ``gen.k.ranks`` ``[N]`` (int64): the reference's top token at each
+  position and the rank of the continuation's token (1 = the top; always 1 when greedy).
 """
 
 from __future__ import annotations
@@ -65,6 +69,18 @@ class Timings(BaseModel):
     forward_seconds: float
     total_seconds: float
     peak_rss_bytes: int | None = None
+    passes: int | None = Field(default=None, description="passes over the weights")
+    bytes_read_per_pass: list[int] = Field(
+        default_factory=list, description="checkpoint bytes each pass read (0: all cached)"
+    )
+    bytes_read_total: int | None = Field(
+        default=None, description="checkpoint bytes read in all, a full load's included"
+    )
+    cache_hits: int | None = Field(default=None, description="units found in the RAM cache")
+    cache_bytes: int | None = Field(default=None, description="dequantized bytes it holds")
+    memory_budget_bytes: int | None = Field(
+        default=None, description="--max-memory, or the default taken from MemAvailable"
+    )
 
 
 class ReferenceDump(Result):
@@ -76,6 +92,7 @@ class ReferenceDump(Result):
     simulate: str | None = None
     attn_implementation: str | None = None
     layers: list[int] = Field(description="decoder layers whose hidden states are dumped")
+    continuation: Literal["greedy", "forced"] = "greedy"
     max_new_tokens: int
     top_k: int
     eos_token_ids: list[int]
@@ -138,6 +155,13 @@ class DumpReader:
 
     def hidden(self, k: int, layer: int | str) -> torch.Tensor:
         return self.tensor(hidden_key(k, layer))
+
+    def argmax(self, k: int) -> list[int]:
+        """The reference's top token at each continuation position (a dump written before
+        ``gen.k.argmax`` existed was greedy: its tokens are the argmax)."""
+        if self.has(gen_key(k, "argmax")):
+            return [int(t) for t in self.tensor(gen_key(k, "argmax")).tolist()]
+        return list(self.meta.prompts[k].generated_ids)
 
 
 def open_dump(path: Path) -> DumpReader:

@@ -1,4 +1,4 @@
-"""Memory facts for choosing full-load or layer-streamed mode, and measuring the peak."""
+"""Memory facts: the budget for weights, choosing full-load or layer-streamed mode, the peak."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from adaptgate.reference.weights import WeightSource
 
-# Full load when the model in the compute dtype takes at most this share of available memory
-# (the rest is activations, logits, the dump and the OS).
+# The default budget for weights is this share of available memory (the rest is the margin for
+# activations, logits, the dump and the OS): a model under it is fully loaded, and in streamed
+# mode dequantized layers are kept (cached) in RAM up to it.
 FULL_LOAD_SHARE = 0.6
 
 
@@ -39,17 +40,30 @@ def available_bytes() -> int | None:
     return None
 
 
-def model_bytes(weights: WeightSource, element_size: int) -> int:
-    """The loaded model's size: every parameter tensor at ``element_size`` bytes/element."""
-    return sum(weights.ckpt.tensors[n].numel * element_size for n in weights.names)
+def model_bytes(weights: WeightSource, element_size: int, names: list[str] | None = None) -> int:
+    """The loaded size of ``names`` (default: the whole model) at ``element_size`` bytes/element."""
+    chosen = weights.names if names is None else names
+    return sum(weights.ckpt.tensors[n].numel * element_size for n in chosen)
 
 
-def should_stream(weights: WeightSource, element_size: int, device: str) -> bool:
-    """Stream when the model would not fit comfortably in host memory (CPU devices only: an
-    accelerator's memory is the user's to size)."""
+def memory_budget(max_memory: int | None) -> int | None:
+    """Bytes of weights the reference may hold: ``max_memory`` when given, else
+    ``FULL_LOAD_SHARE`` of what is free (MemAvailable); None when unknown (off Linux)."""
+    if max_memory is not None:
+        return max_memory
+    available = available_bytes()
+    return int(FULL_LOAD_SHARE * available) if available is not None else None
+
+
+def should_stream(
+    weights: WeightSource, element_size: int, device: str, budget: int | None = None
+) -> bool:
+    """Stream when the model does not fit the budget (default: :func:`memory_budget`'s), on CPU
+    devices only: an accelerator's memory is the user's to size."""
     if not device.startswith("cpu"):
         return False
-    available = available_bytes()
-    if available is None:
+    if budget is None:
+        budget = memory_budget(None)
+    if budget is None:
         return False
-    return model_bytes(weights, element_size) > FULL_LOAD_SHARE * available
+    return model_bytes(weights, element_size) > budget

@@ -38,3 +38,11 @@ def render(meta: ReferenceDump, console: Console, out_dir: str) -> None:
             f"load {t.load_seconds:.2f} s, forward {t.forward_seconds:.2f} s, "
             f"total {t.total_seconds:.2f} s{rss}"
         )
+        if t.passes is not None:
+            read = ", ".join(f"{b / 2**20:.0f}" for b in t.bytes_read_per_pass[:4])
+            more = ", ..." if len(t.bytes_read_per_pass) > 4 else ""
+            console.print(
+                f"{meta.continuation} continuation: {t.passes} pass(es) over the weights, "
+                f"MiB read per pass {read}{more}; RAM cache {(t.cache_bytes or 0) / 2**20:.0f} "
+                f"MiB, {t.cache_hits} hits"
+            )

@@ -1,9 +1,17 @@
-"""A loaded reference model and the teacher-forced forward + greedy continuation over prompts.
+"""A loaded reference model: teacher-forced scoring of given continuations, or greedy decoding.
 
-``ReferenceSession`` opens the checkpoint, tokenizer and model skeleton once; ``run`` can be
-called several times (the KV-cache gate runs it once per cache format, passing its own
-``cache_factory``). All prompts advance together: one pass over the layers per decode step, so
-layer-streamed mode loads each layer once per step for every prompt.
+``ReferenceSession`` opens the checkpoint, tokenizer and model skeleton once; ``score`` and
+``run`` can be called several times (the KV-cache gate runs once per cache format, passing its
+own ``cache_factory``). All prompts advance together through the layers.
+
+- ``score``: prompt + given continuation in ONE pass over the weights, whatever the number of
+  continuation tokens. How the gates judge a served or converted model: the reference's
+  distribution at every position of the other side's text.
+- ``run``: greedy decoding, one pass per generated token (``adaptgate reference`` without
+  continuations; free-running behaviour).
+
+In streamed mode, layers the memory budget allows stay loaded after their first pass (see
+:mod:`adaptgate.reference.skeleton`); ``RunStats`` records the checkpoint bytes each pass read.
 """
 
 from __future__ import annotations
@@ -11,12 +19,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptgate.errors import UsageError
-from adaptgate.reference.engine import Engine
+from adaptgate.reference.engine import Engine, Sequence, StepOutput
 from adaptgate.reference.kvcache import CacheFactory
-from adaptgate.reference.memory import should_stream
+from adaptgate.reference.memory import memory_budget, should_stream
 from adaptgate.reference.prompts import EncodedPrompt
 from adaptgate.reference.skeleton import LayeredModel, build_model
 from adaptgate.reference.weights import WeightSource, open_weights
@@ -26,6 +35,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 DTYPES = ("float32", "bfloat16")
+ELEMENT_SIZE = {"float32": 4, "bfloat16": 2}  # bytes per weight in each compute dtype
 
 
 @dataclass
@@ -39,6 +49,8 @@ class Generation:
     step_logits: list[torch.Tensor] = field(default_factory=list)  # N x [V]
     topk_ids: list[torch.Tensor] = field(default_factory=list)  # N x [K] int64
     topk_logprobs: list[torch.Tensor] = field(default_factory=list)  # N x [K]
+    argmax: list[int] = field(default_factory=list)  # the reference's top token per position
+    ranks: list[int] = field(default_factory=list)  # of ``tokens`` under the reference, 1 = top
     stop_reason: str = "length"
 
 
@@ -46,7 +58,12 @@ class Generation:
 class RunStats:
     load_seconds: float = 0.0
     total_seconds: float = 0.0
-    passes: int = 0
+    bytes_read: list[int] = field(default_factory=list)  # checkpoint bytes read, per pass
+    cache_hits: int = 0
+
+    @property
+    def passes(self) -> int:
+        return len(self.bytes_read)
 
 
 def _eos_ids(weights: WeightSource, tokenizer: PreTrainedTokenizerBase) -> list[int]:
@@ -62,6 +79,18 @@ def _eos_ids(weights: WeightSource, tokenizer: PreTrainedTokenizerBase) -> list[
     return sorted(ids)
 
 
+def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir))
+    except (OSError, ValueError) as exc:
+        raise UsageError(
+            f"cannot load the tokenizer of {model_dir}: {str(exc).splitlines()[0]}",
+            fix="the model directory needs its tokenizer files",
+        ) from None
+
+
 class ReferenceSession:
     def __init__(
         self,
@@ -71,9 +100,12 @@ class ReferenceSession:
         dtype: str = "float32",
         stream: bool | None = None,
         simulate: str | None = None,
+        max_memory: int | None = None,
     ) -> None:
+        """``stream`` None: stream when the model does not fit the memory budget (``max_memory``
+        bytes, default :func:`~adaptgate.reference.memory.memory_budget`); in streamed mode the
+        budget, less one unit being streamed, is the RAM cache of dequantized units."""
         import torch
-        from transformers import AutoTokenizer
 
         from adaptgate.checkpoint import open_checkpoint
 
@@ -84,19 +116,16 @@ class ReferenceSession:
         self.device = device
         self.ckpt = open_checkpoint(model)
         self.weights = open_weights(self.ckpt)
+        self.memory_budget = memory_budget(max_memory)
         self.stream = (
-            should_stream(self.weights, torch.finfo(self.torch_dtype).bits // 8, device)
+            should_stream(self.weights, ELEMENT_SIZE[dtype], device, self.memory_budget)
             if stream is None
             else stream
         )
         self.lm: LayeredModel = build_model(self.weights, device, self.torch_dtype)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(self.ckpt.root))
-        except (OSError, ValueError) as exc:
-            raise UsageError(
-                f"cannot load the tokenizer of {self.ckpt.root}: {str(exc).splitlines()[0]}",
-                fix="the model directory needs its tokenizer files",
-            ) from None
+        if self.stream:
+            self.lm.cache_budget = max(0, (self.memory_budget or 0) - self.lm.largest_unit_bytes())
+        self.tokenizer = load_tokenizer(self.ckpt.root)
         self.eos_token_ids = _eos_ids(self.weights, self.tokenizer)
         self.simulate = simulate
         self.simulation = None
@@ -126,6 +155,80 @@ class ReferenceSession:
     def units_per_pass(self) -> int:
         return self.lm.num_layers + 1
 
+    def _engine(
+        self, cache_factory: CacheFactory | None, on_unit: Callable[[str], None] | None
+    ) -> Engine:
+        return Engine(
+            self.lm,
+            stream=self.stream,
+            cache_factory=cache_factory,
+            on_unit=on_unit,
+            simulation=self.simulation,
+        )
+
+    def _pass(
+        self,
+        engine: Engine,
+        stats: RunStats,
+        seqs: list[Sequence],
+        ids: list[torch.Tensor],
+        capture: set[int] | None = None,
+    ) -> list[StepOutput]:
+        """One ``Engine.step`` (one pass over the weights), with the bytes it read."""
+        read0, hits0 = self.weights.bytes_read, self.lm.cache_hits
+        outs = engine.step(seqs, ids, capture=capture)
+        stats.bytes_read.append(self.weights.bytes_read - read0)
+        stats.cache_hits += self.lm.cache_hits - hits0
+        return outs
+
+    def _finish(self, stats: RunStats, t0: float, load0: float) -> RunStats:
+        stats.load_seconds = self._load_seconds - load0
+        stats.total_seconds = time.perf_counter() - t0
+        return stats
+
+    def score(
+        self,
+        prompts: list[EncodedPrompt],
+        continuations: list[list[int]],
+        *,
+        top_k: int = 20,
+        capture: set[int] | None = None,
+        cache_factory: CacheFactory | None = None,
+        on_unit: Callable[[str], None] | None = None,
+    ) -> tuple[list[Generation], RunStats]:
+        """Teacher-forced scoring: each prompt followed by its continuation, every prompt in ONE
+        pass over the weights. Per prompt, the same fields ``run`` gives (prompt logits, hidden
+        states of ``capture`` layers at the prompt positions), and for continuation token ``n``
+        the distribution it is scored under (the logits at position ``T - 1 + n``), its argmax,
+        the token's log-probability and rank, and the top-k: ``tokens`` are the given ones."""
+        import torch
+
+        if len(continuations) != len(prompts) or top_k < 1:
+            raise UsageError(
+                f"{len(continuations)} continuations for {len(prompts)} prompts (top_k {top_k})",
+                fix="give one continuation (possibly empty) per prompt and top_k >= 1",
+            )
+        t0, load0 = time.perf_counter(), self._load_seconds
+        engine = self._engine(cache_factory, on_unit)
+        seqs = [engine.new_sequence() for _ in prompts]
+        ids = [
+            torch.tensor([p.token_ids + list(c)], dtype=torch.long)
+            for p, c in zip(prompts, continuations, strict=True)
+        ]
+        stats = RunStats()
+        outs = self._pass(engine, stats, seqs, ids, capture or set())
+        gens = []
+        for prompt, forced, out in zip(prompts, continuations, outs, strict=True):
+            n = len(prompt.token_ids)
+            gen = Generation(
+                prompt_logits=out.logits[:n].clone(),
+                hidden={key: h[:n].clone() for key, h in out.hidden.items()},
+            )
+            for step, token in enumerate(forced):
+                self._choose(gen, out.logits[n - 1 + step], top_k, token)
+            gens.append(gen)
+        return gens, self._finish(stats, t0, load0)
+
     def run(
         self,
         prompts: list[EncodedPrompt],
@@ -138,23 +241,18 @@ class ReferenceSession:
         stop_at_eos: bool = True,
     ) -> tuple[list[Generation], RunStats]:
         """Teacher-forced forward over each prompt (logits at every position, hidden states of
-        ``capture`` layers), then ``max_new_tokens`` greedy tokens with their log-probabilities."""
+        ``capture`` layers), then ``max_new_tokens`` greedy tokens with their log-probabilities:
+        one pass over the weights per token."""
         import torch
 
         if max_new_tokens < 0 or top_k < 1:
             raise UsageError("max_new_tokens must be >= 0 and top_k >= 1")
         t0, load0 = time.perf_counter(), self._load_seconds
-        engine = Engine(
-            self.lm,
-            stream=self.stream,
-            cache_factory=cache_factory,
-            on_unit=on_unit,
-            simulation=self.simulation,
-        )
+        engine = self._engine(cache_factory, on_unit)
         seqs = [engine.new_sequence() for _ in prompts]
         ids = [torch.tensor([p.token_ids], dtype=torch.long) for p in prompts]
-        first = engine.step(seqs, ids, capture=capture or set())
-        stats = RunStats(passes=1)
+        stats = RunStats()
+        first = self._pass(engine, stats, seqs, ids, capture or set())
         gens = [Generation(prompt_logits=o.logits, hidden=o.hidden) for o in first]
         last = {k: o.logits[-1] for k, o in enumerate(first)}
         for step in range(max_new_tokens):
@@ -168,25 +266,30 @@ class ReferenceSession:
             if not feed:
                 break
             active = sorted(feed)
-            outs = engine.step(
+            outs = self._pass(
+                engine,
+                stats,
                 [seqs[k] for k in active],
                 [torch.tensor([[feed[k]]], dtype=torch.long) for k in active],
             )
-            stats.passes += 1
             last = {k: o.logits[-1] for k, o in zip(active, outs, strict=True)}
-        stats.load_seconds = self._load_seconds - load0
-        stats.total_seconds = time.perf_counter() - t0
-        return gens, stats
+        return gens, self._finish(stats, t0, load0)
 
     @staticmethod
-    def _choose(gen: Generation, logits: torch.Tensor, top_k: int) -> int:
+    def _choose(
+        gen: Generation, logits: torch.Tensor, top_k: int, forced: int | None = None
+    ) -> int:
+        """Appends one position's scores to ``gen``: of ``forced``, or of the greedy token."""
         import torch
 
         logprobs = torch.log_softmax(logits.to(torch.float64), dim=-1)
-        token = int(torch.argmax(logits).item())
+        best = int(torch.argmax(logits).item())
+        token = best if forced is None else forced
         k = min(top_k, logprobs.numel())
         values, indices = torch.topk(logprobs, k)
         gen.tokens.append(token)
+        gen.argmax.append(best)
+        gen.ranks.append(int((logprobs > logprobs[token]).sum().item()) + 1)
         gen.logprobs.append(float(logprobs[token]))
         gen.step_logits.append(logits)
         gen.topk_ids.append(indices.to(torch.int64))

@@ -7,6 +7,10 @@ conversion (renamings, per-expert weights merged into fused MoE tensors, tied em
 *unit* at a time: ``base`` (everything outside the decoder layers) or one decoder layer. Freeing
 a unit puts its parameters back on the meta device. Checkpoint layers beyond
 ``num_hidden_layers`` (GLM's MTP layer) are ignored, as ``from_pretrained`` ignores them.
+
+In streamed mode, units are kept loaded after use while their dequantized weights (in the compute
+dtype) fit ``cache_budget``: the RAM cache. A later pass finds them loaded and reads nothing for
+them; the first units of a pass are kept first, so ``base`` (used twice per pass) is preferred.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from adaptgate.errors import CheckpointFormatError, ConfigError, UsageError
+from adaptgate.reference.memory import model_bytes
 from adaptgate.reference.weights import WeightSource, layer_index
 
 if TYPE_CHECKING:
@@ -95,11 +100,22 @@ class LayeredModel:
     ignored: list[str] = field(default_factory=list)  # checkpoint tensors no module takes
     unexpected: list[str] = field(default_factory=list)
     loaded: set[str] = field(default_factory=set)
+    cache_budget: int = 0  # bytes of dequantized units streamed mode may keep loaded
+    kept: set[str] = field(default_factory=set)  # units the cache holds
+    kept_bytes: int = 0
+    cache_hits: int = 0  # holds of a unit the cache already held
     _mapping: list[Any] = field(default_factory=list)
 
     @property
     def num_layers(self) -> int:
         return len(self.layers)
+
+    def unit_bytes(self, unit: str) -> int:
+        """The unit's loaded size: its checkpoint tensors in the compute dtype."""
+        return model_bytes(self.weights, self.dtype.itemsize, self.units.get(unit, []))
+
+    def largest_unit_bytes(self) -> int:
+        return max(self.unit_bytes(u) for u in self.units)
 
     def unit_modules(self, unit: str) -> list[torch.nn.Module]:
         if unit == BASE:
@@ -134,13 +150,26 @@ class LayeredModel:
 
     @contextmanager
     def holding(self, unit: str, *, release: bool) -> Iterator[None]:
-        """Loads ``unit`` for the block; frees it after when ``release``."""
+        """Loads ``unit`` for the block; after it, when ``release``, frees it unless the cache
+        keeps it."""
+        if unit in self.kept:
+            self.cache_hits += 1
         self.load(unit)
         try:
             yield
         finally:
-            if release:
+            if release and not self._keep(unit):
                 self.free(unit)
+
+    def _keep(self, unit: str) -> bool:
+        if unit in self.kept:
+            return True
+        size = self.unit_bytes(unit)
+        if self.kept_bytes + size > self.cache_budget:
+            return False
+        self.kept.add(unit)
+        self.kept_bytes += size
+        return True
 
     def _load_state(self, state: dict[str, torch.Tensor], unit: str) -> None:
         from transformers.core_model_loading import convert_and_load_state_dict_in_model

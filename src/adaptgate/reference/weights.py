@@ -12,7 +12,8 @@
   model as values.
 
 Scales, offsets and activation/KV scales are consumed here and never reach the model. Every raw
-tensor read is hashed (sha256 of its bytes), which gives the dump's model hash.
+tensor read is hashed (sha256 of its bytes), which gives the dump's model hash, and counted in
+``bytes_read`` (the dump's bytes read per pass).
 """
 
 from __future__ import annotations
@@ -55,9 +56,11 @@ class WeightSource:
     int8: dict[str, str] = field(default_factory=dict)  # compressed-tensors int8 weight -> scale
     skipped: list[str] = field(default_factory=list)  # metadata the model never sees
     digests: dict[str, str] = field(default_factory=dict)
+    bytes_read: int = 0  # checkpoint bytes read so far (weights, scales, offsets)
 
     def _raw(self, name: str) -> torch.Tensor:
         tensor = self.ckpt.read_tensor(name)
+        self.bytes_read += tensor.numel() * tensor.element_size()
         if name not in self.digests:
             import torch
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from adaptgate.console import Output
 from adaptgate.errors import ServerStartFailed, UsageError
+from adaptgate.messages import Said, message, said
 from adaptgate.serve.cpus import OMP_BIND_ENV, cpu_list
 from adaptgate.serve.doctor import diagnose
 from adaptgate.serve.logfacts import parse_log
@@ -108,16 +109,21 @@ def _ready_result(
     predicted = plan.memory.predicted_kv_tokens if plan.memory else None
     reported = facts.kv_cache_tokens[0] if facts.kv_cache_tokens else None
     ratio = round(reported / predicted, 4) if reported and predicted else None
-    reasons = [f"ready in {ready.seconds:.1f} s"]
+    reason = message("serve.ready", seconds=ready.seconds)
     verdict: Literal["PASS", "FAIL"] = "PASS"
     if ready.max_model_len is not None and ready.max_model_len != plan.max_model_len:
         verdict = "FAIL"
-        reasons.append(f"/v1/models max_model_len {ready.max_model_len} != {plan.max_model_len}")
+        reason = message(
+            "serve.max_len_mismatch",
+            before=reason,
+            reported=ready.max_model_len,
+            planned=plan.max_model_len,
+        )
     if reported is not None and predicted:
-        reasons.append(f"KV {reported:,} tokens reported vs {predicted:,} predicted")
+        reason = message("serve.kv_reported", before=reason, reported=reported, predicted=predicted)
     return ServeResult(
         verdict=verdict,
-        reason="; ".join(reasons),
+        reason=reason.said,
         stage=plan.stage,
         url=server.url,
         python=python,
@@ -140,11 +146,11 @@ def _failed(
 ) -> ServeResult:
     ascend = plan.release if plan.target.startswith("ascend") else None
     diag = diagnose(log_text, hints=_hints(plan), log=str(spec.log_path), ascend_release=ascend)
-    reason = exc.message
+    reason = exc.said or Said(text=exc.message)
     if diag.top is not None:
-        reason += f"; diagnosis: {diag.top.title} -- fix: {diag.top.fix}"
+        reason = said("serve.diagnosed", error=reason, title=diag.top.title, fix=diag.top.fix)
     elif diag.first_error:
-        reason += f"; first error: {diag.first_error}"
+        reason = said("serve.first_error", error=reason, line=diag.first_error)
     return ServeResult(
         verdict="FAIL",
         reason=reason,
@@ -161,14 +167,16 @@ def _failed(
     )
 
 
-def _hold(server: ManagedServer, out: Output) -> str:
+def _hold(server: ManagedServer, out: Output, before: Said) -> Said:
+    """Serves until Ctrl-C or vLLM's exit; ``before`` with how it ended."""
     out.status(f"serving at {server.url} (Ctrl-C to stop)")
     try:
         while server.alive():
             time.sleep(1.0)
     except KeyboardInterrupt:
-        return "stopped by Ctrl-C / SIGTERM"
-    return f"vLLM exited on its own (code {server.proc.returncode if server.proc else None})"
+        return said("serve.held_stopped", before=before)
+    code = server.proc.returncode if server.proc else None
+    return said("serve.held_exited", before=before, code=code)
 
 
 def _stop_info(server: ManagedServer) -> StopInfo | None:
@@ -213,9 +221,9 @@ def serve_model(
                 result.smoke = _run_smoke(plan, server, options, out)
                 if result.smoke.get("verdict") == "FAIL":
                     result.verdict = "FAIL"
-                    result.reason += "; smoke protocol checks failed"
+                    result.reason = said("serve.smoke_failed", before=result.reason)
             if options.hold:
-                result.reason += "; " + _hold(server, out)
+                result.reason = _hold(server, out, result.reason)
             if keep and not options.hold:
                 kept = server
             else:

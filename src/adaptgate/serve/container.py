@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from adaptgate.messages import said
 from adaptgate.serve.models import ContainerCommand
 
 ASCEND_IMAGE = "quay.io/ascend/vllm-ascend"
@@ -59,17 +60,12 @@ def ascend_container(
     run += ["-v", f"{host_model_dir}:{container_model_dir}:ro"]
     run += [image, "bash"]
     notes = [
-        f"/dev/davinci0..{devices - 1}: the NPUs this plan uses (one per rank on this node); "
-        "davinci_manager, devmm_svm and hisi_hdc are the driver's control nodes every container "
-        "needs",
-        "driver, firmware, npu-smi, dcmi, hccn.conf and ascend_install.info are mounted "
-        "read-only from the host: the image carries CANN but not the kernel driver",
-        f"--net=host: the API port {port} and HCCL/DP ports are the host's (so no -p mapping, "
-        "which host networking ignores)",
-        f"--shm-size={SHM_SIZE}: worker processes exchange tensors and message queues through "
-        "/dev/shm; docker's 64 MB default is too small",
-        "no --privileged: the device nodes above are all vllm-ascend needs",
-        f"the model is mounted read-only at {container_model_dir}",
+        said("serve.container_devices", last=devices - 1),
+        said("serve.container_driver"),
+        said("serve.container_net", port=port),
+        said("serve.container_shm", size=SHM_SIZE),
+        said("serve.container_unprivileged"),
+        said("serve.container_model", path=container_model_dir),
     ]
     return ContainerCommand(
         image=image,
@@ -92,8 +88,5 @@ def cuda_container(
         name=name,
         run=run,
         exec=["docker", "exec", "-it", name, "bash"],
-        notes=[
-            f"--gpus device={gpus}: the GPUs this plan uses",
-            "--ipc=host: NCCL and the workers share memory through the host IPC namespace",
-        ],
+        notes=[said("serve.container_gpus", gpus=gpus), said("serve.container_ipc")],
     )

@@ -14,8 +14,9 @@ from pydantic import BaseModel, Field
 
 from adaptgate.errors import InternalError, LogNotFound
 from adaptgate.inspect.releases import parse_release, release_in
+from adaptgate.messages import Said, said
 from adaptgate.results import Result
-from adaptgate.serve.knowledge import check_release_keyed
+from adaptgate.serve.knowledge import check_release_keyed, row_said
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _EXCEPTION = re.compile(r"\b[\w.]*(Error|Exception): \S")
@@ -26,9 +27,9 @@ KV_BLOCK = 128
 
 class Finding(BaseModel):
     id: str
-    title: str
-    cause: str
-    fix: str
+    title: Said
+    cause: Said
+    fix: Said
     line: int = Field(description="1-based line of the first hit")
     hits: int = Field(description="lines that matched")
     evidence: list[str]
@@ -57,13 +58,16 @@ class Diagnosis(Result):
 
 @dataclass(frozen=True)
 class Signature:
+    """A doctor.yaml entry; ``title``, ``cause`` and ``fix`` are templates in both languages
+    (``text`` English, ``zh`` Chinese)."""
+
     id: str
-    title: str
+    title: Said
     patterns: tuple[re.Pattern[str], ...]
     context: re.Pattern[str] | None
     window: int
-    cause: str
-    fix: str
+    cause: Said
+    fix: Said
     source: str | None
     supersedes: tuple[str, ...]
     generic: bool
@@ -87,12 +91,12 @@ def signatures() -> tuple[Signature, ...]:
         out.append(
             Signature(
                 id=row["id"],
-                title=row["title"],
+                title=row_said(row, "title"),
                 patterns=tuple(re.compile(p, re.IGNORECASE) for p in row["match"]),
                 context=re.compile(row["context"], re.IGNORECASE) if row.get("context") else None,
                 window=int(row.get("window", 30)),
-                cause=row["cause"],
-                fix=row["fix"],
+                cause=row_said(row, "cause"),
+                fix=row_said(row, "fix"),
                 source=row.get("source"),
                 supersedes=tuple(row.get("supersedes", [])),
                 generic=bool(row.get("generic")),
@@ -132,17 +136,26 @@ def _clean(line: str) -> str:
     return line if len(line) <= MAX_EVIDENCE else line[: MAX_EVIDENCE - 3] + "..."
 
 
-def _unverified_note(sig: Signature, ascend_release: str | None) -> str:
-    """Said after the cause when the vllm-ascend release is known and outside the entry's bounds."""
+def _filled(template: Said, values: _Fill) -> Said:
+    def fill(text: str) -> str:
+        return " ".join(text.format_map(values).split())
+
+    return Said(text=fill(template.text), zh=fill(template.zh) if template.zh else None)
+
+
+def _cause(sig: Signature, values: _Fill, ascend_release: str | None) -> Said:
+    """The cause, with a note when the vllm-ascend release is known and outside the entry's
+    bounds."""
+    cause = _filled(sig.cause, values)
     if sig.releases is None or ascend_release is None:
-        return ""
+        return cause
     if release_in(parse_release(ascend_release), list(sig.releases)):
-        return ""
+        return cause
     low, high = sig.releases
-    return (
-        f" (this entry was verified for vllm-ascend {low or 'any'} up to "
-        f"{'now' if high is None else 'before ' + high}, not for {ascend_release})"
-    )
+    params: dict[str, Any] = {"cause": cause, "low": low or "any", "release": ascend_release}
+    if high is None:
+        return said("doctor.unverified", **params)
+    return said("doctor.unverified_before", high=high, **params)
 
 
 def diagnose(
@@ -187,9 +200,8 @@ def diagnose(
             Finding(
                 id=sig.id,
                 title=sig.title,
-                cause=" ".join(sig.cause.format_map(values).split())
-                + _unverified_note(sig, ascend_release),
-                fix=" ".join(sig.fix.format_map(values).split()),
+                cause=_cause(sig, values, ascend_release),
+                fix=_filled(sig.fix, values),
                 line=no + 1,
                 hits=hits,
                 evidence=evidence,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adaptgate.messages import Said, said
 from adaptgate.serve.knowledge import recipes
 
 
@@ -18,7 +19,7 @@ class ChatFeatures:
     tools: bool
     reasoning_parser: str | None
     tool_parser: str | None
-    why: str
+    why: Said
 
 
 def read_chat_template(model_dir: Path | None) -> str | None:
@@ -61,7 +62,7 @@ def chat_features(
         # A thinking-only template opens <think> itself, unconditionally, with no switch.
         thinking_only = thinking and "enable_thinking" not in template and "thinking" in lname
         tools = "tools" in template
-        why = "from the chat template"
+        why = said("serve.parsers_template")
     else:
         thinking = bool(row.get("thinking_default"))
         if any(n in lname for n in row.get("non_thinking_names", [])):
@@ -70,7 +71,7 @@ def chat_features(
             thinking = True
         thinking_only = "thinking" in lname
         tools = bool(row.get("tool_parser"))
-        why = f"from the {family} family and the name (no chat template at hand)"
+        why = said("serve.parsers_family", family=family)
     thinking = thinking if want_reasoning is None else (want_reasoning and thinking)
     tools = tools if want_tools is None else (want_tools and tools)
     reasoning_parser = None

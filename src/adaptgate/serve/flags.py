@@ -7,10 +7,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from adaptgate.messages import Said, message, said
 from adaptgate.serve.knowledge import (
     PlanContext,
     env_knowledge,
     recipes,
+    row_said,
     source_text,
     when_holds,
 )
@@ -36,18 +38,18 @@ class FlagInputs:
     port: int
     layout: Layout
     max_model_len: int
-    max_model_len_why: str
+    max_model_len_why: Said
     max_num_seqs: int
-    max_num_seqs_why: str
+    max_num_seqs_why: Said
     utilization: float | None
     quantization: str | None
-    quantization_why: str
+    quantization_why: Said
     kv_cache_dtype: str
     stage: str
     enforce_eager: bool
     reasoning_parser: str | None
     tool_parser: str | None
-    parsers_why: str
+    parsers_why: Said
     mtp_tokens: int | None
     trust_remote_code: bool
     release: tuple[int, int]
@@ -69,17 +71,14 @@ def _parallel_flags(i: FlagInputs) -> list[Flag]:
             Flag(
                 flag="--data-parallel-size",
                 value=str(lay.dp),
-                reason=f"{lay.dp} replicas of the attention layers; experts sharded over all "
-                f"{lay.ranks} ranks",
+                reason=said("serve.flag_dp", dp=lay.dp, ranks=lay.ranks),
             )
         )
     if lay.expert_parallel:
         flags.append(
             Flag(
                 flag="--enable-expert-parallel",
-                reason=f"MoE experts split whole over the {lay.ranks} ranks (EP) instead of "
-                "slicing every expert (the MoE tutorials' setting; vllm-ascend's MC2/all-to-all "
-                "dispatch kernels are built for EP)",
+                reason=said("serve.flag_ep", ranks=lay.ranks),
                 source=source_text(recipes(), "tut-235b"),
             )
         )
@@ -95,8 +94,7 @@ def _accelerator_flags(i: FlagInputs) -> list[Flag]:
         Flag(
             flag="--max-num-batched-tokens",
             value=str(MAX_NUM_BATCHED_TOKENS),
-            reason="prefill chunk per step; the memory plan's activation reserve was measured "
-            f"at {MAX_NUM_BATCHED_TOKENS} (larger values raise the profiling peak)",
+            reason=said("serve.flag_batched_tokens", tokens=MAX_NUM_BATCHED_TOKENS),
         )
     )
     if i.utilization is not None:
@@ -104,7 +102,7 @@ def _accelerator_flags(i: FlagInputs) -> list[Flag]:
             Flag(
                 flag="--gpu-memory-utilization",
                 value=f"{i.utilization:g}",
-                reason="the fraction the memory plan was computed for",
+                reason=said("serve.flag_utilization"),
             )
         )
     return flags
@@ -113,13 +111,8 @@ def _accelerator_flags(i: FlagInputs) -> list[Flag]:
 def _graph_flags(i: FlagInputs) -> list[Flag]:
     flags: list[Flag] = []
     if i.enforce_eager:
-        why = (
-            "the CPU build starts in ~40 s eager vs ~80-140 s compiled; tiny models gain "
-            "nothing from compilation"
-            if i.ctx.platform == "cpu"
-            else "asked for (isolates graph-capture problems)"
-        )
-        return [Flag(flag="--enforce-eager", reason=why)]
+        why = "serve.flag_eager_cpu" if i.ctx.platform == "cpu" else "serve.flag_eager_asked"
+        return [Flag(flag="--enforce-eager", reason=said(why))]
     if i.ctx.platform == "ascend":
         decode_tokens = i.max_num_seqs * (1 + (i.mtp_tokens or 0))
         config = {
@@ -130,10 +123,11 @@ def _graph_flags(i: FlagInputs) -> list[Flag]:
             Flag(
                 flag="--compilation-config",
                 value=compact_json(config),
-                reason="ACL graph of the whole decode step (FULL_DECODE_ONLY, the tutorials' "
-                "recommendation); capture sizes are powers of two up to the decode batch "
-                f"({i.max_num_seqs} seqs x {1 + (i.mtp_tokens or 0)} tokens): fewer graphs "
-                "start faster and stay inside A2's stream budget",
+                reason=said(
+                    "serve.flag_compilation",
+                    seqs=i.max_num_seqs,
+                    tokens=1 + (i.mtp_tokens or 0),
+                ),
                 source=source_text(recipes(), "tut-235b"),
             )
         )
@@ -141,21 +135,29 @@ def _graph_flags(i: FlagInputs) -> list[Flag]:
         flags.append(
             Flag(
                 flag="--async-scheduling",
-                reason="schedule step n+1 while step n runs on the device (hides host overhead)",
+                reason=said("serve.flag_async"),
                 source=source_text(recipes(), "seed-002"),
             )
         )
     return flags
 
 
-def additional_config(ctx: PlanContext) -> tuple[dict[str, Any], list[str]]:
+def additional_config(ctx: PlanContext) -> tuple[dict[str, Any], list[tuple[str, Said]]]:
     merged: dict[str, Any] = {}
-    reasons: list[str] = []
+    reasons: list[tuple[str, Said]] = []
     for row in recipes()["additional_config"]:
         if when_holds(row.get("when"), ctx):
             merged[row["key"]] = row["value"]
-            reasons.append(f"{row['key']}: {row['reason']}")
+            reasons.append((row["key"], row_said(row)))
     return merged, reasons
+
+
+def _keyed(reasons: list[tuple[str, Said]]) -> Said:
+    """``key: reason; key: reason`` as one sentence in the reader's language."""
+    out = message("serve.keyed", key=reasons[0][0], reason=reasons[0][1])
+    for key, reason in reasons[1:]:
+        out = message("serve.keyed_more", before=out, key=key, reason=reason)
+    return out.said
 
 
 def _feature_flags(i: FlagInputs) -> list[Flag]:
@@ -166,7 +168,7 @@ def _feature_flags(i: FlagInputs) -> list[Flag]:
             Flag(
                 flag="--additional-config",
                 value=compact_json(extra),
-                reason="; ".join(reasons),
+                reason=_keyed(reasons),
                 source=source_text(recipes(), "ascend-config"),
             )
         )
@@ -175,8 +177,7 @@ def _feature_flags(i: FlagInputs) -> list[Flag]:
             Flag(
                 flag="--speculative-config",
                 value=compact_json({"method": "mtp", "num_speculative_tokens": i.mtp_tokens}),
-                reason=f"the checkpoint's MTP layer drafts {i.mtp_tokens} token(s) per step "
-                "(see the MTP memory cost)",
+                reason=said("serve.flag_mtp", tokens=i.mtp_tokens),
             )
         )
     if i.reasoning_parser:
@@ -184,29 +185,28 @@ def _feature_flags(i: FlagInputs) -> list[Flag]:
             Flag(
                 flag="--reasoning-parser",
                 value=i.reasoning_parser,
-                reason=f"thinking model ({i.parsers_why}): reasoning goes to the reasoning "
-                "field, the answer to content",
+                reason=said("serve.flag_reasoning", why=i.parsers_why),
             )
         )
     if i.tool_parser:
         flags.append(
             Flag(
                 flag="--enable-auto-tool-choice",
-                reason="let the model decide to call tools (tool_choice=auto)",
+                reason=said("serve.flag_auto_tool"),
             )
         )
         flags.append(
             Flag(
                 flag="--tool-call-parser",
                 value=i.tool_parser,
-                reason=f"the family's tool-call format ({i.parsers_why})",
+                reason=said("serve.flag_tool_parser", why=i.parsers_why),
             )
         )
     if i.trust_remote_code:
         flags.append(
             Flag(
                 flag="--trust-remote-code",
-                reason="config.json has auto_map: the architecture's code ships with the model",
+                reason=said("serve.flag_trust"),
             )
         )
     return flags
@@ -217,10 +217,10 @@ def build_flags(i: FlagInputs) -> list[Flag]:
         Flag(
             flag="--served-model-name",
             value=i.served_model_name,
-            reason="the stable name clients send as `model`",
+            reason=said("serve.flag_served_name"),
         ),
         Flag(flag="--host", value=i.host, reason=_host_reason(i.host)),
-        Flag(flag="--port", value=str(i.port), reason="the API port"),
+        Flag(flag="--port", value=str(i.port), reason=said("serve.flag_port")),
         *_parallel_flags(i),
         Flag(flag="--max-model-len", value=str(i.max_model_len), reason=i.max_model_len_why),
         Flag(flag="--max-num-seqs", value=str(i.max_num_seqs), reason=i.max_num_seqs_why),
@@ -233,8 +233,7 @@ def build_flags(i: FlagInputs) -> list[Flag]:
             Flag(
                 flag="--kv-cache-dtype",
                 value=i.kv_cache_dtype,
-                reason="FP8 KV cache judged safe by the kvcache gate (or asked for): half the "
-                "bytes per token, twice the tokens",
+                reason=said("serve.flag_kv_fp8"),
             )
         )
     if i.stage == "dummy":
@@ -242,17 +241,16 @@ def build_flags(i: FlagInputs) -> list[Flag]:
             Flag(
                 flag="--load-format",
                 value="dummy",
-                reason="Stage A: random weights prove the architecture and operators start "
-                "without reading the checkpoint",
+                reason=said("serve.flag_dummy"),
             )
         )
     return flags + _graph_flags(i) + _feature_flags(i)
 
 
-def _host_reason(host: str) -> str:
+def _host_reason(host: str) -> Said:
     if host in {"127.0.0.1", "localhost", "::1"}:
-        return "loopback only: the server is not reachable from other machines"
-    return "listen on every interface so clients (and other nodes) can reach it"
+        return said("serve.flag_host_loopback")
+    return said("serve.flag_host_all")
 
 
 def environment(ctx: PlanContext) -> list[EnvVar]:
@@ -265,7 +263,7 @@ def environment(ctx: PlanContext) -> list[EnvVar]:
                 EnvVar(
                     name=row["name"],
                     value=value,
-                    reason=row["reason"],
+                    reason=row_said(row),
                     source=source_text(data, row.get("source")),
                 )
             )
@@ -273,17 +271,16 @@ def environment(ctx: PlanContext) -> list[EnvVar]:
 
 
 def omitted_items(release: tuple[int, int], trust_needed: bool) -> list[Omitted]:
-    items = [Omitted(name=o["name"], reason=o["reason"]) for o in env_knowledge()["omitted"]]
+    items = [Omitted(name=o["name"], reason=row_said(o)) for o in env_knowledge()["omitted"]]
     for row in recipes()["retired_additional_config"]:
         major, minor = (int(x) for x in str(row["removed_in"]).split("."))
         if release >= (major, minor):
-            items.append(Omitted(name=f"additional-config {row['key']}", reason=row["reason"]))
+            items.append(Omitted(name=f"additional-config {row['key']}", reason=row_said(row)))
     if not trust_needed:
         items.append(
             Omitted(
                 name="--trust-remote-code",
-                reason="config.json has no auto_map: the architecture is built into "
-                "transformers and vLLM, so no repository code needs to run",
+                reason=said("serve.omit_trust"),
             )
         )
     return items
@@ -297,17 +294,17 @@ def node_flags(layout: Layout, node: int) -> tuple[list[Flag], dict[str, str]]:
         Flag(
             flag="--data-parallel-size-local",
             value=str(layout.dp_local),
-            reason=f"{layout.dp_local} DP rank(s) on each node",
+            reason=said("serve.flag_dp_local", n=layout.dp_local),
         ),
         Flag(
             flag="--data-parallel-address",
             value="${HEAD_IP}",
-            reason="node 0's address: every node joins its DP coordinator",
+            reason=said("serve.flag_dp_address"),
         ),
         Flag(
             flag="--data-parallel-rpc-port",
             value=str(DP_RPC_PORT),
-            reason="DP coordinator port on node 0 (the tutorials' value)",
+            reason=said("serve.flag_dp_rpc"),
         ),
     ]
     holders = {"HEAD_IP": "IP address of node 0", "LOCAL_IP": "this node's IP address"}
@@ -315,11 +312,11 @@ def node_flags(layout: Layout, node: int) -> tuple[list[Flag], dict[str, str]]:
     if node == 0:
         return common, holders
     worker = [
-        Flag(flag="--headless", reason="engine ranks only; node 0 serves the API"),
+        Flag(flag="--headless", reason=said("serve.flag_headless")),
         Flag(
             flag="--data-parallel-start-rank",
             value=str(node * layout.dp_local),
-            reason=f"this node hosts DP ranks from {node * layout.dp_local}",
+            reason=said("serve.flag_start_rank", rank=node * layout.dp_local),
         ),
     ]
     return worker + common, holders

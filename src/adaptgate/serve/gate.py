@@ -14,6 +14,7 @@ from typing import Any
 
 from adaptgate.errors import PlanError, VllmNotFound
 from adaptgate.gate import Gate, GateOutcome, RunContext
+from adaptgate.messages import Said, message
 from adaptgate.record import KV_CACHE_DTYPES, GateStatus
 from adaptgate.serve.api import serve_model, vllm_python
 from adaptgate.serve.cpus import split_cpus
@@ -31,13 +32,15 @@ from adaptgate.serve.runbook import write_plan_outputs
 from adaptgate.serve.server_facts import server_facts
 
 
-def host_can_run(target: str) -> str | None:
+def host_can_run(target: str) -> Said | None:
     """None when this host has the target's devices, else why not."""
     if target.startswith("ascend") and not Path("/dev/davinci_manager").exists():
-        return f"target {target} needs Ascend NPUs; this host has no /dev/davinci_manager"
-    if target == "cuda" and not Path("/dev/nvidiactl").exists():
-        return "target cuda needs NVIDIA GPUs; this host has no /dev/nvidiactl"
-    return None
+        node, devices = "/dev/davinci_manager", "Ascend NPUs"
+    elif target == "cuda" and not Path("/dev/nvidiactl").exists():
+        node, devices = "/dev/nvidiactl", "NVIDIA GPUs"
+    else:
+        return None
+    return message("serve.no_device", target=target, devices=devices, node=node).said
 
 
 def python_has_vllm(python: str) -> bool:
@@ -115,9 +118,9 @@ def _external(
     launch arguments) and the flags it runs with that differ from the plan are listed."""
     facts, why = server_facts(url, plan, Path(server_log) if server_log else None)
     if why is not None or facts.served is None:
-        return GateOutcome(
+        return GateOutcome.said(
             GateStatus.FAIL,
-            f"no OpenAI-compatible server answers at {url}: {why}",
+            message("serve.external_unreachable", url=url, why=why),
             result=ServeGateResult(plan=plan, skipped=None, server=facts),
             artifacts=artifacts,
         )
@@ -136,17 +139,23 @@ def _external(
     }
     if log is not None:
         summary.update(server_vllm_ascend=log.vllm_ascend_version, server_platform=log.platform)
-    names = ", ".join(m.id for m in facts.models)
-    differs = (
-        f"; {len(facts.differences)} difference(s) from the plan: "
-        + ", ".join(d.flag for d in facts.differences)
-        if facts.differences
-        else ""
+    reason = message(
+        "serve.external",
+        url=url,
+        names=", ".join(m.id for m in facts.models),
+        max_len=served.max_model_len,
+        version=facts.version or message("serve.version_unknown"),
     )
-    return GateOutcome(
+    if facts.differences:
+        reason = message(
+            "serve.external_differs",
+            external=reason,
+            n=len(facts.differences),
+            flags=", ".join(d.flag for d in facts.differences),
+        )
+    return GateOutcome.said(
         GateStatus.PASS,
-        f"external server at {url} serves {names} (max_model_len {served.max_model_len}, "
-        f"vLLM {facts.version or 'version unknown'}); not started here{differs}",
+        reason,
         summary=summary,
         result=ServeGateResult(plan=plan, server=facts),
         artifacts=artifacts,
@@ -163,9 +172,9 @@ class ServeGate(Gate):
 
     def run(self, ctx: RunContext) -> GateOutcome:
         if ctx.settings.target not in TARGETS:
-            return GateOutcome.skipped(f"no launch plan for target {ctx.settings.target}")
+            return GateOutcome.skipped(message("serve.no_target", target=ctx.settings.target))
         if ctx.passed("inspect") is None and ctx.record.gate("inspect") is not None:
-            return GateOutcome.skipped("inspect did not pass")
+            return GateOutcome.skipped(message("serve.inspect_failed"))
         out_dir = ctx.gate_dir(self.name)
         try:
             plan = build_plan(_plan_options(ctx, "real", None, port=8000))  # the runbook's
@@ -177,16 +186,16 @@ class ServeGate(Gate):
         why_not = host_can_run(plan.target)
         python = vllm_python()
         if why_not is None and not python_has_vllm(python):
-            why_not = f"{python} cannot import vllm (set ADAPTGATE_VLLM_PYTHON)"
+            why_not = message("serve.no_vllm", python=python).said
         local = Path(plan.conversion.output) if plan.conversion else None
         route = None
         if local is not None and not local.is_dir():
             route = "native"  # measure what exists: the doctor explains a failure
         if why_not is not None:
             result = ServeGateResult(plan=plan, skipped=why_not)
-            return GateOutcome(
+            return GateOutcome.said(
                 GateStatus.SKIPPED,
-                f"{why_not}; the launch plan is in serve/plan/RUNBOOK.md",
+                message("serve.plan_only", why=why_not),
                 summary=_summary(None, None, plan),
                 result=result,
                 artifacts=artifacts,
@@ -225,9 +234,9 @@ class ServeGate(Gate):
         summary = _summary(a, b, plan)
         if split is not None:  # the bench gate's client runs on the CPUs the server left free
             summary.update(server_cpus=list(split.server), client_cpus=list(split.client))
-        return GateOutcome(
+        return GateOutcome.said(
             status,
-            f"{stage}: {last.reason}",
+            message("serve.stage", stage=stage, reason=last.reason),
             summary=summary,
             result=result,
             artifacts=artifacts,

@@ -164,7 +164,7 @@ def host_needs(options: HostOptions) -> HostNeeds:
             release=plan.release,
             release_from=release_from if release else "the plan's default release",
             plan_of=plan.model,
-            layout=plan.layout.reason,
+            layout=plan.layout.reason.text,
         )
     if release is None:
         release, release_from = _default_release(options.target), "the newest known release"

@@ -9,8 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adaptgate import __version__
+from adaptgate.messages import said
 from adaptgate.serve.container import CACHE_DIR
-from adaptgate.serve.knowledge import PlanContext, kernel_knowledge, source_text, when_holds
+from adaptgate.serve.knowledge import (
+    PlanContext,
+    kernel_knowledge,
+    row_said,
+    source_text,
+    when_holds,
+)
 from adaptgate.serve.models import EnvVar, KernelChoice, Omitted, SetupStep
 
 WHEEL_DIR = f"{CACHE_DIR}/adaptgate-wheels"
@@ -126,7 +133,11 @@ def kernel_plan(ctx: PlanContext) -> KernelPlan:
             EnvVar(
                 name=kernel["env"],
                 value="1",
-                reason=f"turns on {kernel['title']}: {kernel['reason']}",
+                reason=said(
+                    "serve.kernel_env",
+                    title=row_said(kernel, "title"),
+                    reason=row_said(kernel),
+                ),
                 source=source,
             )
         )
@@ -144,5 +155,5 @@ def kernel_plan(ctx: PlanContext) -> KernelPlan:
                 )
             )
         elif when_holds({"platform": edit["when"]["platform"], "moe": True}, ctx):
-            out.omitted.append(Omitted(name=edit["title"], reason=edit["off_reason"]))
+            out.omitted.append(Omitted(name=edit["title"], reason=row_said(edit, "off_reason")))
     return out

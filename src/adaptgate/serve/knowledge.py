@@ -1,5 +1,7 @@
 """Loads the serving knowledge (env.yaml, recipes.yaml, kernels.yaml, operators.yaml,
-doctor.yaml) and evaluates the small ``when`` condition language the data uses."""
+doctor.yaml) and evaluates the small ``when`` condition language the data uses. A row's
+sentences are data in both languages: ``reason`` (English) with ``reason_zh`` beside it, and
+likewise ``cause``/``fix``/``title``/``detail``/``note``."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 from adaptgate.errors import InternalError, UsageError
 from adaptgate.inspect.releases import parse_release, release_in
+from adaptgate.messages import Said
 
 # `when` keys: exact-match lists, booleans, and numeric bounds on the plan's context.
 _LIST_KEYS = {"targets": "target", "families": "family"}
@@ -169,6 +172,11 @@ def seed_disagreements(model: str, target: str) -> list[dict[str, Any]]:
         if any(m in name for m in row["when"].get("models", [name]))
         and platform in row["when"].get("platforms", [platform])
     ]
+
+
+def row_said(row: dict[str, Any], key: str = "reason") -> Said:
+    """A data row's sentence ``key`` with its Chinese (``<key>_zh``) beside it."""
+    return Said(text=str(row[key]), zh=row.get(f"{key}_zh"))
 
 
 def source_text(data: dict[str, Any], key: str | None) -> str | None:

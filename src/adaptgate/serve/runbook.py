@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from adaptgate.messages import Said
 from adaptgate.results import write_text_atomic
 from adaptgate.serve.models import LaunchPlan, SetupStep
 from adaptgate.serve.shell import (
@@ -24,8 +25,9 @@ def _gib(n: int) -> str:
     return f"{n / GiB:.2f} GiB"
 
 
-def _cell(text: str | None) -> str:
-    return (text or "").replace("|", "\\|").replace("\n", " ")
+def _cell(text: str | Said | None) -> str:
+    """A table cell: the runbook is English, so a Said gives its English text."""
+    return str(text or "").replace("|", "\\|").replace("\n", " ")
 
 
 def _code(text: str, lang: str = "bash") -> list[str]:
@@ -39,7 +41,7 @@ def _summary(plan: LaunchPlan) -> list[str]:
         ("architecture", f"{plan.facts.architecture} ({plan.facts.family})"),
         ("checkpoint format", plan.quant_label),
         ("target", f"{plan.target}, release {plan.release}, device {plan.device}"),
-        ("release chosen", plan.release_reason or f"{plan.release} (no reason recorded)"),
+        ("release chosen", plan.release_reason.text or f"{plan.release} (no reason recorded)"),
         ("route", f"{plan.route}: {plan.route_reason}"),
         (
             "layout",
@@ -234,7 +236,7 @@ def deployment_record(plan: LaunchPlan) -> dict[str, Any]:
         "target": {
             "platform": plan.target,
             "release": plan.release,
-            "release_reason": plan.release_reason,
+            "release_reason": plan.release_reason.text,
             "device": plan.device,
             "devices_per_node": lay.devices_per_node,
             "nodes": lay.nodes,
@@ -277,7 +279,9 @@ def deployment_record(plan: LaunchPlan) -> dict[str, Any]:
             "B_real": render_command(single, width=10**6),
         },
         "memory": plan.memory.model_dump() if plan.memory else None,
-        "operators": [{"op": o.op, "detail": o.detail, "status": o.status} for o in plan.operators],
+        "operators": [
+            {"op": o.op, "detail": o.detail.text, "status": o.status} for o in plan.operators
+        ],
         "kernels": [
             {"name": k.name, "enabled": k.enabled, "env": k.env, "reason": k.reason}
             for k in plan.kernels

@@ -9,6 +9,7 @@ from __future__ import annotations
 from adaptgate.inspect.devices import GiB
 from adaptgate.inspect.memory import LayoutPlan
 from adaptgate.inspect.models import InspectResult, RouteOption
+from adaptgate.messages import Message, Said, message, said
 from adaptgate.serve.models import Layout, MemorySummary
 
 MAX_NUM_SEQS_CAP = 256  # vLLM's default --max-num-seqs
@@ -25,7 +26,7 @@ def route_option(result: InspectResult, route: str) -> RouteOption | None:
 
 def choose_layout(
     option: RouteOption, devices_per_node: int, nodes: int, *, moe: bool
-) -> tuple[LayoutPlan, str] | None:
+) -> tuple[LayoutPlan, Said] | None:
     """The planned layout to launch: one using every device given, tensor parallel inside a
     node, the fewest data-parallel replicas (the vllm-ascend tutorials' single-node layout)."""
     if option.plan is None:
@@ -41,27 +42,31 @@ def choose_layout(
     full = [p for p in usable if p.devices == total]
     pool = full or usable
     best = min(pool, key=lambda p: (_STATUS_ORDER[p.status], p.dp, -p.devices))
-    why = f"TP={best.tp}"
-    if best.dp > 1:
-        why += f" x DP={best.dp}"
-    if moe and best.devices > 1:
-        why += " with expert parallel"
-    why += f" on {best.devices} device(s): {best.reason}"
+    why = _parallel(best, ep=moe and best.devices > 1)
     if not full:
-        why += f" (no layout over all {total} devices fits; {total - best.devices} left idle)"
-    return best, why
+        why = message("serve.layout_partial", layout=why, total=total, idle=total - best.devices)
+    return best, why.said
 
 
-def layout_reason(plan: LayoutPlan, layout: Layout) -> str:
-    why = f"TP={plan.tp}" + (f" x DP={plan.dp}" if plan.dp > 1 else "")
-    if layout.expert_parallel:
-        why += " with expert parallel"
+def _parallel(plan: LayoutPlan, *, ep: bool) -> Message:
+    return message(
+        "serve.layout",
+        parallel=f"TP={plan.tp}" + (f" x DP={plan.dp}" if plan.dp > 1 else ""),
+        ep=said("serve.with_ep") if ep else "",
+        devices=plan.devices,
+        reason=plan.reason,
+    )
+
+
+def layout_reason(plan: LayoutPlan, layout: Layout) -> Said:
+    why = _parallel(plan, ep=layout.expert_parallel)
     total = layout.devices_per_node * layout.nodes
-    idle = f"; {total - plan.devices} of {total} device(s) idle" if plan.devices < total else ""
-    return f"{why} on {plan.devices} device(s): {plan.reason}{idle}"
+    if plan.devices < total:
+        why = message("serve.layout_idle", layout=why, idle=total - plan.devices, total=total)
+    return why.said
 
 
-def to_layout(plan: LayoutPlan, why: str, devices_per_node: int, nodes: int, moe: bool) -> Layout:
+def to_layout(plan: LayoutPlan, why: Said, devices_per_node: int, nodes: int, moe: bool) -> Layout:
     return Layout(
         tp=plan.tp,
         dp=plan.dp,
@@ -75,33 +80,26 @@ def to_layout(plan: LayoutPlan, why: str, devices_per_node: int, nodes: int, moe
 
 def choose_max_model_len(
     context: int | None, capacity_one_seq: int, *, asked: int | None
-) -> tuple[int, str]:
+) -> tuple[int, Said]:
     """The model's own context when one sequence of it fits the KV cache, else the largest
     power of two that does (the seed reports' rounding: 123,904 tokens fit -> 65,536)."""
     if asked is not None:
-        return asked, "asked for"
+        return asked, said("serve.asked")
     if context and capacity_one_seq >= context:
-        return context, f"the model's full context ({context:,} tokens) fits the KV cache"
+        return context, said("serve.len_full", context=context)
     length = pow2_floor(capacity_one_seq)
     ctx = f"{context:,}" if context else "unknown"
-    return length, (
-        f"the full context ({ctx} tokens) does not fit: the KV cache holds "
-        f"{capacity_one_seq:,} tokens for one sequence; rounded down to a power of two"
-    )
+    return length, said("serve.len_rounded", context=ctx, one_seq=capacity_one_seq)
 
 
 def choose_max_num_seqs(
     kv_tokens: int, avg_context: int, *, asked: int | None, cap: int = MAX_NUM_SEQS_CAP
-) -> tuple[int, str]:
+) -> tuple[int, Said]:
     if asked is not None:
-        return asked, "asked for"
+        return asked, said("serve.asked")
     fit = max(1, kv_tokens // avg_context)
     seqs = min(cap, pow2_floor(fit))
-    return seqs, (
-        f"KV cache holds {kv_tokens:,} tokens = {fit} sequences of {avg_context:,} tokens "
-        f"(--avg-context-tokens); rounded down to a power of two (decode graph sizes), "
-        f"at most {cap}"
-    )
+    return seqs, said("serve.seqs", kv_tokens=kv_tokens, fit=fit, avg=avg_context, cap=cap)
 
 
 def memory_summary(result: InspectResult, route: str, plan: LayoutPlan) -> MemorySummary:
@@ -152,5 +150,5 @@ def cpu_memory_summary(
         max_len_one_seq=tokens,
         concurrency_at_max_len=tokens // max_model_len if max_model_len else None,
         status="fits" if tokens >= max_model_len else "does_not_fit",
-        reason=f"VLLM_CPU_KVCACHE_SPACE={kv_gib} GiB / {per_token} bytes per token",
+        reason=said("serve.cpu_kv", gib=kv_gib, per_token=per_token),
     )

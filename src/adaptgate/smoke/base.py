@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adaptgate.client import Client, Reply
+from adaptgate.messages import Message, Said, message
 from adaptgate.registry import Registry
 from adaptgate.smoke.models import Category, CheckStatus, Evidence, SmokeOptions, excerpt
 
@@ -45,36 +46,45 @@ class SmokeContext:
 @dataclass
 class Outcome:
     status: CheckStatus
-    reason: str
+    reason: Said
     evidence: list[Evidence] = field(default_factory=list)
 
     @classmethod
-    def passed(cls, reason: str, *evidence: Evidence) -> Outcome:
-        return cls(CheckStatus.PASS, reason, list(evidence))
+    def passed(cls, reason: Message | Said, *evidence: Evidence) -> Outcome:
+        return cls(CheckStatus.PASS, reason.said, list(evidence))
 
     @classmethod
-    def failed(cls, reason: str, *evidence: Evidence) -> Outcome:
-        return cls(CheckStatus.FAIL, reason, list(evidence))
+    def failed(cls, reason: Message | Said, *evidence: Evidence) -> Outcome:
+        return cls(CheckStatus.FAIL, reason.said, list(evidence))
 
     @classmethod
-    def skipped(cls, reason: str, *evidence: Evidence) -> Outcome:
-        return cls(CheckStatus.SKIPPED, reason, list(evidence))
+    def skipped(cls, reason: Message | Said, *evidence: Evidence) -> Outcome:
+        return cls(CheckStatus.SKIPPED, reason.said, list(evidence))
 
 
 @dataclass(frozen=True)
 class CheckDef:
     id: str
-    title: str
     category: Category
     fn: Callable[[SmokeContext], Outcome]
+
+    @property
+    def title(self) -> str:
+        """What the check verifies, in English; the catalogue's ``smoke.check.<id>`` holds it
+        in every language, so a report renders a check's title from its id."""
+        return message(title_id(self.id)).text
+
+
+def title_id(check_id: str) -> str:
+    return f"smoke.check.{check_id}"
 
 
 CHECKS: Registry[CheckDef] = Registry("smoke check")
 
 
-def check(check_id: str, title: str, category: Category) -> Callable[..., Any]:
+def check(check_id: str, category: Category) -> Callable[..., Any]:
     def deco(fn: Callable[[SmokeContext], Outcome]) -> Callable[[SmokeContext], Outcome]:
-        CHECKS.add(check_id, CheckDef(check_id, title, category, fn))
+        CHECKS.add(check_id, CheckDef(check_id, category, fn))
         return fn
 
     return deco
@@ -106,8 +116,9 @@ def evidence(reply: Reply, **details: Any) -> Evidence:
 
 
 def http_failure(reply: Reply, what: str) -> Outcome | None:
-    """A FAIL outcome when the request did not get a 200 JSON answer."""
+    """A FAIL outcome when the request did not get a 200 JSON answer; ``what`` names the
+    request as code (``POST /v1/completions``, ``stream``)."""
     if reply.ok:
         return None
     detail = reply.error or f"HTTP {reply.status}"
-    return Outcome.failed(f"{what}: {detail}", evidence(reply))
+    return Outcome.failed(message("smoke.http_failed", what=what, detail=detail), evidence(reply))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from adaptgate.client import choice_of, token_ids, top_ids
 from adaptgate.errors import AdaptgateError
+from adaptgate.messages import Message, message
 from adaptgate.smoke.base import Outcome, SmokeContext, check, evidence, http_failure
 from adaptgate.smoke.quality import WEATHER_TOOL
 
@@ -71,10 +72,10 @@ def first_difference(a: list[int], b: list[int]) -> int | None:
     return None if len(a) == len(b) else min(len(a), len(b))
 
 
-def describe(model_dir: str, ids: list[int], at: int) -> str:
+def describe(model_dir: str, ids: list[int], at: int) -> str | Message:
     """The token at ``at`` as id and text (or 'end' past the last), for the reason line."""
     if at >= len(ids):
-        return "end of prompt"
+        return message("smoke.end_of_prompt")
     text = _tokenizer(model_dir).decode([ids[at]])
     return f"id {ids[at]} {text!r}"
 
@@ -85,31 +86,32 @@ def _variant_name(kwargs: dict[str, Any], tools: list[dict[str, Any]] | None) ->
     return str(kwargs) if kwargs else ""
 
 
-def _tools_note(source: str, plain: list[int]) -> str:
-    """'' when the template renders a tool schema (its rendering changes with ``tools``), else
-    why no tools variant is compared."""
+def _tools_note(source: str, plain: list[int]) -> dict[str, Any] | None:
+    """None when the template renders a tool schema (its rendering changes with ``tools``),
+    else why no tools variant is compared: a message id and its parameters but the reason it
+    follows (``base``)."""
     from jinja2 import TemplateError
 
     try:
         with_tools = render_locally(source, {}, TOOLS)
     except (ValueError, TypeError, TemplateError) as exc:
-        return f"; the template refuses tools ({' '.join(str(exc).split())[:120]})"
-    return "" if with_tools != plain else "; the template renders no tool schema"
+        error = " ".join(str(exc).split())[:120]
+        return {"id": "smoke.template_refuses_tools", "error": error}
+    return None if with_tools != plain else {"id": "smoke.template_no_tool_schema"}
 
 
-@check("chat_template", "the server renders a chat as the checkpoint's own template", "protocol")
+@check("chat_template", "protocol")
 def chat_template(ctx: SmokeContext) -> Outcome:
     source = ctx.options.reference_model
     if not source:
-        return Outcome.skipped(
-            "no source checkpoint to compare with (adaptgate smoke --reference-model DIR)"
-        )
+        return Outcome.skipped(message("smoke.no_reference_model"))
     variants: list[tuple[dict[str, Any], list[dict[str, Any]] | None]] = [({}, None)]
     labels = ["default"]
     if ctx.thinking:
         variants += [({"enable_thinking": True}, None), ({"enable_thinking": False}, None)]
         labels = ["enable_thinking default", "on", "off"]
-    compared, local, tools_note = 0, [], ""
+    compared, local = 0, []
+    tools_note: dict[str, Any] | None = None
     for kwargs, tools in variants:
         body: dict[str, Any] = {
             "model": ctx.model,
@@ -122,16 +124,13 @@ def chat_template(ctx: SmokeContext) -> Outcome:
             body["tools"] = tools
         reply = ctx.client.post("/tokenize", body)
         if reply.status == 404:
-            return Outcome.skipped(
-                "the server has no /tokenize (vLLM has one): its rendered prompt cannot be read",
-                evidence(reply),
-            )
+            return Outcome.skipped(message("smoke.no_tokenize"), evidence(reply))
         if fail := http_failure(reply, "POST /tokenize"):
             return fail
         try:
             local = render_locally(source, kwargs, tools)
         except (OSError, ValueError) as exc:  # no tokenizer or template to compare with
-            return Outcome.skipped(f"cannot render with {source}'s own template: {exc}")
+            return Outcome.skipped(message("smoke.cannot_render", source=source, error=str(exc)))
         if not compared:  # a template that renders tool schemas is compared with one too
             tools_note = _tools_note(source, local)
             if not tools_note:  # this loop reaches it last
@@ -140,24 +139,33 @@ def chat_template(ctx: SmokeContext) -> Outcome:
         served = [int(t) for t in (reply.data or {}).get("tokens") or []]
         at = first_difference(local, served)
         name = _variant_name(kwargs, tools)
-        how = f" with {name}" if name else ""
         ev = evidence(reply, checkpoint_tokens=len(local), server_tokens=len(served))
         if at is not None:
-            return Outcome.failed(
-                f"the served chat prompt{how} differs from the checkpoint's template at token "
-                f"{at}: checkpoint {describe(source, local, at)}, server "
-                f"{describe(source, served, at)} ({len(local)} vs {len(served)} tokens)",
-                ev,
-            )
+            where = {
+                "at": at,
+                "local": describe(source, local, at),
+                "served": describe(source, served, at),
+                "local_n": len(local),
+                "served_n": len(served),
+            }
+            if name:
+                return Outcome.failed(
+                    message("smoke.template_differs_with", variant=name, **where), ev
+                )
+            return Outcome.failed(message("smoke.template_differs", **where), ev)
         compared += 1
-    return Outcome.passed(
-        f"{len(local)} tokens identical to the checkpoint's own rendering"
-        + (f" ({compared} variants: {'/'.join(labels)})" if compared > 1 else "")
-        + tools_note
-    )
+    reason = message("smoke.template_identical", tokens=len(local))
+    if compared > 1:
+        reason = message(
+            "smoke.template_variants", base=reason, compared=compared, labels="/".join(labels)
+        )
+    if tools_note is not None:
+        note = dict(tools_note)
+        reason = message(note.pop("id"), base=reason, **note)
+    return Outcome.passed(reason)
 
 
-def _reference(ctx: SmokeContext, source: str) -> ReferenceSession | str:
+def _reference(ctx: SmokeContext, source: str) -> ReferenceSession | Message:
     """The CPU reference of ``source``, loaded once per smoke run (``ctx.cache``), or why not."""
     key = f"reference:{source}"
     if key not in ctx.cache:
@@ -168,14 +176,16 @@ def _reference(ctx: SmokeContext, source: str) -> ReferenceSession | str:
             session = ReferenceSession(source, dtype="float32")
         except (AdaptgateError, OSError, ValueError, KeyError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
-            ctx.cache[key] = f"the CPU reference cannot load {source}: {reason}"
+            ctx.cache[key] = message("smoke.reference_cannot_load", source=source, error=reason)
         else:
             if session.stream:  # decoding would reload every layer once per token
                 size = model_bytes(session.weights, 4) / 2**30
-                ctx.cache[key] = (
-                    f"{source} takes {size:.1f} GiB in float32, over {FULL_LOAD_SHARE:.0%} of the "
-                    f"available memory: the reference would stream every layer {ANSWER_TOKENS} "
-                    "times (run adaptgate precision for this comparison)"
+                ctx.cache[key] = message(
+                    "smoke.reference_too_big",
+                    source=source,
+                    size=f"{size:.1f}",
+                    share=f"{FULL_LOAD_SHARE:.0%}",
+                    tokens=ANSWER_TOKENS,
                 )
             else:
                 ctx.cache[key] = session
@@ -186,7 +196,7 @@ def _token(tok: PreTrainedTokenizerBase, token_id: int) -> str:
     return f"id {token_id} {tok.decode([token_id])!r}"
 
 
-@check("chat_answer", "the server's greedy chat answer against the CPU reference's", "quality")
+@check("chat_answer", "quality")
 def chat_answer(ctx: SmokeContext) -> Outcome:
     """The rendered chat prompt (the checkpoint's own template, token ids) goes to the server
     (``/v1/completions``, greedy, top-20 logprobs, vLLM's ``return_tokens_as_token_ids``) and to
@@ -204,19 +214,17 @@ def chat_answer(ctx: SmokeContext) -> Outcome:
     does not return token ids."""
     source = ctx.options.reference_model
     if not source:
-        return Outcome.skipped(
-            "no source checkpoint to compare with (adaptgate smoke --reference-model DIR)"
-        )
+        return Outcome.skipped(message("smoke.no_reference_model"))
     try:
         prompt = render_locally(source, {})
     except (OSError, ValueError) as exc:
-        return Outcome.skipped(f"cannot render with {source}'s own template: {exc}")
+        return Outcome.skipped(message("smoke.cannot_render", source=source, error=str(exc)))
     count = ANSWER_TOKENS
     if ctx.max_model_len:
         count = min(count, ctx.max_model_len - len(prompt))
     if count < 1:
         return Outcome.skipped(
-            f"the {len(prompt)}-token prompt leaves no room in max_model_len {ctx.max_model_len}"
+            message("smoke.no_room", tokens=len(prompt), limit=ctx.max_model_len)
         )
     body = {
         "model": ctx.model,
@@ -228,23 +236,16 @@ def chat_answer(ctx: SmokeContext) -> Outcome:
     }
     reply = ctx.client.post("/v1/completions", body)
     if reply.status == 400:  # token-id prompts, logprobs or the vLLM extension refused
-        return Outcome.skipped(
-            "the server refused a greedy completion from token ids with logprobs "
-            "(vLLM serves one): its answer cannot be compared token by token",
-            evidence(reply),
-        )
+        return Outcome.skipped(message("smoke.token_ids_refused"), evidence(reply))
     if fail := http_failure(reply, "POST /v1/completions"):
         return fail
     choice = choice_of(reply)
     logprobs = choice.get("logprobs") or {}
     served = token_ids([str(t) for t in logprobs.get("tokens") or []])
     if served is None:
-        return Outcome.skipped(
-            "the server did not return token ids (vLLM's return_tokens_as_token_ids)",
-            evidence(reply),
-        )
+        return Outcome.skipped(message("smoke.no_token_ids"), evidence(reply))
     reference = _reference(ctx, source)
-    if isinstance(reference, str):
+    if isinstance(reference, Message):
         return Outcome.skipped(reference, evidence(reply))
     from adaptgate.reference.prompts import EncodedPrompt, Prompt
 
@@ -276,17 +277,20 @@ def chat_answer(ctx: SmokeContext) -> Outcome:
     }
     if at is None:
         return Outcome.passed(
-            f"all {len(ref)} greedy tokens agree with the CPU reference's (float32) from the "
-            f"same {len(prompt)}-token prompt",
+            message("smoke.answer_agrees", tokens=len(ref), prompt=len(prompt)),
             evidence(reply, **details),
         )
-    agreed = f"the first {at} of {len(ref)} greedy tokens agree with the CPU reference's"
+    agreed = {"at": at, "tokens": len(ref)}
     if at >= len(ref) or at >= len(served):
-        longer, ended = ("server", "reference") if at >= len(ref) else ("reference", "server")
+        ended = "reference" if at >= len(ref) else "server"
         extra = served[at] if at < len(served) else ref[at]
         return Outcome.passed(
-            f"{agreed}; the {ended}'s answer ends there, the {longer}'s goes on with "
-            f"{_token(tok, extra)} (finish_reason {choice.get('finish_reason')!r})",
+            message(
+                f"smoke.{ended}_ends_first",
+                **agreed,
+                token=_token(tok, extra),
+                finish=repr(choice.get("finish_reason")),
+            ),
             evidence(reply, **details),
         )
     top = [int(i) for i in gen.topk_ids[at].tolist()]
@@ -299,20 +303,19 @@ def chat_answer(ctx: SmokeContext) -> Outcome:
         server_token_reference_rank=rank,
         reference_token_in_server_topk=None if server_ids is None else ref[at] in server_ids,
     )
-    where = (
-        f"{agreed}; at token {at} the server chose {_token(tok, served[at])}, the reference "
-        f"{_token(tok, ref[at])}"
-    )
+    where = {
+        **agreed,
+        "served": _token(tok, served[at]),
+        "reference": _token(tok, ref[at]),
+        "k": len(top),
+    }
     if rank is None:
         return Outcome.failed(
-            f"{where}: the server's token is outside the reference's top-{len(top)} -- the "
-            "served model computes something else from the same context",
-            evidence(reply, **details),
+            message("smoke.answer_outside_topk", **where), evidence(reply, **details)
         )
     gap = float(gen.topk_logprobs[at][0] - gen.topk_logprobs[at][rank - 1])
     details["reference_logprob_gap"] = round(gap, 4)
     return Outcome.passed(
-        f"{where} (the reference's #{rank}, {gap:.2f} nats below its choice: within its "
-        f"top-{len(top)}, as bf16 and float32 may part at a near-tie)",
+        message("smoke.answer_within_topk", **where, rank=rank, gap=f"{gap:.2f}"),
         evidence(reply, **details),
     )

@@ -43,15 +43,14 @@ class SmokeGate(Gate):
         try:
             result = run_smoke(options, ctx.out)
         except ServerUnreachable as exc:
-            return GateOutcome.skipped(
-                f"{exc.message} (the serve gate's server is gone: rerun serve and smoke together)"
-            )
+            return GateOutcome.skipped(message("smoke.server_gone", error=exc.message))
         path = result.write_json(ctx.gate_dir(self.name) / "smoke.json")
         summary = _summary(result)
         status = GateStatus.PASS if result.verdict == "PASS" else GateStatus.FAIL
         verdicts = {"protocol": result.protocol_verdict, "quality": result.quality_verdict}
-        failed_protocol = ", ".join(summary["failed_protocol"])
-        failed_quality = ", ".join(summary["failed_quality"])
+        # check ids as code: names, not words of the sentence
+        failed_protocol = ", ".join(f"`{c}`" for c in summary["failed_protocol"])
+        failed_quality = ", ".join(f"`{c}`" for c in summary["failed_quality"])
         if failed_protocol and failed_quality:
             reason = message(
                 "smoke.verdict_failed_both",

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from adaptgate.errors import EXIT_FAIL, EXIT_OK
+from adaptgate.messages import Said
 from adaptgate.results import Result
 
 Category = Literal["protocol", "quality"]
@@ -63,7 +64,7 @@ class CheckResult(BaseModel):
     title: str
     category: Category
     status: CheckStatus
-    reason: str
+    reason: Said
     evidence: list[Evidence] = Field(default_factory=list)
     seconds: float = 0.0
 

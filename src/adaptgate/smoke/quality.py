@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from adaptgate.client import choice_of, message_of, reasoning_of
+from adaptgate.messages import Message, joined, message
 from adaptgate.smoke.base import Outcome, SmokeContext, check, evidence, http_failure
 from adaptgate.smoke.models import excerpt
 
@@ -68,71 +69,72 @@ def _answer(ctx: SmokeContext, prompt: str, **extra: Any) -> tuple[Any, str, str
 
 def _no_answer(reply: Any, reasoning: str) -> Outcome:
     finish = choice_of(reply).get("finish_reason")
-    where = ""
+    which = "smoke.no_answer"
     if reasoning:
-        where = (
-            ": the token budget ended inside the reasoning"
-            if finish == "length"
-            else ": the reply ended inside the reasoning"
-        )
+        which += "_budget" if finish == "length" else "_in_reasoning"
     return Outcome.failed(
-        f"no final answer (finish_reason {finish}){where}",
-        evidence(reply, reasoning=excerpt(reasoning, 200)),
+        message(which, finish=finish), evidence(reply, reasoning=excerpt(reasoning, 200))
     )
 
 
-@check("chinese", "a Chinese question gets a mostly-CJK answer", "quality")
+@check("chinese", "quality")
 def chinese(ctx: SmokeContext) -> Outcome:
     reply, reasoning, answer = _answer(ctx, CHINESE_PROMPT)
-    if fail := http_failure(reply, "chat"):
+    if fail := http_failure(reply, "POST /v1/chat/completions"):
         return fail
     if not answer:
         return _no_answer(reply, reasoning)
     ratio = cjk_ratio(answer)
     ev = evidence(reply, answer=excerpt(answer, 200), cjk_ratio=round(ratio, 3))
     if ratio < CJK_MIN_RATIO:
-        return Outcome.failed(f"{ratio:.0%} of the answer's letters are CJK", ev)
-    return Outcome.passed(f"{ratio:.0%} CJK", ev)
+        return Outcome.failed(message("smoke.cjk_low", share=f"{ratio:.0%}"), ev)
+    return Outcome.passed(message("smoke.cjk", share=f"{ratio:.0%}"), ev)
 
 
-@check("arithmetic", "120 km in 2 hours: the answer is 60", "quality")
+@check("arithmetic", "quality")
 def arithmetic(ctx: SmokeContext) -> Outcome:
     reply, reasoning, answer = _answer(ctx, ARITHMETIC_PROMPT)
-    if fail := http_failure(reply, "chat"):
+    if fail := http_failure(reply, "POST /v1/chat/completions"):
         return fail
     if not answer:
         return _no_answer(reply, reasoning)
     numbers = re.findall(r"-?\d+(?:\.\d+)?", answer.replace(",", ""))
     ev = evidence(reply, answer=excerpt(answer, 200), numbers=numbers[:10])
     if any(float(n) == 60 for n in numbers):
-        return Outcome.passed("60 in the answer", ev)
-    return Outcome.failed(f"no 60 in the answer (numbers: {numbers[:5]})", ev)
+        return Outcome.passed(message("smoke.sixty"), ev)
+    return Outcome.failed(message("smoke.no_sixty", numbers=str(numbers[:5])), ev)
 
 
-@check("thinking", "a thinking model reasons, then answers", "quality")
+@check("thinking", "quality")
 def thinking(ctx: SmokeContext) -> Outcome:
     if ctx.thinking is False:
-        return Outcome.skipped("not a thinking model (the plan has no reasoning parser)")
+        return Outcome.skipped(message("smoke.not_thinking"))
     reply, reasoning, answer = _answer(ctx, THINKING_PROMPT)
-    if fail := http_failure(reply, "chat"):
+    if fail := http_failure(reply, "POST /v1/chat/completions"):
         return fail
     if ctx.thinking is None and not reasoning:
-        return Outcome.skipped("no reasoning in the reply and thinking not declared")
+        return Outcome.skipped(message("smoke.thinking_undeclared"))
     ev = evidence(reply, reasoning=excerpt(reasoning, 200), answer=excerpt(answer, 200))
     if not reasoning:
-        return Outcome.failed("no reasoning (reasoning field empty, no <think> block)", ev)
+        return Outcome.failed(message("smoke.no_reasoning"), ev)
     if not answer:
         return _no_answer(reply, reasoning)
-    return Outcome.passed(f"{len(reasoning)} chars of reasoning, then {len(answer)} of answer", ev)
+    return Outcome.passed(
+        message("smoke.reasoned", reasoning=len(reasoning), answer=len(answer)), ev
+    )
 
 
-def schema_problems(args: Any, schema: dict[str, Any]) -> list[str]:
+def schema_problems(args: Any, schema: dict[str, Any]) -> list[Message]:
     """A small JSON-schema subset: object, properties with type string/number/integer/
     boolean, enum, required, additionalProperties false."""
     if not isinstance(args, dict):
-        return [f"arguments are {type(args).__name__}, not an object"]
+        return [message("smoke.arguments_not_object", type=type(args).__name__)]
     props: dict[str, Any] = schema.get("properties", {})
-    problems = [f"missing required {k!r}" for k in schema.get("required", []) if k not in args]
+    problems = [
+        message("smoke.missing_required", key=repr(k))
+        for k in schema.get("required", [])
+        if k not in args
+    ]
     types: dict[str, type | tuple[type, ...]] = {
         "string": str,
         "number": (int, float),
@@ -143,40 +145,49 @@ def schema_problems(args: Any, schema: dict[str, Any]) -> list[str]:
         spec = props.get(key)
         if spec is None:
             if schema.get("additionalProperties") is False:
-                problems.append(f"unexpected property {key!r}")
+                problems.append(message("smoke.unexpected_property", key=repr(key)))
             continue
         want = types.get(spec.get("type", ""))
         if want is not None and not isinstance(value, want):
-            problems.append(f"{key!r} is {type(value).__name__}, not {spec['type']}")
+            problems.append(
+                message(
+                    "smoke.wrong_type", key=repr(key), got=type(value).__name__, want=spec["type"]
+                )
+            )
         if "enum" in spec and value not in spec["enum"]:
-            problems.append(f"{key!r}={value!r} not in {spec['enum']}")
+            problems.append(
+                message(
+                    "smoke.not_in_enum", key=repr(key), value=repr(value), allowed=str(spec["enum"])
+                )
+            )
     return problems
 
 
-@check("tool_call", "tool calling: JSON arguments matching the schema", "quality")
+@check("tool_call", "quality")
 def tool_call(ctx: SmokeContext) -> Outcome:
     if not ctx.options.tools:
-        return Outcome.skipped("the plan does not enable tool calling")
+        return Outcome.skipped(message("smoke.tools_disabled"))
     reply, _, _ = _answer(
         ctx,
         "What is the weather in Paris right now? Use the get_weather tool.",
         tools=[WEATHER_TOOL],
         tool_choice="auto",
     )
-    if fail := http_failure(reply, "chat with tools"):
+    if fail := http_failure(reply, "POST /v1/chat/completions tools=[get_weather]"):
         return fail
     calls = message_of(reply).get("tool_calls") or []
     ev = evidence(reply, tool_calls=excerpt(json.dumps(calls, ensure_ascii=False), 300))
     if not calls:
-        return Outcome.failed("no tool call in the reply", ev)
+        return Outcome.failed(message("smoke.no_tool_call"), ev)
     fn = (calls[0] or {}).get("function") or {}
     if fn.get("name") != "get_weather":
-        return Outcome.failed(f"called {fn.get('name')!r}, not get_weather", ev)
+        return Outcome.failed(message("smoke.wrong_tool", name=repr(fn.get("name"))), ev)
     try:
         args = json.loads(fn.get("arguments") or "")
     except ValueError as exc:
-        return Outcome.failed(f"arguments are not JSON: {exc}", ev)
+        return Outcome.failed(message("smoke.arguments_not_json", error=str(exc)), ev)
     problems = schema_problems(args, WEATHER_TOOL["function"]["parameters"])
     if problems:
-        return Outcome.failed("; ".join(problems), ev)
-    return Outcome.passed(f"get_weather({json.dumps(args, ensure_ascii=False)})", ev)
+        return Outcome.failed(joined(problems), ev)
+    arguments = json.dumps(args, ensure_ascii=False)
+    return Outcome.passed(message("smoke.tool_called", arguments=arguments), ev)

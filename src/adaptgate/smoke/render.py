@@ -22,7 +22,7 @@ def render_smoke(result: SmokeResult, console: Console) -> None:
     table.add_column("evidence / reason", overflow="fold")
     for r in result.checks:
         style = _STYLE[r.status]
-        table.add_row(r.category, r.id, f"[{style}]{r.status.value}[/]", r.reason)
+        table.add_row(r.category, r.id, f"[{style}]{r.status.value}[/]", r.reason.text)
     console.print(table)
     console.print(
         f"protocol: {result.protocol_verdict}   quality: {result.quality_verdict} "

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from adaptgate.client import Client
 from adaptgate.console import Output
 from adaptgate.errors import ServerUnreachable
+from adaptgate.messages import message
 from adaptgate.smoke import differential, protocol, quality  # noqa: F401 - registers checks
 from adaptgate.smoke.base import CHECKS, CheckDef, Outcome, SmokeContext
 from adaptgate.smoke.models import CheckResult, CheckStatus, SmokeOptions, SmokeResult
@@ -53,7 +54,9 @@ def _run_one(d: CheckDef, ctx: SmokeContext) -> CheckResult:
     try:
         outcome = d.fn(ctx)
     except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
-        outcome = Outcome.failed(f"the check raised {type(exc).__name__}: {exc}")
+        outcome = Outcome.failed(
+            message("smoke.check_raised", error=type(exc).__name__, detail=str(exc))
+        )
     return CheckResult(
         id=d.id,
         title=d.title,

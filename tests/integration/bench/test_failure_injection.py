@@ -49,7 +49,7 @@ def test_malformed_chunks_and_http_errors():
     assert f["http_503"] == 8
     assert f["malformed_sse"] == 8
     assert result.metrics.completed == 24
-    assert any("failed requests" in w for w in result.validity.warnings)
+    assert any("failed requests" in w.text for w in result.validity.warnings)
 
 
 def test_slow_headers_count_in_ttft_and_timeouts():

@@ -60,4 +60,4 @@ def test_chat_endpoint(vllm_url):
     assert result.metrics.completed == 12
     # the chat template adds tokens beyond the nominal prompt: reported, not hidden
     assert all(r.usage_prompt_tokens > 32 for r in records)
-    assert any("prompt" in w for w in result.validity.warnings)
+    assert any("prompt" in w.text for w in result.validity.warnings)

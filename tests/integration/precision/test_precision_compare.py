@@ -45,7 +45,7 @@ def test_transposed_scales_fail_and_name_the_layer(
     assert result.verdict == "FAIL"
     assert result.localization.layer == DEFECT_LAYER
     assert result.localization.module == f"model.layers.{DEFECT_LAYER}"
-    assert f"model.layers.{DEFECT_LAYER}" in result.reason
+    assert f"model.layers.{DEFECT_LAYER}" in result.reason.text
     depth = {p.name: p for p in result.localization.depth}
     assert all(depth[f"layer.{i}"].rel_l2 == 0.0 for i in range(DEFECT_LAYER))
     assert result.localization.largest_jump_layer == DEFECT_LAYER
@@ -96,3 +96,17 @@ def test_cli_exit_codes_and_json(
     )
     assert fail.exit_code == 1
     assert "model.layers.2" in fail.output and (tmp_path / "p.png").is_file()
+
+
+def test_transposed_scales_fail_on_the_same_forced_text(
+    dump_of: Callable[..., Path], fp8_model: Path, transposed_scales_model: Path
+) -> None:
+    """The gate's comparison: the defect scores the source's continuation, teacher-forced."""
+    source = dump_of(fp8_model)
+    forced = dump_of(transposed_scales_model, continuations_from=source, stream=True)
+    result = compare_dumps(source, forced)
+    assert result.verdict == "FAIL"
+    assert result.localization.layer == DEFECT_LAYER
+    gen = result.row("gen.logits")
+    assert gen is not None and gen.logits is not None
+    assert gen.logits.positions == 3 * 8  # every continuation position, not up to a divergence

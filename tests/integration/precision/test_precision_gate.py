@@ -1,5 +1,6 @@
 """PrecisionGate in a run context: reference always built; served check SKIPPED without a
-server, PASS against a server answering the reference's own numbers; conversion compared."""
+server, PASS against a server answering the reference's own greedy numbers (asked first, then
+scored teacher-forced); conversion compared on the same forced text."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from adaptgate.gate import RunContext
 from adaptgate.precision.gate import PrecisionGate
 from adaptgate.record import GateRecord, GateStatus, RunRecord, RunSettings
+from adaptgate.reference.dump import open_dump
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +29,38 @@ def test_without_server_the_served_check_is_skipped(
     outcome = PrecisionGate(prompts_file=prompts_file, max_new_tokens=4).run(ctx)
     assert outcome.status is GateStatus.SKIPPED
     assert "serve gate did not run" in outcome.reason
+    # the reason as a message, with why there is no server nested in it (issue 19)
+    assert outcome.reason_id == "precision.served_skipped"
+    assert outcome.reason_params["why"]["id"] == "gate.no_serve"
     assert (tmp_path / "precision" / "reference" / "reference.json").is_file()
     assert outcome.summary["prompts"] == 3
     assert outcome.summary["reference_mode"] == "full"
+    assert outcome.result is not None
+    assert outcome.result.model_dump()["reference"]["max_new_tokens"] == 4  # greedy, full load
+
+
+def test_streamed_without_server_scores_the_prompts_in_one_pass(
+    fp8_model: Path, tiny_model: Callable[..., Path], prompts_file: Path, tmp_path: Path
+) -> None:
+    ctx = _ctx(tmp_path, fp8_model)
+    converted = tiny_model(arch="qwen3", format="w8a8_dynamic", num_layers=4)
+    ctx.record.put(
+        GateRecord(
+            name="convert", title="Convert", status=GateStatus.PASS, reason="ok",
+            summary={"output_dir": str(converted)},
+        )
+    )  # fmt: skip
+    outcome = PrecisionGate(prompts_file=prompts_file, max_new_tokens=8, max_memory=0).run(ctx)
+    assert outcome.summary["reference_mode"] == "streamed"
+    assert outcome.summary["conversion_verdict"] == "PASS", outcome.reason
+    for name in ("reference", "reference-converted"):
+        dump = open_dump(tmp_path / "precision" / name).meta
+        assert dump.timings is not None and dump.timings.passes == 1
+        assert dump.max_new_tokens == 0  # no per-token re-reads of a streamed checkpoint
 
 
 def test_served_check_and_conversion_compare(
+    dump_of: Callable[..., Path],
     fp8_model: Path,
     tiny_model: Callable[..., Path],
     fake_server: Callable[[Path], str],
@@ -40,8 +68,8 @@ def test_served_check_and_conversion_compare(
     tmp_path: Path,
 ) -> None:
     ctx = _ctx(tmp_path, fp8_model)
-    # the server answers from the reference the gate is about to write (read per request)
-    url = fake_server(tmp_path / "precision" / "reference")
+    # the server answers with the model's own greedy numbers (a greedy dump of it)
+    url = fake_server(dump_of(fp8_model, max_new_tokens=8))
     ctx.record.put(
         GateRecord(
             name="serve", title="Serve", status=GateStatus.PASS, reason="up",
@@ -63,4 +91,15 @@ def test_served_check_and_conversion_compare(
     assert outcome.result is not None
     data = outcome.result.model_dump(mode="json")
     assert data["conversion"]["candidate"]["simulate"] == "w8a8-dynamic"
+    assert data["served"]["metrics"]["teacher_forced"]
+    assert data["served"]["metrics"]["scored_positions"] == 3 * 8
+    source = open_dump(tmp_path / "precision" / "reference").meta
+    converted_dump = open_dump(tmp_path / "precision" / "reference-converted").meta
+    served_ids = [
+        p.generated_ids for p in open_dump(dump_of(fp8_model, max_new_tokens=8)).meta.prompts
+    ]
+    assert [p.generated_ids for p in source.prompts] == served_ids  # the server's text
+    assert [p.generated_ids for p in converted_dump.prompts] == served_ids  # scored the same
+    assert source.continuation == converted_dump.continuation == "forced"
+    assert source.timings is not None and source.timings.passes == 1
     assert (tmp_path / "precision" / "conversion-depth.png").is_file()

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from adaptgate.cli.precision import command as precision_command
 from adaptgate.precision.models import ServedConfig
-from adaptgate.precision.served import check_served
+from adaptgate.precision.served import check_served, check_served_forced
+from adaptgate.reference.api import ReferenceConfig
 from adaptgate.reference.dump import open_dump
 
 pytestmark = pytest.mark.slow
@@ -61,3 +62,35 @@ def test_cli(
     assert json.loads(run.output)["verdict"] == "PASS"
     down = CliRunner().invoke(precision_command, ["http://127.0.0.1:9", "--reference", str(ref)])
     assert down.exit_code == 2 and "failed" in down.output
+
+
+def test_another_model_fails_scored_teacher_forced(
+    dump_of: Callable[..., Path],
+    tiny_model: Callable[..., Path],
+    fp8_model: Path,
+    fake_server: Callable[[Path], str],
+    prompts_file: Path,
+    tmp_path: Path,
+) -> None:
+    """The gate's order: the server answers first, the reference scores its text in one pass."""
+    other = dump_of(tiny_model(arch="qwen3", format="fp8_block", num_layers=4, seed=7))
+    ref = ReferenceConfig(
+        model=str(fp8_model), out=tmp_path / "ref", prompts_file=prompts_file, max_new_tokens=8
+    )
+    cfg = ServedConfig(url=fake_server(other), reference=ref.out)
+    result, dump = check_served_forced(cfg, ref)
+    assert dump.continuation == "forced" and dump.timings is not None
+    assert dump.timings.passes == 1
+    assert [p.generated_ids for p in dump.prompts] == [
+        p.generated_ids for p in open_dump(other).meta.prompts
+    ]
+    assert result.metrics.teacher_forced and result.metrics.scored_positions == 3 * 8
+    assert result.verdict == "FAIL"
+    failed = {c.metric for c in result.checks if not c.passed}
+    assert "first_mismatch_in_topk" in failed
+    same, _ = check_served_forced(
+        ServedConfig(url=fake_server(dump_of(fp8_model)), reference=tmp_path / "same"),
+        ref.model_copy(update={"out": tmp_path / "same"}),
+    )
+    assert same.verdict == "PASS", same.reason
+    assert same.metrics.exact_match_rate == 1.0 and same.metrics.served_rank_max == 1

@@ -12,7 +12,7 @@ def scraper(durations_s: list[float]) -> Scraper:
 
 def test_expensive_scrapes_warn_with_their_cost():
     warning = scraper([0.010] * 10).cost_warning(run_s=10.0)  # 100 ms of 10 s: 1%
-    assert warning is not None and "10.0 ms per scrape (1.0% of the run)" in warning
+    assert warning is not None and "10.0 ms per scrape (1.0% of the run)" in warning.text
 
 
 def test_cheap_scrapes_do_not_warn():

@@ -47,7 +47,7 @@ def test_valid_run(records):
 def test_client_limited_runs_are_invalid(records, kw, needle):
     v = assess(records, health(**kw), ValidityConfig(), ignore_eos=True)
     assert v.status == "INVALID"
-    assert any(needle in r for r in v.reasons), v.reasons
+    assert any(needle in r.text for r in v.reasons), v.reasons
 
 
 def test_thresholds_are_configurable(records):
@@ -60,7 +60,7 @@ def test_workload_warnings(records):
     failed = finalize(request_c(), EPOCH)
     v = assess([short, records[1], failed], health(), ValidityConfig(), ignore_eos=True)
     assert v.status == "VALID"
-    text = " ".join(v.warnings)
+    text = " ".join(w.text for w in v.warnings)
     assert "1 of 2 requests returned other than max_tokens" in text
     assert "'stop'" in text and "http_503" in text
     assert "differ from token chunks" in text  # usage 3 vs 4 chunks
@@ -68,7 +68,7 @@ def test_workload_warnings(records):
 
 def test_busy_machine_warns(records):
     v = assess(records, health(load_average=[5.0, 6.0], cpu_count=2), ValidityConfig(), True)
-    assert v.status == "VALID" and any("machine busy" in w for w in v.warnings)
+    assert v.status == "VALID" and any("machine busy" in w.text for w in v.warnings)
 
 
 def test_no_success_is_invalid():

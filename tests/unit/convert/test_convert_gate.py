@@ -10,6 +10,7 @@ from adaptgate.convert.gate import ConvertGate
 from adaptgate.gate import RunContext
 from adaptgate.inspect.api import inspect_model
 from adaptgate.inspect.models import InspectOptions
+from adaptgate.messages import render
 from adaptgate.record import GateRecord, GateStatus, RunRecord, RunSettings
 
 
@@ -38,7 +39,11 @@ def _ctx(tmp_path, model, route=None, inspect_status=GateStatus.PASS) -> RunCont
 def test_skipped_when_the_route_is_native(tmp_path, tiny_model, monkeypatch):
     monkeypatch.delenv("ADAPTGATE_CONVERT_TO", raising=False)
     outcome = ConvertGate().run(_ctx(tmp_path, tiny_model(format="fp8_block"), route="native"))
-    assert outcome.status is GateStatus.SKIPPED and "native" in outcome.reason
+    assert outcome.status is GateStatus.SKIPPED
+    assert outcome.reason == "inspect's route is native: no conversion needed"
+    assert render(outcome.reason_id or "", outcome.reason_params, "zh") == (
+        "inspect 给出的路线为 native：无需转换"
+    )
 
 
 def test_skipped_when_inspect_did_not_pass(tmp_path, tiny_model, monkeypatch):
@@ -60,6 +65,12 @@ def test_converts_on_the_route_and_points_later_gates_at_it(
     assert outcome.status is GateStatus.PASS, outcome.reason
     s = outcome.summary
     assert s["target"] == target and s["verify_problems"] == 0 and s["bytes_out"] > 0
+    seconds = f"{s['seconds']:.1f}"
+    gb = f"{s['bytes_in'] / 1e9:.2f} GB -> {s['bytes_out'] / 1e9:.2f} GB"
+    assert outcome.reason == f"inspect's route is {route}: {gb} {target} in {seconds} s, verified"
+    assert render(outcome.reason_id or "", outcome.reason_params, "zh") == (
+        f"inspect 给出的路线为 {route}：{gb} {target}，耗时 {seconds} s，已校验"
+    )
     assert s["output_dir"] == str((tmp_path / "run" / "convert" / "model").resolve())
     if target == "w8a8-dynamic":
         assert 0 < s["int8_rel_error"] < 0.02 and s["int8_worst_layer"].startswith("model.layers.")

@@ -58,7 +58,12 @@ def test_ignored_fp8_module_warns(tmp_path):
         config=config,
     )
     plan = plan_conversion(open_checkpoint(src), Target.BF16, max_shard_size=10**9)
-    assert any("stay unquantized" in w for w in plan.warnings)
+    (warning,) = plan.warnings
+    assert warning.text == (
+        "1 FP8 weights belong to modules the config says stay unquantized (e.g. lm_head.weight); "
+        "they are dequantized like the others"
+    )
+    assert warning.in_lang("zh").startswith("有 1 个 FP8 权重属于 config 声明保持不量化的模块")
 
 
 def test_layout_is_deterministic_and_bounded(tiny_model):

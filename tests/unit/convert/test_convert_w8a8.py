@@ -124,4 +124,4 @@ def test_mixed_fused_group_stays_float(tiny_model, tmp_path):
         name = f"model.layers.0.self_attn.{proj}.weight"
         assert entries[name] == "FLOAT" and out[name].dtype == torch.bfloat16
     assert entries["model.layers.1.self_attn.k_proj.weight"] == "W8A8_DYNAMIC"
-    assert any("fused groups" in w for w in result.warnings)
+    assert any("fused groups" in w.text for w in result.warnings)

@@ -25,7 +25,7 @@ def test_cli_glm_on_one_910b4_fails_with_numbers(tmp_path: Path) -> None:
     assert res.exit_code == 1
     data = json.loads(res.stdout)
     assert data["kind"] == "inspect" and data["verdict"] == "FAIL"
-    assert data["schema_version"] and "28.80 GiB usable" in data["reason"]
+    assert data["schema_version"] and "28.80 GiB usable" in data["reason"]["text"]
 
 
 def test_cli_qwen3_4b_passes_and_writes_report(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ def test_generation_that_does_not_stop_at_the_end_of_a_turn(tiny_model, tmp_path
     assert found["eos_config_mismatch"].severity == "warning"
     result = inspect_model(InspectOptions(model=str(model), target="cpu"))
     assert result.verdict == "PASS"  # warnings are reported, not a FAIL
-    assert any("<|im_end|>" in w for w in result.warnings)
+    assert any("<|im_end|>" in w.text for w in result.warnings)
 
 
 def test_stop_ids_outside_the_vocabulary_are_an_error(tiny_model, tmp_path):
@@ -63,7 +63,7 @@ def test_untied_without_a_head_fails_inspect(tiny_model, tmp_path):
     assert findings(model)["untied_without_lm_head"].severity == "error"
     result = inspect_model(InspectOptions(model=str(model), target="cpu"))
     assert result.verdict == "FAIL" and result.exit_code == 1
-    assert result.reason.startswith("checkpoint lint: tie_word_embeddings is false")
+    assert result.reason.text.startswith("checkpoint lint: tie_word_embeddings is false")
 
 
 def test_context_beyond_the_rope_scaling(tiny_model, tmp_path):
@@ -122,7 +122,7 @@ def test_the_real_smollm2_config_is_clean_and_a_changed_theta_is_named(smollm2_m
     assert "rope_theta to 100000" in found.fix
     result = inspect_model(InspectOptions(model=str(model), target="cpu"))
     assert result.verdict == "PASS"  # a fine-tune may change rope_theta: reported, not a FAIL
-    assert any("rope_theta 10000.0" in w for w in result.warnings)
+    assert any("rope_theta 10000.0" in w.text for w in result.warnings)
 
 
 QWEN3 = {"model_type": "qwen3", "max_position_embeddings": 40960, "hidden_size": 4096,

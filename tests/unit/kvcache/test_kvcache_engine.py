@@ -161,7 +161,7 @@ def test_an_exact_engine_scores_zero_and_a_perturbed_cache_is_judged_against_aut
         full += (eng.exp() * (eng - ref)).sum(-1).tolist()
     assert 0.005 < hot.arm.kl_mean <= sum(full) / len(full) + 1e-12
     assert hot.kl_mean == pytest.approx(hot.arm.kl_mean - done.auto.kl_mean)
-    assert "kl_mean" in hot.reason and f"{hot.arm.kl_mean:.3g}" in hot.reason
+    assert "kl_mean" in hot.reason.text and f"{hot.arm.kl_mean:.3g}" in hot.reason.text
 
 
 def test_a_cache_that_does_not_start_is_not_measured_and_no_baseline_measures_nothing() -> None:
@@ -211,7 +211,7 @@ def test_a_simulated_safe_the_engine_contradicts_is_named_with_both_numbers() ->
             fmt("SAFE", None),
         ]
     )
-    found = contradicted(result)
+    found = [s.text for s in contradicted(result)]
     assert len(found) == 1 and "f-SAFE-RISKY" in found[0]
     assert "0.0012" in found[0] and "0.0185" in found[0]
 

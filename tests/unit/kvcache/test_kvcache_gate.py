@@ -53,7 +53,7 @@ def test_wanted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plain = _model(tmp_path / "a", {})
     monkeypatch.delenv(ENV, raising=False)
     plan = wanted(_ctx(tmp_path, plain), str(plain))
-    assert plan.formats is None and ENV in plan.why
+    assert plan.formats is None and ENV in plan.why.text
     monkeypatch.setenv(ENV, "1")
     assert wanted(_ctx(tmp_path, plain), str(plain)).formats == ["fp8_e4m3", "fp8_e5m2"]
     assert wanted(_ctx(tmp_path, plain, "ascend-a2"), str(plain)).formats == ["int8_c8"]
@@ -80,11 +80,11 @@ def test_a_pinned_launch_dtype_is_tested_first_and_committed(
 
     plan = plan_for(kv_cache_dtype="fp8_e5m2", kv_formats="fp8")
     assert plan.formats == ["fp8_e5m2", "fp8_e4m3"] and plan.committed == "fp8_e5m2"
-    assert plan.why == "launching with --kv-cache-dtype fp8_e5m2; asked for fp8_e4m3"
+    assert plan.why.text == "launching with --kv-cache-dtype fp8_e5m2; asked for fp8_e4m3"
     assert not plan.declared
     plan = plan_for("ascend-a2", kv_cache_dtype="int8")
     assert plan.formats == ["int8_c8"] and plan.committed == "int8_c8"
-    assert plan.why == "launching with --kv-cache-dtype int8"
+    assert plan.why.text == "launching with --kv-cache-dtype int8"
     assert plan_for(kv_cache_dtype="auto").formats is None  # an unquantized cache: nothing asked
 
 

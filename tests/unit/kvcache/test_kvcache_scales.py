@@ -60,7 +60,7 @@ def test_fp8_scales_under_every_accepted_name(tmp_path: Path) -> None:
     assert [(float(s.k), float(s.v)) for s in ss.layers] == [(0.5, 0.25), (2.0, 3.0), (4.0, 4.0)]
     assert ss.notes == []
     e5m2 = checkpoint_scales(KV_FORMATS.get("fp8_e5m2"), ckpt, prefixes, CH)
-    assert {float(s.k) for s in e5m2.layers} == {1.0} and "e5m2" in e5m2.notes[0]
+    assert {float(s.k) for s in e5m2.layers} == {1.0} and "e5m2" in e5m2.notes[0].text
 
 
 def test_missing_scales_fall_back_like_the_engines(tmp_path: Path) -> None:
@@ -69,10 +69,10 @@ def test_missing_scales_fall_back_like_the_engines(tmp_path: Path) -> None:
     ckpt = open_checkpoint(root)
     ss = checkpoint_scales(KV_FORMATS.get("fp8_e4m3"), ckpt, attention_prefixes(ckpt, 3), CH)
     assert {float(s.k) for s in ss.layers} == {1.0}
-    assert "3 of 3 layers have no stored scales" in ss.notes[0]
+    assert "3 of 3 layers have no stored scales" in ss.notes[0].text
     c8 = checkpoint_scales(KV_FORMATS.get("int8_c8"), ckpt, attention_prefixes(ckpt, 3), CH)
     assert all(torch.equal(s.k, torch.ones(CH)) for s in c8.layers)
-    assert any("kv_cache_type" in n for n in c8.notes)
+    assert any("kv_cache_type" in n.text for n in c8.notes)
 
 
 def test_c8_scales_and_offsets(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_c8_scales_and_offsets(tmp_path: Path) -> None:
     ss = checkpoint_scales(KV_FORMATS.get("int8_c8"), ckpt, attention_prefixes(ckpt, 3), CH)
     assert ss.layers[2].k.shape == (CH,) and float(ss.layers[2].k[0]) == pytest.approx(0.3)
     assert ss.layers[1].v_offset is not None and float(ss.layers[1].v_offset[0]) == 1.0
-    assert any("ignores it" in n for n in ss.notes)  # non-zero offsets: flagged
+    assert any("ignores it" in n.text for n in ss.notes)  # non-zero offsets: flagged
 
 
 def _calibration() -> Calibration:
@@ -110,7 +110,7 @@ def test_calibration_rules() -> None:
     assert c8.layers[1].k_offset is not None and not c8.layers[1].k_offset.any()  # symmetric
     e5m2 = calibrated_scales(KV_FORMATS.get("fp8_e5m2"), cal)
     assert {float(s.k) for s in e5m2.layers} == {1.0}
-    assert "123 tokens" in e4m3.notes[0]
+    assert "123 tokens" in e4m3.notes[0].text
 
 
 def test_write_scales_in_engine_names(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def test_decide(change: dict[str, float], verdict: str, metric: str | None) -> N
     assert got == verdict
     failed = {c.metric for c in checks if not c.passed}
     assert (metric in failed) if metric else not failed
-    text = reason_text(got, checks, ["model.layers.1.self_attn"] if metric else [], ["note"])
+    text = reason_text(got, checks, ["model.layers.1.self_attn"] if metric else [], ["note"]).text
     assert text.endswith("note")
     if metric:
         assert metric in text and "model.layers.1.self_attn" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,17 @@ def test_builtin_profiles_cite_their_sources() -> None:
             assert all(limit.source for limit in getattr(profile.limits, section).values())
     with pytest.raises(UnknownKind, match="use one of: device, quantized"):
         load_thresholds(profile="nope")
+
+
+def test_every_limit_cites_its_source_in_both_languages() -> None:
+    """issue 19: a failed limit's source shows in the zh report as the file's source_zh."""
+    for name in ("device", "quantized"):
+        profile = load_thresholds(profile=name).limits
+        for section in ("logits", "hidden", "jump", "generation", "served"):
+            for metric, limit in getattr(profile, section).items():
+                zh = limit.source_zh or ""
+                assert re.search(r"[\u4e00-\u9fff]", zh), (name, section, metric)
+                assert limit.source and zh != limit.source
 
 
 def test_user_file_is_validated(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def test_streamed_equals_full_load(tiny_model: Callable[..., Path], arch: str, f
     path = tiny_model(arch=arch, format=fmt)
     results = []
     for stream in (False, True):
-        session = ReferenceSession(str(path), stream=stream)
+        session = ReferenceSession(str(path), stream=stream, max_memory=0)  # no RAM cache
         gens, stats = session.run(
             _encoded(IDS), max_new_tokens=3, capture=set(range(session.lm.num_layers))
         )
@@ -92,7 +92,7 @@ def test_streamed_equals_full_load(tiny_model: Callable[..., Path], arch: str, f
 
 def test_streamed_mode_frees_parameters_between_layers(tiny_model: Callable[..., Path]) -> None:
     path = tiny_model(arch="qwen3", format="bf16")
-    session = ReferenceSession(str(path), stream=True)
+    session = ReferenceSession(str(path), stream=True, max_memory=0)  # no RAM cache
     seen: list[tuple[str, int]] = []
 
     def on_unit(unit: str) -> None:

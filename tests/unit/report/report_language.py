@@ -9,7 +9,7 @@ import re
 
 CODE_BLOCK = re.compile(r"```.*?```", re.S)
 CODE_SPAN = re.compile(r"`[^`\n]*`")
-URL = re.compile(r"https?://\S+|\]\([^)]*\)|<[^>]+>")
+URL = re.compile(r"https?://\S+|\]\([^)]*\)|</?[A-Za-z][^<>\n]*>")
 # paths, key=value, identifiers with _ or -, --flags, dotted names (file.json, 0.18.0)
 NAMES = re.compile(r"\S*[/\\_=]\S*|\S*\w-\w\S*|--?\w\S*|\S*\.\w+\S*")
 RUN = re.compile(r"(?:[A-Za-z][A-Za-z']*[ ,;:]+){2,}[A-Za-z][A-Za-z']*")

@@ -26,6 +26,9 @@ def allowed() -> set[str]:
 def test_the_check_finds_an_english_sentence_and_passes_names_and_code():
     md = "| serve | 通过 | Stage B: serving after 44.9 s |\n`vllm serve -n 8` Qwen3 FP8 /a_b"
     assert english_runs(md) == ["Stage B: serving after"]
+    # a comparison sign is no tag: "<=" ... ">" must not hide the English between them
+    assert english_runs("KL <= 0.1 | layers at risk | p99 > 2") == ["layers at risk"]
+    assert english_runs("<b>粗体</b> <https://example.org/a b>") == []
     assert (
         english_runs("由 run.json 渲染（8 个门禁）；`adaptgate convert MODEL OUT --to bf16`") == []
     )

@@ -29,8 +29,9 @@ def test_doctor_identifies_the_signature(name: str) -> None:
     assert diagnosis.verdict == "diagnosed"
     top = diagnosis.findings[0]
     assert top.id == want, [f.id for f in diagnosis.findings]
-    assert top.cause and top.fix
-    assert "{" not in top.fix.replace("{{", "").replace('{"', ""), top.fix  # all filled
+    assert top.cause.text and top.fix.text
+    for text in (top.fix.text, top.fix.in_lang("zh")):  # all filled, in both languages
+        assert "{" not in text.replace("{{", "").replace('{"', ""), text
     # the evidence quotes the matching line of the log
     line = (LOGS / name).read_text().splitlines()[top.line - 1]
     assert top.evidence[0].startswith(f"{top.line}: ")
@@ -45,28 +46,28 @@ def test_generic_symptoms_hide_behind_a_specific_cause() -> None:
 def test_kv_too_small_fix_names_the_length_that_fits() -> None:
     finding = diagnose_file(LOGS / "cpu_kv_too_small.log").findings[0]
     # vLLM estimated 1,048,448 tokens; the fix rounds down to a 128-token block
-    assert "--max-model-len 1048448" in finding.fix
+    assert "--max-model-len 1048448" in finding.fix.text
     finding = diagnose_file(LOGS / "gpu_kv_too_small.log").findings[0]
-    assert "--max-model-len 44544" in finding.fix
+    assert "--max-model-len 44544" in finding.fix.text
 
 
 def test_fp8_on_npu_points_to_the_convert_route() -> None:
     top = diagnose_file(LOGS / "ascend_fp8_not_supported.log").findings[0]
-    assert "adaptgate convert" in top.fix and "w8a8-dynamic" in top.fix
-    assert "'fp8'" in top.cause
+    assert "adaptgate convert" in top.fix.text and "w8a8-dynamic" in top.fix.text
+    assert "'fp8'" in top.cause.text
 
 
 def test_aclinit_fix_is_spawn() -> None:
     top = diagnose_file(LOGS / "ascend_aclinit_107001.log").findings[0]
-    assert "VLLM_WORKER_MULTIPROC_METHOD=spawn" in top.fix
+    assert "VLLM_WORKER_MULTIPROC_METHOD=spawn" in top.fix.text
 
 
 def test_oom_at_profiling_uses_the_plan_hints() -> None:
     text = (LOGS / "ascend_oom_profile.log").read_text()
     top = diagnose(text, hints={"smaller_len": 16384, "max_num_batched_tokens": 32768}).findings[0]
     assert top.id == "oom_at_profiling"
-    assert "--max-model-len 16384" in top.fix
-    assert "32768-token" in top.cause
+    assert "--max-model-len 16384" in top.fix.text
+    assert "32768-token" in top.cause.text
 
 
 def test_unknown_failure_points_at_the_first_error() -> None:

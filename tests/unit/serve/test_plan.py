@@ -55,7 +55,7 @@ def test_cpu_fp8_route_depends_on_amx(tiny_model, amx: bool, route: str) -> None
         assert plan.conversion is None
         assert linear.status == "supported"
     else:
-        assert "AMX" in plan.route_reason
+        assert "AMX" in plan.route_reason.text
         assert plan.conversion is not None
         assert plan.conversion.argv[:2] == ["adaptgate", "convert"]
         assert plan.conversion.argv[-2:] == ["--to", "bf16"]
@@ -87,7 +87,10 @@ def test_glm47_on_a3_plans_mtp_with_its_memory_cost() -> None:
     assert "ascend_fusion_config" in extra  # 16 NPUs: gmmswigluquant off
     assert plan.container is not None and plan.container.image.endswith("-a3")
     ops = {o.op: o for o in plan.operators}
-    assert "partial" in ops["rope_partial"].detail.lower() or "0.5" in ops["rope_partial"].detail
+    assert (
+        "partial" in ops["rope_partial"].detail.text.lower()
+        or "0.5" in ops["rope_partial"].detail.text
+    )
     assert ops["moe_sigmoid"].status == "supported"
     assert ops["mtp"].status == "supported"
 

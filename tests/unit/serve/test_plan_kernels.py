@@ -65,7 +65,7 @@ def test_release_without_the_fusion_turns_the_kernel_on_and_explains_it(tmp_path
     ]
     compile(step.container[-1][2], "probe", "exec")  # the check after the install is Python
     qk_norm = next(o for o in plan.operators if o.op == "qk_norm")
-    assert "qk_rmsnorm Triton kernel" in qk_norm.note
+    assert "qk_rmsnorm Triton kernel" in qk_norm.note.text
 
     files = write_plan_outputs(plan, tmp_path)
     runbook = (tmp_path / "RUNBOOK.md").read_text("utf-8")
@@ -97,7 +97,7 @@ def test_release_with_the_fusion_keeps_the_kernel_off_and_says_why(release: str)
     assert "| off | off: vllm-ascend fuses" in runbook
     assert "triton-ascend" not in runbook.split("## Kernels")[0]  # no install step
     qk_norm = next(o for o in plan.operators if o.op == "qk_norm")
-    assert "fuse_qknorm_rope" in qk_norm.note  # the release's own fusion, as before
+    assert "fuse_qknorm_rope" in qk_norm.note.text  # the release's own fusion, as before
 
 
 def test_release_boundary_is_0_13() -> None:
@@ -130,8 +130,8 @@ def test_seed_002_w8a8_on_0_11_gets_the_moe_mlp_edit(tmp_path: Path) -> None:
     for other in (_plan("0.11.0"), _plan("0.18.0", config=_w8a8(tmp_path / "b"))):
         assert "moe_mlp_fusion" not in [s.name for s in other.setup]
         omitted = next(o for o in other.omitted if "moe_mlp.py" in o.name)
-        assert "only for W8A8 MoE on vllm-ascend 0.11" in omitted.reason
-        assert omitted.reason in render_runbook(other)
+        assert "only for W8A8 MoE on vllm-ascend 0.11" in omitted.reason.text
+        assert omitted.reason.text in render_runbook(other)
 
 
 MOE_MLP = """import torch

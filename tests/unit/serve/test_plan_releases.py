@@ -131,7 +131,11 @@ def test_the_env_difference_is_exactly_the_rows_bounds(
     expected = _changed(*by_data)
     assert expected  # the bounds do separate these releases
     plans = [
-        {v.name: (v.value, v.reason) for v in _plan_002(r, tmp_path).env if v.name in by_data[i]}
+        {
+            v.name: (v.value, v.reason.text)
+            for v in _plan_002(r, tmp_path).env
+            if v.name in by_data[i]
+        }
         for i, r in enumerate(pair)
     ]
     assert plans == by_data
@@ -186,8 +190,8 @@ def test_doctor_says_when_an_entry_was_not_verified_for_the_release() -> None:
     inside = diagnose(log, ascend_release="0.18.0").top
     outside = diagnose(log, ascend_release="0.23.0").top
     assert inside is not None and outside is not None
-    assert "not for" not in inside.cause
-    assert outside.cause.endswith(
+    assert "not for" not in inside.cause.text
+    assert outside.cause.text.endswith(
         "(this entry was verified for vllm-ascend 0.10 up to before 0.21, not for 0.23.0)"
     )
     # the pre-v0.15 wording of a missing quant_model_description.json
@@ -197,16 +201,16 @@ def test_doctor_says_when_an_entry_was_not_verified_for_the_release() -> None:
 
 def test_the_plan_records_which_release_and_why(tmp_path: Path) -> None:
     asked = _plan_002("0.11.0rc2", tmp_path)
-    assert asked.release_reason == "vllm-ascend 0.11.0rc2: --release 0.11.0rc2"
+    assert asked.release_reason.text == "vllm-ascend 0.11.0rc2: --release 0.11.0rc2"
     newest = build_plan(
         PlanOptions(config_path=CONFIGS / "Qwen3-8B.json", target="ascend-a2", devices=1)
     )
-    assert "the newest known release" in newest.release_reason
+    assert "the newest known release" in newest.release_reason.text
     assert f"| release chosen | {newest.release_reason}" in render_runbook(newest)
     # plan.json written before the field existed still loads
     old = json.loads(asked.model_dump_json())
     del old["release_reason"]
-    assert LaunchPlan.model_validate(old).release_reason == ""
+    assert LaunchPlan.model_validate(old).release_reason.text == ""
 
 
 def test_a_context_without_a_release_gets_no_release_bounded_row() -> None:

@@ -128,8 +128,8 @@ def chat_template_check(render: Render | None, model: str | None, thinking: bool
 def test_the_checkpoints_own_template_passes(tiny_model):
     model = str(tiny_model(arch="qwen3", format="bf16"))
     result, check = chat_template_check(renderer(model), model)
-    assert check.status is CheckStatus.PASS, check.reason
-    assert "identical to the checkpoint's own rendering" in check.reason
+    assert check.status is CheckStatus.PASS, check.reason.text
+    assert "identical to the checkpoint's own rendering" in check.reason.text
     assert result.verdict == "PASS"
 
 
@@ -142,28 +142,30 @@ def test_a_served_template_that_differs_fails_naming_the_first_differing_token(t
     assert stale != template
     result, check = chat_template_check(renderer(model, stale), model)
     assert check.status is CheckStatus.FAIL and result.verdict == "FAIL" and result.exit_code == 1
-    assert "differs from the checkpoint's template at token 1" in check.reason, check.reason
-    assert "checkpoint id " in check.reason and "server id " in check.reason
+    assert "differs from the checkpoint's template at token 1" in check.reason.text, (
+        check.reason.text
+    )
+    assert "checkpoint id " in check.reason.text and "server id " in check.reason.text
     assert check.evidence and check.evidence[0].details["checkpoint_tokens"] > 0
 
 
 def test_a_thinking_template_is_compared_with_thinking_on_and_off(tiny_model):
     model = str(tiny_model(arch="qwen3", format="bf16"))
     _, check = chat_template_check(renderer(model), model, thinking=True)
-    assert check.status is CheckStatus.PASS, check.reason
-    assert "4 variants: enable_thinking default/on/off/tools" in check.reason
+    assert check.status is CheckStatus.PASS, check.reason.text
+    assert "4 variants: enable_thinking default/on/off/tools" in check.reason.text
     # a server that drops chat_template_kwargs renders thinking on whatever the client asked
     deaf = renderer(model, ignore_kwargs=True)
     _, check = chat_template_check(deaf, model, thinking=True)
-    assert check.status is CheckStatus.FAIL and "'enable_thinking': False" in check.reason
+    assert check.status is CheckStatus.FAIL and "'enable_thinking': False" in check.reason.text
 
 
 def test_without_a_source_or_a_chat_tokenizer_it_is_skipped_with_the_reason(tiny_model):
     model = str(tiny_model(arch="qwen3", format="bf16"))
     _, check = chat_template_check(renderer(model), None)
-    assert check.status is CheckStatus.SKIPPED and "--reference-model" in check.reason
+    assert check.status is CheckStatus.SKIPPED and "--reference-model" in check.reason.text
     _, check = chat_template_check(None, model)  # the smoke fake: no chat /tokenize (404)
-    assert check.status is CheckStatus.SKIPPED and "/tokenize" in check.reason
+    assert check.status is CheckStatus.SKIPPED and "/tokenize" in check.reason.text
 
 
 def test_first_difference():
@@ -180,16 +182,16 @@ def test_first_difference():
 def test_a_template_that_renders_tools_is_compared_with_a_tool_schema(tiny_model):
     model = str(tiny_model(arch="qwen3", format="bf16"))  # the demo template is Qwen3's
     _, check, fake = run_check("chat_template", model, renderer(model))
-    assert check.status is CheckStatus.PASS, check.reason
-    assert "2 variants: default/tools" in check.reason
+    assert check.status is CheckStatus.PASS, check.reason.text
+    assert "2 variants: default/tools" in check.reason.text
     sent = [body for path, body in fake.requests if path == "/tokenize"]
     assert [b.get("tools") is not None for b in sent] == [False, True]
     assert sent[1]["tools"][0]["function"]["name"] == "get_weather"
     # a server that renders the chat without the tool schema it was given
     result, check, _ = run_check("chat_template", model, renderer(model, ignore_tools=True))
     assert check.status is CheckStatus.FAIL and result.verdict == "FAIL"
-    assert "the served chat prompt with tools=[get_weather] differs" in check.reason
-    assert "checkpoint id " in check.reason and "server id " in check.reason
+    assert "the served chat prompt with tools=[get_weather] differs" in check.reason.text
+    assert "checkpoint id " in check.reason.text and "server id " in check.reason.text
 
 
 def test_a_template_without_tools_is_not_given_any(smollm2_model):
@@ -197,8 +199,8 @@ def test_a_template_without_tools_is_not_given_any(smollm2_model):
     assert render_locally(model, {}) == render_locally(model, {}, [{"type": "function",
         "function": {"name": "f", "parameters": {"type": "object"}}}])  # fmt: skip
     _, check, fake = run_check("chat_template", model, renderer(model))
-    assert check.status is CheckStatus.PASS, check.reason
-    assert "the template renders no tool schema" in check.reason
+    assert check.status is CheckStatus.PASS, check.reason.text
+    assert "the template renders no tool schema" in check.reason.text
     assert all("tools" not in body for _, body in fake.requests)
 
 
@@ -257,8 +259,8 @@ def chat_answer(model: str | None, complete: Complete | None) -> Any:
 def test_a_server_that_answers_as_the_reference_agrees_on_every_token(reference):
     assert len(reference.tokens) == ANSWER_TOKENS  # a random model runs to the limit
     result, check = chat_answer(reference.model, reference.server(reference.tokens))
-    assert check.status is CheckStatus.PASS, check.reason
-    assert f"all {ANSWER_TOKENS} greedy tokens agree" in check.reason
+    assert check.status is CheckStatus.PASS, check.reason.text
+    assert f"all {ANSWER_TOKENS} greedy tokens agree" in check.reason.text
     details = check.evidence[0].details
     assert details["agreed_tokens"] == ANSWER_TOKENS and details["first_divergence"] is None
     assert details["prompt_tokens"] == len(reference.prompt)
@@ -270,12 +272,12 @@ def test_a_near_tie_divergence_is_reported_at_its_step(reference):
     runner_up = reference.topk[k][1]  # the reference's #2 at step k
     tokens = [*reference.tokens[:k], runner_up, *reference.tokens[k + 1 :]]
     _, check = chat_answer(reference.model, reference.server(tokens))
-    assert check.status is CheckStatus.PASS, check.reason  # reported, not a failure
-    assert f"the first {k} of {ANSWER_TOKENS} greedy tokens agree" in check.reason
-    assert f"at token {k} the server chose id {runner_up} " in check.reason
-    assert f"the reference id {reference.tokens[k]} " in check.reason
+    assert check.status is CheckStatus.PASS, check.reason.text  # reported, not a failure
+    assert f"the first {k} of {ANSWER_TOKENS} greedy tokens agree" in check.reason.text
+    assert f"at token {k} the server chose id {runner_up} " in check.reason.text
+    assert f"the reference id {reference.tokens[k]} " in check.reason.text
     gap = reference.topk_logprobs[k][0] - reference.topk_logprobs[k][1]
-    assert f"the reference's #2, {gap:.2f} nats below its choice" in check.reason
+    assert f"the reference's #2, {gap:.2f} nats below its choice" in check.reason.text
     details = check.evidence[0].details
     assert details["first_divergence"] == k and details["agreed_tokens"] == k
     assert details["server_token_reference_rank"] == 2
@@ -289,8 +291,8 @@ def test_a_token_outside_the_references_top_k_fails_the_check_not_the_gate(refer
     tokens = [*reference.tokens[:k], outsider, *reference.tokens[k + 1 :]]
     result, check = chat_answer(reference.model, reference.server(tokens))
     assert check.status is CheckStatus.FAIL
-    assert f"at token {k} the server chose id {outsider} " in check.reason
-    assert f"outside the reference's top-{ANSWER_TOP_K}" in check.reason
+    assert f"at token {k} the server chose id {outsider} " in check.reason.text
+    assert f"outside the reference's top-{ANSWER_TOP_K}" in check.reason.text
     assert check.evidence[0].details["server_token_reference_rank"] is None
     assert result.quality_verdict == "FAIL"
     assert result.verdict == "PASS"  # only the rendered prompt decides the smoke gate
@@ -299,29 +301,31 @@ def test_a_token_outside_the_references_top_k_fails_the_check_not_the_gate(refer
 def test_an_answer_that_stops_early_is_reported_where(reference):
     # stopped on a stop token the reference does not stop on: not an end of turn
     _, check = chat_answer(reference.model, reference.server(reference.tokens[:-2], finish="stop"))
-    assert check.status is CheckStatus.PASS, check.reason
-    assert f"the first {ANSWER_TOKENS - 2} of {ANSWER_TOKENS} greedy tokens agree" in check.reason
-    assert "the server's answer ends there" in check.reason
+    assert check.status is CheckStatus.PASS, check.reason.text
+    assert (
+        f"the first {ANSWER_TOKENS - 2} of {ANSWER_TOKENS} greedy tokens agree" in check.reason.text
+    )
+    assert "the server's answer ends there" in check.reason.text
 
 
 def test_the_answer_check_is_skipped_with_the_reason(reference, tmp_path, monkeypatch):
     agree = reference.server(reference.tokens)
     _, check = chat_answer(None, agree)
-    assert check.status is CheckStatus.SKIPPED and "--reference-model" in check.reason
+    assert check.status is CheckStatus.SKIPPED and "--reference-model" in check.reason.text
     # the server answers with token texts, not ids
     _, check = chat_answer(reference.model, reference.server(reference.tokens, as_ids=False))
-    assert check.status is CheckStatus.SKIPPED and "token ids" in check.reason
+    assert check.status is CheckStatus.SKIPPED and "token ids" in check.reason.text
     # a source whose weights the reference cannot read (its template still renders)
     broken = Path(shutil.copytree(reference.model, tmp_path / "broken"))
     for weights in broken.glob("*.safetensors*"):
         weights.unlink()
     _, check = chat_answer(str(broken), agree)
     assert check.status is CheckStatus.SKIPPED
-    assert "the CPU reference cannot load" in check.reason
+    assert "the CPU reference cannot load" in check.reason.text
     # too big for host memory: the reference would stream every layer per token
     monkeypatch.setattr("adaptgate.reference.session.should_stream", lambda *a: True)
     _, check = chat_answer(reference.model, agree)
-    assert check.status is CheckStatus.SKIPPED and "stream every layer" in check.reason
+    assert check.status is CheckStatus.SKIPPED and "stream every layer" in check.reason.text
 
 
 def test_an_answer_that_ends_at_the_end_of_turn_agrees_whether_or_not_it_is_listed(
@@ -332,7 +336,7 @@ def test_an_answer_that_ends_at_the_end_of_turn_agrees_whether_or_not_it_is_list
     monkeypatch.setattr("adaptgate.reference.session.ReferenceSession", lambda *a, **k: ref.session)
     assert len(ref.tokens) < ANSWER_TOKENS, "the real SmolLM2 ends its answer with <|im_end|>"
     _, check = chat_answer(ref.model, ref.server(ref.tokens, finish="stop"))
-    assert check.status is CheckStatus.PASS and "all " in check.reason, check.reason
+    assert check.status is CheckStatus.PASS and "all " in check.reason.text, check.reason.text
     # a server that stops on the end token without returning it (the text never shows it)
     _, check = chat_answer(ref.model, ref.server(ref.tokens[:-1], finish="stop"))
-    assert check.status is CheckStatus.PASS and "all " in check.reason, check.reason
+    assert check.status is CheckStatus.PASS and "all " in check.reason.text, check.reason.text

@@ -57,7 +57,7 @@ def test_a_broken_chat_template_fails_the_chat_check() -> None:
     result = smoke(FakeConfig(faults=Faults(broken_chat_template=True)))
     assert "chat" in failed(result)
     chat = result.by_id("chat")
-    assert chat is not None and "HTTP 400" in chat.reason
+    assert chat is not None and "HTTP 400" in chat.reason.text
     assert "chat template" in (chat.evidence[0].response or "")
     assert result.by_id("completion").status is CheckStatus.PASS  # type: ignore[union-attr]
     assert result.verdict == "FAIL" and result.exit_code == 1
@@ -68,7 +68,9 @@ def test_a_server_ignoring_max_tokens_fails_that_check() -> None:
     assert failed(result) == {"max_tokens"}
     check = result.by_id("max_tokens")
     assert check is not None
-    assert "finish_reason 'stop'" in check.reason and "20 tokens generated" in check.reason
+    assert (
+        "finish_reason 'stop'" in check.reason.text and "20 tokens generated" in check.reason.text
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,7 +92,7 @@ def test_a_good_model_passes_the_quality_checks() -> None:
         c.id: c.reason for c in result.checks if c.category == "quality"
     }
     tool = result.by_id("tool_call")
-    assert tool is not None and "Paris" in tool.reason
+    assert tool is not None and "Paris" in tool.reason.text
 
 
 def test_quality_checks_skip_what_the_plan_does_not_enable() -> None:
@@ -156,12 +158,12 @@ def test_helpers() -> None:
         "additionalProperties": False,
     }
     assert schema_problems({"city": "Paris"}, schema) == []
-    assert schema_problems({"unit": "k", "x": 1}, schema) == [
+    assert [p.text for p in schema_problems({"unit": "k", "x": 1}, schema)] == [
         "missing required 'city'",
         "'unit'='k' not in ['c', 'f']",
         "unexpected property 'x'",
     ]
-    assert schema_problems([1], schema) == ["arguments are list, not an object"]
+    assert [p.text for p in schema_problems([1], schema)] == ["arguments are list, not an object"]
     stop, k = pick_stop(" the model serves tokens quickly") or ("", 0)
     assert stop and k >= 1 and " the model serves tokens quickly".find(stop) == k
     assert pick_stop("") is None

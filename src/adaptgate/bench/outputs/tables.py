@@ -29,28 +29,36 @@ def _f(v: float | None, digits: int = 2) -> str:
 def summary_rows(m: BenchMetrics) -> list[tuple[str, str, str]]:
     """(name, value, definition) rows of the scalar metrics."""
     rows = [
-        ("Duration (s)", _f(m.duration_s), DEFINITIONS["duration_s"]),
+        ("Duration (s)", _f(m.duration_s), DEFINITIONS["duration_s"].text),
         ("Completed / failed", f"{m.completed} / {m.failed}", ""),
-        ("Request throughput (req/s)", _f(m.request_throughput), DEFINITIONS["request_throughput"]),
-        ("Output throughput (tok/s)", _f(m.output_throughput), DEFINITIONS["output_throughput"]),
+        (
+            "Request throughput (req/s)",
+            _f(m.request_throughput),
+            DEFINITIONS["request_throughput"].text,
+        ),
+        (
+            "Output throughput (tok/s)",
+            _f(m.output_throughput),
+            DEFINITIONS["output_throughput"].text,
+        ),
         (
             "Total token throughput (tok/s)",
             _f(m.total_token_throughput),
-            DEFINITIONS["total_token_throughput"],
+            DEFINITIONS["total_token_throughput"].text,
         ),
         (
             "Output tok/s per concurrent request",
             _f(m.output_throughput_per_concurrency),
-            DEFINITIONS["output_throughput_per_concurrency"],
+            DEFINITIONS["output_throughput_per_concurrency"].text,
         ),
         (
             "Peak / mean concurrency",
             f"{m.peak_concurrency} / {m.mean_concurrency:.2f}",
-            DEFINITIONS["peak_concurrency"] + "; " + DEFINITIONS["mean_concurrency"],
+            DEFINITIONS["peak_concurrency"].text + "; " + DEFINITIONS["mean_concurrency"].text,
         ),
     ]
     if m.request_goodput is not None:
-        rows.append(("Goodput (req/s)", _f(m.request_goodput), DEFINITIONS["request_goodput"]))
+        rows.append(("Goodput (req/s)", _f(m.request_goodput), DEFINITIONS["request_goodput"].text))
     if m.failures_by_reason:
         text = ", ".join(f"{k}: {v}" for k, v in sorted(m.failures_by_reason.items()))
         rows.append(("Failures by reason", text, ""))
@@ -87,7 +95,9 @@ def render(result: BenchResult, console: Any) -> None:
         for row in summary_rows(m):
             table.add_row(*row)
         console.print(table)
-        dt = Table(title=f"{m.window}: distributions (percentiles: {result.percentile_method})")
+        dt = Table(
+            title=f"{m.window}: distributions (percentiles: {result.percentile_method.text})"
+        )
         for col in ("metric (ms unless tok/s)", "n", "mean", "std", "p50", "p90", "p99", "max"):
             dt.add_column(col, justify="left" if col.startswith("metric") else "right")
         for label, name in LATENCIES:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from adaptgate.bench.scheduler.loop import ClientLoop, Job, WorkerOutput, WorkerPlan
+from adaptgate.messages import Said, said
 
 # Token chunks per second one client loop handles with room to spare on these machines
 # (measured with benchmarks/bench_client_overhead.py: 400 req/s x 34 chunks used ~35% of a
@@ -57,12 +58,12 @@ def split(plan: WorkerPlan, n: int) -> list[WorkerPlan]:
 
 async def run_plans(
     plans: list[WorkerPlan], side: Callable[[asyncio.Event], Awaitable[None]] | None = None
-) -> tuple[list[WorkerOutput], list[str], float]:
+) -> tuple[list[WorkerOutput], list[Said], float]:
     """Run the plans (in-process if one) while ``side(stop)`` runs in this loop until they end.
     Returns the outputs, the errors of workers that died, and the epoch the run used."""
     stop = asyncio.Event()
     side_task = asyncio.ensure_future(side(stop)) if side else None
-    errors: list[str] = []
+    errors: list[Said] = []
     try:
         if len(plans) == 1:
             lead = max(plans[0].epoch - time.monotonic(), 0.05)
@@ -82,7 +83,7 @@ async def run_plans(
     return outputs, errors, epoch
 
 
-async def _multi(plans: list[WorkerPlan]) -> tuple[list[WorkerOutput], list[str], float]:
+async def _multi(plans: list[WorkerPlan]) -> tuple[list[WorkerOutput], list[Said], float]:
     """Start the workers, wait until each is ready, hand them one epoch, collect the outputs."""
     margin = max(plans[0].epoch - time.monotonic(), 0.05)  # the lead time the caller asked for
     procs = [
@@ -104,7 +105,7 @@ async def _multi(plans: list[WorkerPlan]) -> tuple[list[WorkerOutput], list[str]
 
     loop.add_signal_handler(signal.SIGINT, forward)
     outputs: list[WorkerOutput] = []
-    errors: list[str] = []
+    errors: list[Said] = []
     epoch = plans[0].epoch
     try:
         for proc, plan in zip(procs, plans, strict=True):
@@ -112,7 +113,7 @@ async def _multi(plans: list[WorkerPlan]) -> tuple[list[WorkerOutput], list[str]
             proc.stdin.write(pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL))
             await proc.stdin.drain()
             if await proc.stdout.read(1) != b"R":
-                errors.append(f"client worker {plan.worker} did not start")
+                errors.append(said("bench.worker_not_started", worker=plan.worker))
         epoch = time.monotonic() + margin
         for proc in procs:
             assert proc.stdin is not None
@@ -126,7 +127,7 @@ async def _multi(plans: list[WorkerPlan]) -> tuple[list[WorkerOutput], list[str]
                 got = pickle.loads(data)
                 outputs.append(got)
             except (pickle.UnpicklingError, EOFError):
-                errors.append(f"client worker {plan.worker} died (exit code {proc.returncode})")
+                errors.append(said("bench.worker_died", worker=plan.worker, code=proc.returncode))
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         for proc in procs:

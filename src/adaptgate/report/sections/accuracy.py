@@ -61,7 +61,7 @@ def accuracy_section(ctx: Ctx, cols: GateCols) -> list[Block]:
         how = t("accuracy.chat") if r.chat_template else t("accuracy.no_chat")
         blocks.append(
             Para(
-                f"{prefix}**{t.status(r.verdict)}**: {r.reason}. "
+                f"{prefix}**{t.status(r.verdict)}**: {r.reason.in_lang(t.lang)}. "
                 + t(
                     "accuracy.how",
                     how=how,

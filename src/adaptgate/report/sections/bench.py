@@ -82,7 +82,7 @@ def _validity(t: Labels, label: str, r: BenchResult) -> list[Block]:
     v = r.validity
     text = f"{label}{t('bench.validity')}: **{t.status(v.status)}**"
     blocks: list[Block] = [Para(text, "ok" if v.status == "VALID" else "alert")]
-    items = [*v.reasons, *v.warnings]
+    items = [s.in_lang(t.lang) for s in (*v.reasons, *v.warnings)]
     cpus = r.client.client_cpus
     if cpus:
         items.append(f"{t('bench.client_cpus')}: {', '.join(str(c) for c in cpus)}")
@@ -93,7 +93,11 @@ def _validity(t: Labels, label: str, r: BenchResult) -> list[Block]:
         blocks.append(Para(f"{label}{t('bench.attempts')}:"))
         blocks.append(
             Bullets(
-                [f"#{a.attempt} {t.status(a.validity)}: {'; '.join(a.reasons)}" for a in earlier]
+                [
+                    f"#{a.attempt} {t.status(a.validity)}: "
+                    + "; ".join(s.in_lang(t.lang) for s in a.reasons)
+                    for a in earlier
+                ]
             )
         )
     return blocks
@@ -138,11 +142,13 @@ def bench_section(ctx: Ctx, cols: GateCols) -> list[Block]:
         blocks += [
             Heading(t("bench.definitions"), 3),
             Table(
-                [t("col.metric"), t("col.definition")], [[k, str(definitions[k])] for k in shown]
+                [t("col.metric"), t("col.definition")],
+                [[k, definitions[k].in_lang(t.lang)] for k in shown],
             ),
         ]
-        if per_column[0][1].percentile_method:
-            blocks.append(Para(f"{t('bench.percentiles')}: {per_column[0][1].percentile_method}"))
+        method = per_column[0][1].percentile_method.in_lang(t.lang)
+        if method:
+            blocks.append(Para(f"{t('bench.percentiles')}: {method}"))
     gate_plots = any(a.endswith(".png") for _, gate in cols for a in gate.artifacts)
     png = (
         b""

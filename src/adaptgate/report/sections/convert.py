@@ -113,7 +113,9 @@ def convert_section(ctx: Ctx, cols: GateCols) -> list[Block]:
         if also is not None:
             label = f"{run.label}: " if ctx.merged else ""
             blocks += [Heading(label + t("convert.also_heading"), 3), also]
-        problems = [*(r.verify.problems if r.verify else []), *r.warnings]
+        # verification's problems name tensors and files, quoted as written
+        warnings = [w.in_lang(t.lang) for w in r.warnings]
+        problems = [*(r.verify.problems if r.verify else []), *warnings]
         if problems:
             blocks.append(Bullets([f"{run.label}: {p}" if ctx.merged else p for p in problems]))
     return blocks

@@ -7,6 +7,7 @@ from __future__ import annotations
 from operator import attrgetter
 
 from adaptgate.kvcache.models import EngineFormat, FormatReport, KVCacheResult
+from adaptgate.messages import said
 from adaptgate.metrics.limits import Check
 from adaptgate.report.doc import Block, Bullets, Heading, Para
 from adaptgate.report.i18n import Labels
@@ -42,7 +43,7 @@ def _checks(fmt: FormatReport) -> dict[str, list[Check]]:
 def format_rows(t: Labels, fmt: FormatReport) -> Rows:
     checks = _checks(fmt)
     rows: Rows = [
-        (t("kvcache.engine"), f"{fmt.engine}: {fmt.how_enabled}"),
+        (t("kvcache.engine"), f"{fmt.engine}: {fmt.how_enabled.in_lang(t.lang)}"),
         (t("kvcache.scales"), fmt.scales.source),
     ]
     for label, path, rate in MEASURES:
@@ -76,7 +77,7 @@ def engine_rows(t: Labels, engine: EngineFormat | None) -> Rows:
     if engine is None:
         return []
     if not engine.verdict:
-        return [(t("kvcache.on_engine"), engine.reason or "-")]
+        return [(t("kvcache.on_engine"), engine.reason.in_lang(t.lang) or "-")]
     return [
         (t("kvcache.engine_kl"), num(engine.arm.kl_mean if engine.arm else None)),
         (t("kvcache.engine_kl_over_auto"), num(engine.kl_mean)),
@@ -86,15 +87,21 @@ def engine_rows(t: Labels, engine: EngineFormat | None) -> Rows:
     ]
 
 
-def _failed(fmt: FormatReport) -> list[str]:
+def _failed(t: Labels, fmt: FormatReport) -> list[str]:
     out = []
     for c in fmt.checks:
         if not c.passed:
-            op = ">=" if c.bound == "min" else "<="
-            out.append(
-                f"{fmt.format}: {c.metric} {num(c.value)} "
-                f"(need {op} {num(c.threshold)}; {c.source})"
+            # the limit's source is the threshold file's, quoted as written
+            line = said(
+                "kvcache.failed_limit_source",
+                format=fmt.format,
+                metric=c.metric,
+                value=num(c.value),
+                op=">=" if c.bound == "min" else "<=",
+                threshold=num(c.threshold),
+                source=c.source,
             )
+            out.append(line.in_lang(t.lang))
     return out
 
 
@@ -121,12 +128,16 @@ def kvcache_section(ctx: Ctx, cols: GateCols) -> list[Block]:
             if r.recommended_ascend:
                 text += f"; {t('kvcache.ascend')}: {r.recommended_ascend}"
             blocks.append(Para(text, "ok"))
-        reasons = [f"{prefix}{f.format} {f.verdict}: {f.reason}" for f in r.formats if f.reason]
+        reasons = [
+            f"{prefix}{f.format} {f.verdict}: {f.reason.in_lang(t.lang)}"
+            for f in r.formats
+            if f.reason.text
+        ]
         if r.recommendation:
-            reasons.append(f"{prefix}{r.recommendation}")
+            reasons.append(f"{prefix}{r.recommendation.in_lang(t.lang)}")
         if reasons:
             blocks.append(Bullets(reasons))
-        failed = [x for f in r.formats for x in _failed(f)]
+        failed = [x for f in r.formats for x in _failed(t, f)]
         if failed:
             where = f" ({run.label})" if ctx.merged else ""
             blocks += [Heading(t("precision.failed") + where, 3), Bullets(failed)]

@@ -83,7 +83,7 @@ def support_rows(t: Labels, r: InspectResult) -> Rows:
         return []
     quant = f"{s.scheme_key}: {s.quant_status}"
     if s.runs_as:
-        quant += f" ({t('word.runs_as')} {s.runs_as})"
+        quant += f" ({t('word.runs_as')} {s.runs_as.in_lang(t.lang)})"
     return [
         (t("support.target"), f"{s.target} {s.release}".strip()),
         (t("support.architecture"), f"{s.architecture}: {s.architecture_status}"),
@@ -100,7 +100,7 @@ def routes_table(t: Labels, r: InspectResult) -> Table | None:
     for opt in r.routes:
         best = opt.plan.best if opt.plan else None
         mark = " *" if opt.route == r.recommended else ""
-        plan = (opt.plan.summary if opt.plan else "") or t("model.not_planned")
+        plan = (opt.plan.summary.in_lang(t.lang) if opt.plan else "") or t("model.not_planned")
         rows.append(
             [
                 f"{opt.route}{mark}",
@@ -131,7 +131,8 @@ def inspect_section(ctx: Ctx, cols: GateCols) -> list[Block]:
     if support:
         blocks += [Heading(t("model.support"), 3), support]
     for run, _, r in results(cols, InspectResult):
-        items = [*r.support.errors, *r.support.notes] if r.support else []
+        said = [*r.support.errors, *r.support.notes] if r.support else []
+        items = [s.in_lang(t.lang) for s in said]
         if items:
             blocks.append(Bullets([f"{run.label}: {i}" if ctx.merged else i for i in items]))
         table = routes_table(t, r)
@@ -139,7 +140,6 @@ def inspect_section(ctx: Ctx, cols: GateCols) -> list[Block]:
             caption = f"{run.label}: {table.caption}" if ctx.merged else table.caption
             blocks += [Heading(t("model.routes"), 3), Table(table.header, table.rows, caption)]
         if r.recommendation:
-            blocks.append(
-                Para(f"{t('model.recommended')}: **{r.recommended}** - {r.recommendation}")
-            )
+            why = r.recommendation.in_lang(t.lang)
+            blocks.append(Para(f"{t('model.recommended')}: **{r.recommended}** - {why}"))
     return blocks

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adaptgate.messages import Said
 from adaptgate.report.doc import Block, Bullets, Heading, Para, Table
 from adaptgate.report.sections.base import Ctx, get
 from adaptgate.report.sections.data import serve_result
@@ -27,8 +28,15 @@ def _diagnoses(result: dict[str, Any] | None) -> list[dict[str, Any]]:
     return found
 
 
-def _symptom(finding: dict[str, Any]) -> str:
-    title = str(finding.get("title") or finding.get("signature") or finding.get("id") or "-")
+def _sentence(value: Any, lang: str) -> str:
+    """A finding's title, cause or fix: a Said (both languages) or, in older run.json, its
+    English text."""
+    return Said.model_validate(value).in_lang(lang) if value else ""
+
+
+def _symptom(finding: dict[str, Any], lang: str) -> str:
+    title = _sentence(finding.get("title"), lang)
+    title = title or str(finding.get("signature") or finding.get("id") or "-")
     evidence = finding.get("evidence") or []
     return f"{title}: `{evidence[0]}`" if evidence else title
 
@@ -57,10 +65,13 @@ def notes_section(ctx: Ctx) -> list[Block]:
                     f"**{prefix}{title}: {t.status(gate.status.value)}** - {ctx.reason(gate)}"
                 )
             for key in WARNING_KEYS:
-                for w in get(gate.result, key, []):
+                for stored in get(gate.result, key, []):
+                    # a warning is a sentence (Said) or, in older run.json, its English text
+                    w = Said.model_validate(stored).in_lang(t.lang)
                     warnings.setdefault(f"{prefix}{w}", f"{prefix}{title}: {w}")
             for d in _diagnoses(gate.result):
-                row = [_symptom(d), str(d.get("cause", "")), str(d.get("fix", ""))]
+                cause, fix = (_sentence(d.get(k), t.lang) for k in ("cause", "fix"))
+                row = [_symptom(d, t.lang), cause, fix]
                 if row not in rows:
                     rows.append(row)
     blocks: list[Block] = []

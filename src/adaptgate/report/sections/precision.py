@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from adaptgate.metrics.limits import Check
 from adaptgate.precision.models import CompareResult, DumpSummary, PrecisionGateResult, ServedResult
+from adaptgate.precision.thresholds import limit_failed
 from adaptgate.reference.dump import ReferenceDump
 from adaptgate.report.doc import Block, Bullets, Heading, Para, Table
 from adaptgate.report.i18n import Labels
@@ -158,7 +159,8 @@ def localization(t: Labels, pair: CompareResult) -> list[str]:
     items = []
     if loc.name:
         where = f"{loc.name}" + (f" ({loc.module})" if loc.module else "")
-        items.append(f"{t('precision.localized')}: **{where}** - {loc.criterion}")
+        criterion = loc.criterion.in_lang(t.lang) if loc.criterion else ""
+        items.append(f"{t('precision.localized')}: **{where}** - {criterion}")
     else:
         items.append(t("precision.not_localized"))
     if loc.largest_jump_layer is not None:
@@ -169,15 +171,8 @@ def localization(t: Labels, pair: CompareResult) -> list[str]:
     return items
 
 
-def failed_checks(pair: Pair) -> list[str]:
-    out = []
-    for c in pair.checks:
-        if not c.passed:
-            op = ">=" if c.bound == "min" else "<="
-            out.append(
-                f"{c.subject} {c.metric} {num(c.value)} (need {op} {num(c.threshold)}; {c.source})"
-            )
-    return out
+def failed_checks(t: Labels, pair: Pair) -> list[str]:
+    return [limit_failed(c).said.in_lang(t.lang) for c in pair.checks if not c.passed]
 
 
 def reference_rows(t: Labels, ref: ReferenceDump) -> list[tuple[str, str]]:
@@ -262,22 +257,25 @@ def precision_section(ctx: Ctx, cols: GateCols) -> list[Block]:
         prefix = f"{run.label}: " if ctx.merged else ""
         if r.served_skipped:
             blocks.append(
-                Para(f"{prefix}{t('precision.served_skipped')}: {r.served_skipped}", "note")
+                Para(
+                    f"{prefix}{t('precision.served_skipped')}: {r.served_skipped.in_lang(t.lang)}",
+                    "note",
+                )
             )
         pvm = predicted_vs_measured(t, r, prefix)
         if pvm is not None:
             blocks.append(pvm)
         for pair in pairs_of(r):
             name = pair_name(t, pair)
-            failed = failed_checks(pair)
+            failed = failed_checks(t, pair)
             if failed:
                 blocks += [
                     Heading(f"{t('precision.failed')} ({prefix}{name})", 3),
                     Bullets(failed),
                 ]
             items = localization(t, pair) if isinstance(pair, CompareResult) else []
-            if pair.reason:
-                items.insert(0, pair.reason)
+            if pair.reason.text:
+                items.insert(0, pair.reason.in_lang(t.lang))
             if items:
                 blocks.append(Bullets([f"{prefix}{name}: {i}" for i in items]))
             layers = layer_table(t, pair) if isinstance(pair, CompareResult) else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from adaptgate.convert.models import ConversionResult
+from adaptgate.messages import Said
 from adaptgate.report.doc import Block, Table
 from adaptgate.report.numbers import num
 from adaptgate.report.sections.base import Ctx
@@ -37,7 +38,8 @@ def _mapping(ctx: Ctx, key: str, target: str, status: str) -> list[str]:
     row = scheme_row(key, target)
     if row is None:
         return [f"`{key}`", status, ctx.t("qmap.not_in_data"), "-", "-"]
-    return [f"`{key}`", status, row["engine_scheme"], row["method"], f"`{row['kernel']}`"]
+    scheme = Said(text=row["engine_scheme"], zh=row.get("engine_scheme_zh"))
+    return [f"`{key}`", status, scheme.in_lang(ctx.t.lang), row["method"], f"`{row['kernel']}`"]
 
 
 def quantmap_section(ctx: Ctx, run: RunView) -> list[Block]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 
+from adaptgate.messages import Said
 from adaptgate.report.doc import Block, Bullets, Code, Heading, Para, Table
 from adaptgate.report.i18n import Labels
 from adaptgate.report.numbers import gib, num, pct, seconds
@@ -45,7 +46,7 @@ def container_script(plan: LaunchPlan) -> str | None:
 def stage_rows(t: Labels, stage: ServeResult) -> Rows:
     rows: Rows = [
         (t("col.status"), f"**{t.status(stage.verdict)}**"),
-        (t("col.reason"), stage.reason),
+        (t("col.reason"), stage.reason.in_lang(t.lang)),
     ]
     if stage.startup_seconds is not None:
         rows.append((t("serve.startup"), seconds(stage.startup_seconds)))
@@ -66,17 +67,19 @@ def stage_rows(t: Labels, stage: ServeResult) -> Rows:
     return rows
 
 
-def param_table(t: Labels, items: list[tuple[str, str | None, str]]) -> Table | None:
+def param_table(t: Labels, items: list[tuple[str, str | None, Said]]) -> Table | None:
     """(name, value or None for a switch, reason) of each flag or variable."""
     rows = [
-        [f"`{name}`", num(value) if value is not None else "-", reason]
+        [f"`{name}`", num(value) if value is not None else "-", reason.in_lang(t.lang)]
         for name, value, reason in items
     ]
     return Table([t("col.parameter"), t("col.value"), t("col.reason")], rows) if rows else None
 
 
 def operator_table(t: Labels, plan: LaunchPlan) -> Table | None:
-    rows = [[o.op, o.detail, o.status, o.note] for o in plan.operators]
+    rows = [
+        [o.op, o.detail.in_lang(t.lang), o.status, o.note.in_lang(t.lang)] for o in plan.operators
+    ]
     header = [t("col.operator"), t("col.detail"), t("col.status"), t("col.note")]
     return Table(header, rows) if rows else None
 
@@ -96,7 +99,7 @@ def memory_rows(t: Labels, plan: LaunchPlan) -> Rows:
     ]
     if m.concurrency_at_max_len is not None:
         rows.append((t("serve.mem_concurrency"), num(m.concurrency_at_max_len)))
-    rows.append((t("col.plan"), f"{m.status}: {m.reason}"))
+    rows.append((t("col.plan"), f"{m.status}: {m.reason.in_lang(t.lang)}"))
     return rows
 
 
@@ -125,11 +128,12 @@ def feature_rows(t: Labels, plan: LaunchPlan) -> Rows:
             t("serve.layout"),
             f"TP={num(layout.tp)}, DP={num(layout.dp)}"
             f"{', EP' if layout.expert_parallel else ''}, "
-            f"{num(layout.nodes)} x {num(layout.devices_per_node)}: {layout.reason}",
+            f"{num(layout.nodes)} x {num(layout.devices_per_node)}: "
+            f"{layout.reason.in_lang(t.lang)}",
         )
     )
     if plan.route:
-        rows.append((t("support.route"), f"{plan.route}: {plan.route_reason}"))
+        rows.append((t("support.route"), f"{plan.route}: {plan.route_reason.in_lang(t.lang)}"))
     return rows
 
 
@@ -142,7 +146,7 @@ def plan_blocks(ctx: Ctx, plan: LaunchPlan, where: str) -> list[Block]:
         blocks += [Heading(t("serve.container") + suffix, 3), Code(container)]
         notes = plan.container.notes if plan.container else []
         if notes:
-            blocks.append(Bullets(notes))
+            blocks.append(Bullets([n.in_lang(t.lang) for n in notes]))
     blocks += [Heading(t("serve.command") + suffix, 3), Code(launch_script(plan))]
     flags = param_table(t, [(f.flag, f.value, f.reason) for f in plan.flags])
     if flags is not None:
@@ -154,7 +158,7 @@ def plan_blocks(ctx: Ctx, plan: LaunchPlan, where: str) -> list[Block]:
     if plan.omitted:
         blocks += [
             Heading(t("serve.omitted") + suffix, 3),
-            Bullets([f"`{o.name}`: {o.reason}" for o in plan.omitted]),
+            Bullets([f"`{o.name}`: {o.reason.in_lang(t.lang)}" for o in plan.omitted]),
         ]
     features = feature_rows(t, plan)
     blocks += [
@@ -171,7 +175,7 @@ def plan_blocks(ctx: Ctx, plan: LaunchPlan, where: str) -> list[Block]:
             Table([t("col.item"), t("col.value")], [list(r) for r in memory]),
         ]
     if plan.mtp is not None:
-        blocks.append(Para(f"MTP: {plan.mtp.reason}"))
+        blocks.append(Para(f"MTP: {plan.mtp.reason.in_lang(t.lang)}"))
     return blocks
 
 
@@ -187,7 +191,8 @@ def serve_section(ctx: Ctx, cols: GateCols) -> list[Block]:
             stages.append((name, stage_rows(t, stage)))
         if r.skipped:
             prefix = f"{run.label}: " if ctx.merged else ""
-            blocks.append(Para(f"{prefix}{t('serve.not_served')}: {r.skipped}", "note"))
+            skipped = r.skipped.in_lang(t.lang)
+            blocks.append(Para(f"{prefix}{t('serve.not_served')}: {skipped}", "note"))
     table = column_table(ctx, t("col.item"), stages) if len(stages) > 1 or ctx.merged else None
     if table is None and stages:
         table = Table([t("col.item"), stages[0][0]], [list(row) for row in stages[0][1]])

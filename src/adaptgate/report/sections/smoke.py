@@ -8,11 +8,13 @@ import json
 import re
 import shlex
 
+from adaptgate.messages import catalogue
 from adaptgate.report.doc import Block, Code, Heading, Para, Table
 from adaptgate.report.sections.base import SECTIONS, Ctx, GateCols, results
 from adaptgate.report.sections.data import serve_result
 from adaptgate.report.sections.generic import generic_section
 from adaptgate.report.view import RunView
+from adaptgate.smoke.base import title_id
 from adaptgate.smoke.models import CheckResult, SmokeResult
 
 EXCERPT = 120
@@ -57,6 +59,13 @@ def response_excerpt(check: CheckResult) -> str:
     return ""
 
 
+def check_title(lang: str, check: CheckResult) -> str:
+    """What the check verifies: in English as stored, in another language the catalogue's title
+    of its id (a check this adaptgate does not know keeps its stored title)."""
+    translated = catalogue(lang).get(title_id(check.id)) if lang != "en" else None
+    return translated or check.title or check.id
+
+
 def check_table(ctx: Ctx, checks: list[tuple[str, CheckResult]]) -> Table:
     t = ctx.t
     header = [
@@ -68,10 +77,10 @@ def check_table(ctx: Ctx, checks: list[tuple[str, CheckResult]]) -> Table:
     ]
     rows = [
         [
-            c.title or c.id,
+            check_title(t.lang, c),
             *([run] if ctx.merged else []),
             t.status(c.status),
-            c.reason,
+            c.reason.in_lang(t.lang),
             response_excerpt(c),
         ]
         for run, c in checks

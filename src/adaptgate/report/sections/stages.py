@@ -29,7 +29,7 @@ def _gate_row(ctx: Ctx, run: RunView, label: str, section: str) -> Row:
 def _stage(ctx: Ctx, stage: ServeResult | None, label: str) -> Row:
     if stage is None:
         return label, ctx.t("stage.not_verified"), ctx.t("stage.not_started")
-    return label, ctx.t.status(stage.verdict), stage.reason
+    return label, ctx.t.status(stage.verdict), stage.reason.in_lang(ctx.t.lang)
 
 
 def _started(serve: ServeGateResult | None) -> ServeResult | None:

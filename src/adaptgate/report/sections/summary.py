@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from adaptgate.messages import Message, Said, message
 from adaptgate.record import GateRecord
-from adaptgate.report.doc import Block, Image, Table
+from adaptgate.report.doc import Block, Image, Para, Table
 from adaptgate.report.numbers import num, seconds
 from adaptgate.report.sections.base import Ctx, Rows, column_table
 from adaptgate.report.sections.data import inspect_result, serve_result
@@ -99,11 +100,50 @@ def glance_rows(ctx: Ctx, run: RunView) -> Rows:
     return rows
 
 
+def deployed_route(ctx: Ctx, run: RunView) -> Message | None:
+    """The route actually deployed and why, in one sentence: inspect recommends a route for the
+    source checkpoint, convert may produce another format, and serve plans the route of what it
+    serves; this line says which one ran."""
+    inspect, serve = inspect_result(run), serve_result(run)
+    why: Said | None
+    if serve is not None:
+        route, quant, why = serve.plan.route, serve.plan.quant_label, serve.plan.route_reason
+    elif inspect is not None and inspect.recommended:
+        route, quant, why = inspect.recommended, inspect.quant.label, inspect.recommendation
+    else:
+        return None
+    served, convert = run.gate("serve"), run.gate("convert")
+    if served is None or served.status.value != "PASS":
+        status = ctx.t.status(served.status.value if served else "SKIPPED")
+        line = message("inspect.not_deployed", status=status, route=route, quant=quant)
+    elif convert is None or convert.status.value != "PASS" or inspect is None:
+        line = message("inspect.deployed", route=route, quant=quant)
+    else:
+        target = convert.summary.get("target", "-")
+        recommended = inspect.recommended or "-"
+        line = message(
+            "inspect.deployed_converted",
+            target=target,
+            quant=quant,
+            route=route,
+            recommended=recommended,
+        )
+        why = inspect.recommendation
+    # a reason recorded before the message catalogue is English only: left to its own section
+    if why is None or (ctx.t.lang != "en" and why.id is None and why.zh is None):
+        return line
+    return message("inspect.because", line=line, why=why)
+
+
 def summary_section(ctx: Ctx, names: list[tuple[str, str]]) -> list[Block]:
     glance = column_table(
         ctx, ctx.t("col.item"), [(r.label, glance_rows(ctx, r)) for r in ctx.runs]
     )
     blocks: list[Block] = [glance] if glance is not None else []
+    for run in ctx.runs:
+        if (line := deployed_route(ctx, run)) is not None:
+            text = line.said.in_lang(ctx.t.lang)
+            blocks.append(Para(f"{run.label}: {text}" if ctx.merged else text))
     blocks.append(summary_table(ctx, names))
     plot = timing_plot(ctx, names)
     if plot is not None:

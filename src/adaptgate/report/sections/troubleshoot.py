@@ -6,6 +6,7 @@ doctor signatures of serve/doctor.yaml)."""
 from __future__ import annotations
 
 import shlex
+from string import Formatter
 from typing import Any
 
 from adaptgate.report.doc import Block, Heading, Table
@@ -14,11 +15,12 @@ from adaptgate.report.sections.base import Ctx
 from adaptgate.report.sections.commands import gate_commands
 from adaptgate.report.sections.data import load, platform, serve_result
 from adaptgate.report.view import RunView
+from adaptgate.serve.models import LaunchPlan
 
 
-class _Fill(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "-"
+def _unknown(template: str, fill: dict[str, str]) -> bool:
+    """Whether the step names a value run.json does not hold."""
+    return any(name and name not in fill for _, name, _, _ in Formatter().parse(template))
 
 
 def values(run: RunView) -> dict[str, str]:
@@ -34,24 +36,31 @@ def values(run: RunView) -> dict[str, str]:
         "log": (stage.log if stage else None) or "<LOG>",
         "max_model_len": (plan.max_model_len if plan else None) or s.max_model_len,
         "max_num_seqs": plan.max_num_seqs if plan else None,
-        "utilization": s.gpu_memory_utilization,
+        "utilization": _utilization(plan) or s.gpu_memory_utilization,
         "devices": s.devices,
         "precision": precision[0] if precision else "adaptgate precision <URL> --reference <DIR>",
     }
     return {k: num(v) if not isinstance(v, str) else v for k, v in found.items() if v is not None}
 
 
+def _utilization(plan: LaunchPlan | None) -> float | None:
+    """The fraction the launch used (its --gpu-memory-utilization flag; the settings hold it
+    only when it was given)."""
+    flag = plan.flag("--gpu-memory-utilization") if plan else None
+    return float(flag.value) if flag and flag.value else None
+
+
 def troubleshoot_section(ctx: Ctx) -> list[Block]:
     t = ctx.t
     run = ctx.runs[0]
     where = platform(run.record.settings.target)
-    fill = _Fill(values(run))
+    fill = values(run)
     blocks: list[Block] = []
     for situation in load("troubleshooting")["situations"]:
         rows = []
         for step in situation["steps"]:  # in the order to try them
-            if step.get("platform", where) != where:
-                continue
+            if step.get("platform", where) != where or _unknown(step[t.lang], fill):
+                continue  # a step about a value this run does not have (vLLM CPU's utilization)
             rows.append([step[t.lang].format_map(fill), f"`{step['command'].format_map(fill)}`"])
         blocks += [
             Heading(t(f"trouble.{situation['id']}"), 3),
