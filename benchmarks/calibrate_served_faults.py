@@ -69,7 +69,12 @@ def served(model: Path, reference: Path, work: Path) -> dict:
         server.stop()
     values = check.metrics.model_dump()
     limits = {c.metric: (c.bound, c.threshold, c.passed) for c in check.checks}
-    return {"verdict": check.verdict, "values": values, "limits": limits, "reason": check.reason}
+    return {
+        "verdict": check.verdict,
+        "values": values,
+        "limits": limits,
+        "reason": check.reason.text,
+    }
 
 
 def main() -> int:
