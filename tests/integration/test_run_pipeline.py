@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "report"))
+from report_language import english_runs
 
 
 @pytest.mark.slow
@@ -12,7 +17,7 @@ def test_run_on_fp8_demo_model_writes_run_json_and_report(tiny_model, tmp_path, 
     model = tiny_model(arch="qwen3", format="fp8_block")
     run_dir = tmp_path / "run"
     args = ["run", str(model), "--target", "ascend-a2", "--device", "910b4", "--release", "0.23.0"]
-    args.append("--run-dir")
+    args += ["--kv-formats", "fp8_e4m3,int8_c8", "--run-dir"]
     done = adaptgate_cli(*args, str(run_dir), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     record = json.loads((run_dir / "run.json").read_text())
@@ -29,6 +34,12 @@ def test_run_on_fp8_demo_model_writes_run_json_and_report(tiny_model, tmp_path, 
     assert f"Parameters: {gates['inspect']['summary']['total_params']:,}" in report  # key results
     assert f"{inspect['params']['total']:,}" in report
     assert (run_dir / "inspect" / "ANALYSIS_REPORT.md").is_file()
+    # issue 19: a run written now renders its zh report without an English sentence -- the
+    # launch plan's flags and env, the skipped serve stages, the conversion, the KV-cache and
+    # precision verdicts included
+    assert {gates[g]["status"] for g in ("convert", "kvcache", "precision")} <= {"PASS", "FAIL"}
+    english = english_runs((run_dir / "REPORT.zh.md").read_text())
+    assert not english, english
 
     # a rerun resumes: inspect is kept, the report is rendered again
     again = adaptgate_cli(*args, str(run_dir), cwd=tmp_path)

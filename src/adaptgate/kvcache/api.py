@@ -152,16 +152,21 @@ def _report(
     if summary["saturated"]:
         notes.insert(
             0,
-            f"{summary['saturated']} elements ({summary['saturated_fraction']:.2g}) clipped, "
-            f"up to {summary['clip_ratio']:.3g}x the largest code",
+            said(
+                "kvcache.clipped",
+                elements=summary["saturated"],
+                fraction=f"{summary['saturated_fraction']:.2g}",
+                ratio=f"{summary['clip_ratio']:.3g}",
+            ),
         )
     if not_measured:
         notes.insert(
             0,
-            f"not measured: {', '.join(not_measured)} (teacher-forced only: no free-running "
-            + ("decoding here; measured on the engine)" if measured_elsewhere else
-               "decoding; --engine or --engine-url measures it)"),
-        )  # fmt: skip
+            said(
+                "kvcache.not_measured_engine" if measured_elsewhere else "kvcache.not_measured",
+                metrics=", ".join(not_measured),
+            ),
+        )
     per_channel = not fmt.is_fp8
     scales = ScaleReport(
         source=ss.source,
@@ -479,8 +484,7 @@ def _engine(
     if session.stream:
         return EngineRun(
             engine="vLLM" if cfg.engine == "local" else "the given servers",
-            skipped="the reference is layer-streamed: scoring the engine against it needs the "
-            "model loaded in full",
+            skipped=said("kvcache.engine_streamed"),
         )
     return measure(cfg, Texts(run.prompt_ids, run.continuations), session, th, out)
 

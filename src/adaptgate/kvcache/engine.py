@@ -37,6 +37,7 @@ from adaptgate.errors import AdaptgateError, EngineUnavailable, UsageError
 from adaptgate.kvcache.degeneration import summarize
 from adaptgate.kvcache.models import Endpoint, EngineArm, EngineFormat, EngineRun
 from adaptgate.kvcache.verdict import KVThresholds, decide, reason_text, repetition_limit
+from adaptgate.messages import said
 from adaptgate.metrics.logits import generation_metrics, topk_kl
 
 if TYPE_CHECKING:
@@ -288,7 +289,6 @@ def judge(
         "degenerated_share": degenerated,
     }
     verdict, checks = decide(values, th, f"{name} on the engine")
-    from adaptgate.messages import said
 
     kl = said(
         "kvcache.engine_kl", kl=f"{arm.kl_mean:.3g}", format=name, auto_kl=f"{auto.kl_mean:.3g}"
@@ -329,11 +329,15 @@ def measure_on_engine(
                 samples[name] = (endpoint, _sample(endpoint, texts, run.top_k))
         except AdaptgateError as exc:  # no start, or the server failed a request
             if name == AUTO:
-                run.skipped = f"no baseline server (auto): {exc.message}"
+                run.skipped = said("kvcache.engine_no_baseline", error=exc.message)
                 run.seconds = round(time.perf_counter() - t0, 3)
                 return run
             run.formats.append(
-                EngineFormat(format=name, error=exc.message, reason=f"not measured: {exc.message}")
+                EngineFormat(
+                    format=name,
+                    error=exc.message,
+                    reason=said("kvcache.engine_format_failed", error=exc.message),
+                )
             )
     scores = {n: _Scores([], [], []) for n in samples}
     for k, cont in enumerate(texts.continuations):  # one reference forward per prompt
@@ -343,7 +347,7 @@ def measure_on_engine(
     try:
         arms = {n: _arm(n, e, smp, scores[n], texts) for n, (e, smp) in samples.items()}
     except EngineUnavailable as exc:
-        run.skipped = exc.message
+        run.skipped = said("kvcache.engine_failed", error=exc.message)
         run.formats = []
         return run
     run.auto = arms[AUTO]

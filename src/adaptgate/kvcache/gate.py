@@ -106,17 +106,17 @@ def _asked_or_declared(ctx: RunContext, model: str) -> Plan:
     return Plan(None, message("kvcache.no_quantized_cache", variable=KVCACHE))
 
 
-def engine_mode(ctx: RunContext) -> tuple[str, str | None]:
+def engine_mode(ctx: RunContext) -> tuple[str, Said | None]:
     """("local", None) when this machine's vLLM can serve the target, else ("off", why not)."""
     from adaptgate.serve.api import vllm_python
     from adaptgate.serve.gate import python_has_vllm
 
     if ctx.settings.target != "cpu":
-        return "off", f"target {ctx.settings.target}'s engine does not run here"
+        return "off", said("kvcache.engine_off_target", target=ctx.settings.target)
     if ctx.settings.url:
-        return "off", "one --url serves one cache: adaptgate kvcache --engine-url compares two"
+        return "off", said("kvcache.engine_off_url")
     if not python_has_vllm(vllm_python()):
-        return "off", f"{vllm_python()} cannot import vllm"
+        return "off", said("kvcache.engine_off_no_vllm", python=vllm_python())
     return "local", None
 
 
@@ -155,7 +155,7 @@ def _summary(result: Any, kv_dtype: str) -> dict[str, Any]:
             summary[f"{f.format}_engine_kl_mean"] = f.on_engine.kl_mean
     engine = result.engine
     if engine is not None:
-        summary["engine"] = engine.skipped or engine.engine
+        summary["engine"] = engine.skipped.model_dump() if engine.skipped else engine.engine
     if result.timings is not None:
         summary["seconds"] = result.timings.total_seconds
     return summary
@@ -204,7 +204,7 @@ class KVCacheGate(Gate):
             kv_dtype = "bfloat16"  # an explicit dtype overrides the checkpoint's kv_cache_scheme
         summary = _summary(result, kv_dtype)
         if no_engine:
-            summary["engine"] = f"not measured: {no_engine}"
+            summary["engine"] = said("kvcache.engine_not_measured", why=no_engine).model_dump()
         artifacts = [out_dir / a for a in result.artifacts]
         verdicts = ", ".join(_verdicts(f) for f in result.formats)
         report = result.format(committed) if committed else None

@@ -127,7 +127,7 @@ class EngineRun(BaseModel):
     top_k: int = Field(20, description="vLLM's default --max-logprobs")
     auto: EngineArm | None = None
     formats: list[EngineFormat] = Field(default_factory=list)
-    skipped: str | None = None
+    skipped: Said | None = None
     seconds: float = 0.0
 
     def format(self, name: str) -> EngineFormat | None:

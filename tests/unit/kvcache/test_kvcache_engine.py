@@ -170,7 +170,7 @@ def test_a_cache_that_does_not_start_is_not_measured_and_no_baseline_measures_no
     assert only is not None and only.verdict is None and "does not start" in (only.error or "")
     nothing = run({"fp8_e4m3": 1.0}, ["fp8_e4m3"])
     assert nothing.auto is None and nothing.formats == []
-    assert "no baseline server (auto)" in (nothing.skipped or "")
+    assert nothing.skipped is not None and "no baseline server (auto)" in nothing.skipped.text
 
 
 def test_given_urls_are_measured_and_a_missing_one_says_which() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from adaptgate.messages import Said
 from adaptgate.record import GateRecord
 from adaptgate.report.i18n import Labels
 from adaptgate.report.numbers import fixed, gib, num, pct, plain, seconds, size
@@ -123,6 +124,8 @@ def value_of(t: Labels, kind: str, value: Any) -> str:
         return t("word.yes") if value else t("word.no")
     if isinstance(value, list):
         return ", ".join(value_of(t, kind if kind != "list" else "text", v) for v in value)
+    if isinstance(value, dict) and "text" in value:  # a sentence (Said) the gate stored
+        return Said.model_validate(value).in_lang(t.lang)
     if isinstance(value, dict):
         return ", ".join(f"{t.status(str(k))} {value_of(t, 'text', v)}" for k, v in value.items())
     fmt = formats.get(kind)

@@ -143,7 +143,11 @@ def kvcache_section(ctx: Ctx, cols: GateCols) -> list[Block]:
             blocks += [Heading(t("precision.failed") + where, 3), Bullets(failed)]
         engine = r.engine
         if engine is not None and engine.skipped:
-            blocks.append(Para(prefix + t("kvcache.engine_skipped", why=engine.skipped), "note"))
+            blocks.append(
+                Para(
+                    prefix + t("kvcache.engine_skipped", why=engine.skipped.in_lang(t.lang)), "note"
+                )
+            )
         elif engine is not None and engine.auto is not None:
             blocks.append(
                 Para(

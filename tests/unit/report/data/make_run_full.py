@@ -34,17 +34,20 @@ def _gate(
     name: str,
     title: str,
     status: str,
-    reason: str,
+    reason: Any,
     seconds: float,
     summary: dict[str, Any],
     result: Any,
     artifacts: list[str],
 ) -> dict[str, Any]:
+    said = reason if hasattr(reason, "said") else None  # a catalogue sentence, else old text
     return {
         "name": name,
         "title": title,
         "status": status,
-        "reason": reason,
+        "reason": str(said.said.text) if said is not None else reason,
+        "reason_id": said.said.id if said is not None else None,
+        "reason_params": said.said.params if said is not None else {},
         "started": "2026-11-22T02:20:00+00:00",
         "finished": "2026-11-22T02:21:00+00:00",
         "seconds": seconds,
@@ -64,10 +67,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     model = make_model(tmp / "Qwen3-tiny-FP8", make_spec(arch="qwen3", format="fp8_block"))
     run_dir = tmp / "run"
-    runner.GATES = {
-        "inspect": "adaptgate.pipeline.gates:InspectGate",
-        "convert": "adaptgate.convert.gate:ConvertGate",
-    }
+    runner.GATES = {name: runner.GATES[name] for name in ("inspect", "convert")}
     import os
 
     os.environ["ADAPTGATE_CONVERT_TO"] = "w8a8-dynamic"
@@ -78,7 +78,8 @@ def main() -> None:
 
     # serve: the real plan; this host has no NPU, so the stages are built from the models
     from adaptgate.gate import RunContext
-    from adaptgate.serve.doctor import Diagnosis, Finding
+    from adaptgate.messages import message, said
+    from adaptgate.serve.doctor import Diagnosis, Finding, signatures
     from adaptgate.serve.gate import ServeGate
     from adaptgate.serve.models import ServeGateResult, ServeResult
     from adaptgate.serve.shell import engine_argv
@@ -89,7 +90,7 @@ def main() -> None:
     url = "http://127.0.0.1:8000"
     a = ServeResult(
         verdict="PASS",
-        reason="serving after 38.2 s (dummy weights)",
+        reason=said("serve.ready", seconds=38.2),
         stage="dummy",
         url=url,
         python="python3",
@@ -100,16 +101,17 @@ def main() -> None:
         served_models=[plan.served_model_name],
         reported_max_model_len=plan.max_model_len,
     )
+    acl = next(sig for sig in signatures() if sig.id == "acl_init_107001")
     diag = Diagnosis(
         log="serve/stage-b/vllm.log",
         lines=812,
         verdict="diagnosed",
         findings=[
             Finding(
-                id="aclinit-107001",
-                title="aclInit error 107001",
-                cause="a forked worker lost the NPU context",
-                fix="export VLLM_WORKER_MULTIPROC_METHOD=spawn",
+                id=acl.id,
+                title=acl.title,
+                cause=acl.cause,
+                fix=acl.fix,
                 line=311,
                 hits=1,
                 evidence=["RuntimeError: aclInit failed, error code 107001"],
@@ -120,7 +122,12 @@ def main() -> None:
     reported = int(predicted * 0.9765)
     b = ServeResult(
         verdict="PASS",
-        reason=f"serving after 44.9 s; KV capacity {reported} tokens",
+        reason=said(
+            "serve.kv_reported",
+            before=said("serve.ready", seconds=44.9),
+            reported=reported,
+            predicted=predicted,
+        ),
         stage="real",
         url=url,
         python="python3",
@@ -141,7 +148,7 @@ def main() -> None:
             "serve",
             "Serve (Stage A dummy weights, Stage B real weights)",
             "PASS",
-            f"Stage B: {b.reason}",
+            message("serve.stage", stage="Stage B", reason=b.reason),
             85.3,
             {
                 "served_model_name": plan.served_model_name,
@@ -159,14 +166,14 @@ def main() -> None:
     from adaptgate.smoke.models import CheckResult, CheckStatus, Evidence, SmokeResult
 
     def check(
-        cid: str, title: str, cat: str, status: CheckStatus, reason: str, resp: str
+        cid: str, title: str, cat: str, status: CheckStatus, reason: Any, resp: str
     ) -> CheckResult:
         return CheckResult(
             id=cid,
             title=title,
             category=cat,
             status=status,
-            reason=reason,  # type: ignore[arg-type]
+            reason=reason,
             evidence=[Evidence(status_code=200, response=resp)],
             seconds=0.4,
         )
@@ -180,7 +187,7 @@ def main() -> None:
                 "/v1/models lists the served name",
                 "protocol",
                 CheckStatus.PASS,
-                "qwen3-tiny listed, max_model_len 40960",
+                said("smoke.model_listed", model="qwen3-tiny", length=40960),
                 '{"data":[{"id":"qwen3-tiny"}]}',
             ),
             check(
@@ -188,7 +195,7 @@ def main() -> None:
                 "chat completion returns text",
                 "protocol",
                 CheckStatus.PASS,
-                "23 characters",
+                said("smoke.chars_in_content", chars=23),
                 "hello there",
             ),
             check(
@@ -196,7 +203,7 @@ def main() -> None:
                 "max_tokens honoured",
                 "protocol",
                 CheckStatus.PASS,
-                "finish_reason length at 8",
+                said("smoke.max_tokens_honoured", used=8),
                 "",
             ),
             check(
@@ -204,7 +211,7 @@ def main() -> None:
                 "a Chinese question gets a CJK answer",
                 "quality",
                 CheckStatus.FAIL,
-                "CJK share 0.12 below 0.5 (a tiny random model)",
+                said("smoke.cjk_low", share="12%"),
                 "the the the",
             ),
             check(
@@ -212,7 +219,7 @@ def main() -> None:
                 "120 km in 2 hours",
                 "quality",
                 CheckStatus.FAIL,
-                "no 60 in the answer",
+                said("smoke.no_sixty", numbers="[]"),
                 "km km",
             ),
         ],
@@ -226,7 +233,12 @@ def main() -> None:
             "smoke",
             "Smoke checks (protocol, then model quality)",
             "PASS",
-            "protocol PASS; quality FAIL (failed: chinese, arithmetic)",
+            message(
+                "smoke.verdict_failed_quality",
+                protocol="PASS",
+                quality="FAIL",
+                failed="`chinese`, `arithmetic`",
+            ),
             6.1,
             {
                 "protocol": "PASS",
@@ -250,7 +262,7 @@ def main() -> None:
             "precision",
             PrecisionGate.title,
             prec.status.value,
-            prec.reason,
+            said(prec.reason_id, **prec.reason_params) if prec.reason_id else prec.reason,
             24.0,
             prec.summary,
             prec.result,
@@ -269,7 +281,7 @@ def main() -> None:
             "kvcache",
             KVCacheGate.title,
             kv.status.value,
-            kv.reason,
+            said(kv.reason_id, **kv.reason_params) if kv.reason_id else kv.reason,
             31.0,
             kv.summary,
             kv.result,
@@ -292,7 +304,7 @@ def main() -> None:
     try:
         time.sleep(2.0)
         from adaptgate.bench.api import build_config, run
-        from adaptgate.bench.gate import _summary, default_scenario
+        from adaptgate.bench.gate import _summary, default_scenario, verdict
 
         cfg = default_scenario("cpu", f"http://127.0.0.1:{port}", None)
         cfg["output"] = {"dir": str(run_dir / "bench")}
@@ -300,16 +312,12 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
-    m = result.result.metrics  # type: ignore[union-attr]
-    valid = result.result.validity.status == "VALID"  # type: ignore[union-attr]
-    reason = f"{m.request_throughput:.2f} req/s, {m.output_throughput:.1f} output tok/s"
-    if not valid:
-        reason = "run: " + "; ".join(result.result.validity.reasons)  # type: ignore[union-attr]
+    status, reason = verdict([result.result])  # type: ignore[list-item]
     gates.append(
         _gate(
             "bench",
             "Serving benchmark",
-            "PASS" if valid else "FAIL",
+            status.value,
             reason,
             12.3,
             _summary(result.result),
