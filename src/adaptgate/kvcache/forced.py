@@ -44,6 +44,7 @@ from adaptgate.kvcache.run import (
 )
 from adaptgate.kvcache.scan import CalibrationAccumulator, ScanAccumulator
 from adaptgate.kvcache.sim import Arm, gqa_attention, sim_cache
+from adaptgate.reference.engine import ReplacedLayers, first_output
 
 if TYPE_CHECKING:
     import torch
@@ -157,7 +158,7 @@ def _record(lm: LayeredModel, ids: torch.Tensor, past: int) -> _Calls:
         return recorder
 
     positions = torch.arange(past, past + ids.shape[1], device=lm.device).unsqueeze(0)
-    with _Replaced(lm, make), suppress(_Stop):
+    with ReplacedLayers(lm, make), suppress(_Stop):
         lm.model(input_ids=ids, position_ids=positions, past_key_values=probe, use_cache=True)
     if len(calls.args) != lm.num_layers:
         raise RuntimeError(
@@ -165,22 +166,6 @@ def _record(lm: LayeredModel, ids: torch.Tensor, past: int) -> _Calls:
             f"{lm.num_layers} decoder layers"
         )
     return calls
-
-
-class _Replaced:
-    """Every layer's forward replaced for the block (restored on exit)."""
-
-    def __init__(self, lm: LayeredModel, make: Callable[[int], Callable[..., Any]]) -> None:
-        self.lm, self.make = lm, make
-
-    def __enter__(self) -> None:
-        for i, layer in enumerate(self.lm.layers):
-            layer.forward = self.make(i)
-
-    def __exit__(self, *exc: object) -> None:
-        for layer in self.lm.layers:
-            if "forward" in layer.__dict__:
-                del layer.forward
 
 
 def _tail(lm: LayeredModel, final: torch.Tensor) -> torch.Tensor:
@@ -191,15 +176,9 @@ def _tail(lm: LayeredModel, final: torch.Tensor) -> torch.Tensor:
         return final
 
     ids = torch.zeros(1, final.shape[1], dtype=torch.long, device=lm.device)
-    with _Replaced(lm, lambda _i: constant):
+    with ReplacedLayers(lm, lambda _i: constant):
         out = lm.model(input_ids=ids, use_cache=False)
     return out.logits.float()
-
-
-def _first(output: Any) -> torch.Tensor:
-    import torch
-
-    return output if isinstance(output, torch.Tensor) else output[0]
 
 
 def forced_simulation(
@@ -257,7 +236,7 @@ def forced_simulation(
                     cache = sim_cache(lm.model.config, row_arms, scanning)
                     for j, c in enumerate(s.calls):
                         kwargs = {**c.kwargs[i], "past_key_values": cache}
-                        s.hidden[j] = _first(layer(s.hidden[j], *c.args[i], **kwargs))
+                        s.hidden[j] = first_output(layer(s.hidden[j], *c.args[i], **kwargs))
                     del cache  # this layer's K/V: no later layer reads them
             done(1)
         with reader.hold("base"):

@@ -55,7 +55,8 @@ class StepOutput:
     hidden: dict[str, torch.Tensor] = field(default_factory=dict)  # "embed" / "<layer>" -> f32
 
 
-def _first(output: Any) -> torch.Tensor:
+def first_output(output: Any) -> torch.Tensor:
+    """A decoder layer's hidden-state output (layers return a tensor or a tuple)."""
     import torch
 
     if isinstance(output, torch.Tensor):
@@ -69,7 +70,7 @@ def _host(t: torch.Tensor) -> torch.Tensor:
     return t.detach()[0].to(device="cpu", dtype=torch.float32).clone()
 
 
-class _Replaced:
+class ReplacedLayers:
     """Temporarily replaces every layer's forward; restores on exit."""
 
     def __init__(self, lm: LayeredModel, make: Callable[[int], Callable[..., Any]]) -> None:
@@ -123,7 +124,7 @@ class Engine:
 
             return recorder
 
-        with _Replaced(self.lm, make), suppress(_Stop):
+        with ReplacedLayers(self.lm, make), suppress(_Stop):
             self.lm.model(input_ids=ids, past_key_values=seq.cache, use_cache=True)
         if len(calls.args) != self.lm.num_layers:
             raise RuntimeError(
@@ -136,7 +137,7 @@ class Engine:
         def constant(*_args: Any, **_kwargs: Any) -> Any:
             return final
 
-        with _Replaced(self.lm, lambda _i: constant):
+        with ReplacedLayers(self.lm, lambda _i: constant):
             out = self.lm.model(input_ids=ids, use_cache=False)
         return out.logits
 
@@ -174,7 +175,7 @@ class Engine:
                 with self.lm.holding(layer_unit(i), release=self.stream), self._simulating():
                     for k, c in enumerate(calls):
                         raw[k] = layer(hidden[k], *c.args[i][1:], **c.kwargs[i])
-                        hidden[k] = _first(raw[k])
+                        hidden[k] = first_output(raw[k])
                         if i in capture:
                             outputs[k].hidden[str(i)] = _host(hidden[k])
                 if self.stream and self.simulation is not None:
