@@ -127,6 +127,11 @@ class RunSettings(BaseModel):
         "whose accuracy gate ran (typically the BF16 route's); without it the gate records "
         "accuracy but cannot judge it (INCONCLUSIVE)",
     )
+    max_memory: int | None = Field(
+        default=None,
+        description="bytes of dequantized weights the CPU reference may hold (--max-memory): a "
+        "model over it is layer-streamed; default: 60% of MemAvailable",
+    )
     env: dict[str, str] = Field(
         default_factory=dict,
         description="the ADAPTGATE_* variables that shape a run (adaptgate.settings.RUN_SHAPING) "

@@ -16,6 +16,7 @@ from adaptgate.cli._common import (
     handle_errors,
     kv_cache_dtype_option,
     kv_formats_option,
+    max_memory_option,
     max_model_len_option,
     output_options,
     release_option,
@@ -96,6 +97,7 @@ Rerunning into the same --run-dir resumes from the first gate not passed."""
     help="The accuracy gate's baseline: an accuracy result JSON or a run directory whose "
     "accuracy gate ran (e.g. the BF16 route's run) [default: none, the gate is INCONCLUSIVE].",
 )
+@max_memory_option
 @click.option(
     "--strict",
     is_flag=True,
@@ -122,6 +124,7 @@ def command(
     kv_cache_dtype: str | None,
     kv_formats: str | None,
     accuracy_baseline: Path | None,
+    max_memory: int | None,
     strict: bool,
     out: Output,
 ) -> int:
@@ -154,6 +157,7 @@ def command(
         url=url,
         server_log=str(server_log.resolve()) if server_log else None,
         accuracy_baseline=str(accuracy_baseline.resolve()) if accuracy_baseline else None,
+        max_memory=max_memory,
         **_kv_cache(kv_cache_dtype, kv_formats),
     )
     name = Path(model.rstrip("/")).name or "model"

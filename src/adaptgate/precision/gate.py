@@ -96,11 +96,10 @@ class PrecisionGate(Gate):
         *,
         prompts_file: Path | None = None,
         max_new_tokens: int = 32,
-        max_memory: int | None = None,
     ) -> None:
         self.prompts_file = prompts_file  # None: the built-in prompt set
         self.max_new_tokens = max_new_tokens
-        self.max_memory = max_memory  # bytes of weights the reference holds; None: from RAM
+        self.max_memory: int | None = None  # run --max-memory; None: from MemAvailable
 
     def _config(self, model: str, out: Path, **kw: object) -> ReferenceConfig:
         return ReferenceConfig.model_validate(
@@ -134,6 +133,7 @@ class PrecisionGate(Gate):
         from adaptgate.reference.api import build_reference
 
         out_dir = ctx.gate_dir(self.name)
+        self.max_memory = ctx.settings.max_memory
         source = ctx.settings.model
         served_model = ctx.model_path
         int8 = served_model != source and _is_int8(served_model)

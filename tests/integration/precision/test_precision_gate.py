@@ -43,6 +43,7 @@ def test_streamed_without_server_scores_the_prompts_in_one_pass(
     fp8_model: Path, tiny_model: Callable[..., Path], prompts_file: Path, tmp_path: Path
 ) -> None:
     ctx = _ctx(tmp_path, fp8_model)
+    ctx.settings = ctx.settings.model_copy(update={"max_memory": 0})  # run --max-memory 0
     converted = tiny_model(arch="qwen3", format="w8a8_dynamic", num_layers=4)
     ctx.record.put(
         GateRecord(
@@ -50,7 +51,7 @@ def test_streamed_without_server_scores_the_prompts_in_one_pass(
             summary={"output_dir": str(converted)},
         )
     )  # fmt: skip
-    outcome = PrecisionGate(prompts_file=prompts_file, max_new_tokens=8, max_memory=0).run(ctx)
+    outcome = PrecisionGate(prompts_file=prompts_file, max_new_tokens=8).run(ctx)
     assert outcome.summary["reference_mode"] == "streamed"
     assert outcome.summary["conversion_verdict"] == "PASS", outcome.reason
     for name in ("reference", "reference-converted"):

@@ -184,10 +184,11 @@ def test_an_unknown_gate_is_rendered_from_its_result(make_run):
 def test_reproduce_command_carries_every_non_default_setting(full_run):
     record = RunRecord.model_validate_json((full_run / "run.json").read_text())
     record.settings.max_model_len = 8192
+    record.settings.max_memory = 8 * 2**30
     cmd = reproduce_command(record)
     assert cmd == (
         "adaptgate run /models/Qwen3-tiny-FP8 --target ascend-a2 --device 910b4 "
-        "--max-model-len 8192 --run-dir runs/Qwen3-tiny-FP8-ascend-a2"
+        "--max-model-len 8192 --max-memory 8589934592 --run-dir runs/Qwen3-tiny-FP8-ascend-a2"
     )
     assert cmd in render_markdown(record)
 
