@@ -220,7 +220,7 @@ def recommend(reports: list[FormatReport], scales: ScaleMode) -> tuple[str, str,
     elif tested:
         verdicts = [
             said(
-                "kvcache.rec_verdict" if by_name[n].deployable else "kvcache.rec_refused",
+                "kvcache.format_verdict" if by_name[n].deployable else "kvcache.rec_refused",
                 format=n,
                 verdict=by_name[n].combined_verdict,
             )
@@ -483,7 +483,7 @@ def _engine(
 
     if session.stream:
         return EngineRun(
-            engine="vLLM" if cfg.engine == "local" else "the given servers",
+            engine="vLLM CPU (local)" if cfg.engine == "local" else "--engine-url",
             skipped=said("kvcache.engine_streamed"),
         )
     return measure(cfg, Texts(run.prompt_ids, run.continuations), session, th, out)

@@ -369,7 +369,7 @@ def measure(
 ) -> EngineRun:
     """The servers ``cfg`` names (``engine_urls``), else vLLM started here for each cache."""
     if cfg.engine_urls:
-        launcher, where = url_launcher(cfg.engine_urls), "the given servers"
+        launcher, where = url_launcher(cfg.engine_urls), "--engine-url"
     else:
         from adaptgate.serve.cpus import split_cpus
 
@@ -382,5 +382,5 @@ def measure(
             max_model_len=cfg.engine_max_model_len,
             out=out,
         )
-        where = "vLLM on this machine (cpu)"
+        where = "vLLM CPU (local)"
     return measure_on_engine(launcher, where, cfg.kv_dtypes, texts, session, th, out)

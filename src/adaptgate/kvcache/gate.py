@@ -167,9 +167,11 @@ def _unsafe_reason(f: Any) -> Said:
     return said("kvcache.on_engine", reason=f.on_engine.reason)
 
 
-def _verdicts(f: Any) -> str:
+def _verdicts(f: Any) -> Said:
     engine = f.on_engine.verdict if f.on_engine is not None else None
-    return f"{f.format} {f.verdict}" + (f" (engine: {engine})" if engine else "")
+    if engine is None:
+        return said("kvcache.format_verdict", format=f.format, verdict=f.verdict)
+    return said("kvcache.format_verdict_engine", format=f.format, verdict=f.verdict, engine=engine)
 
 
 class KVCacheGate(Gate):
@@ -206,7 +208,7 @@ class KVCacheGate(Gate):
         if no_engine:
             summary["engine"] = said("kvcache.engine_not_measured", why=no_engine).model_dump()
         artifacts = [out_dir / a for a in result.artifacts]
-        verdicts = ", ".join(_verdicts(f) for f in result.formats)
+        verdicts = joined([_verdicts(f) for f in result.formats], "text.list")
         report = result.format(committed) if committed else None
         done = {"summary": summary, "result": result, "artifacts": artifacts}
         if contra := contradicted(result):

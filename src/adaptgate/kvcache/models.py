@@ -123,7 +123,10 @@ class EngineFormat(BaseModel):
 class EngineRun(BaseModel):
     """What the engine measured (``auto`` and every candidate), or why it did not."""
 
-    engine: str = Field(description="where: a vLLM started here, or the given servers")
+    engine: str = Field(
+        description="where, as a name: vLLM CPU (local), started here; --engine-url, the given "
+        "servers"
+    )
     top_k: int = Field(20, description="vLLM's default --max-logprobs")
     auto: EngineArm | None = None
     formats: list[EngineFormat] = Field(default_factory=list)
