@@ -25,15 +25,22 @@ SPEED_MODEL = {"hidden": 512, "inter": 1536, "layers": 8, "vocab": 16384, "heads
 
 
 def write_model(out: Path, *, hidden: int, inter: int, layers: int, vocab: int, heads: int,
-                kv: int) -> Path:  # fmt: skip
-    """A Qwen3 checkpoint with random bf16 weights, the demo tokenizer, sharded at ~1 GB."""
+                kv: int, head_dim: int | None = None, fp8: bool = False) -> Path:  # fmt: skip
+    """A Qwen3 checkpoint with random bf16 weights, the demo tokenizer, sharded at ~1 GB.
+
+    ``head_dim`` defaults to ``hidden // heads``. ``fp8``: the decoder layers' Linear weights in
+    the fine-grained FP8 block format of Qwen3-*-FP8 (float8_e4m3fn + ``weight_scale_inv``,
+    128x128 blocks, quantized by adaptgate's own ``quantize_fp8_block``); embeddings, norms and
+    the LM head stay bf16, as in the real checkpoints."""
     import torch
     from safetensors.torch import save_file
 
     from adaptgate.demo.tokenizer import write_tokenizer
+    from adaptgate.formats import fp8_block, names
 
     out.mkdir(parents=True, exist_ok=True)
-    head_dim = hidden // heads
+    head_dim = head_dim or hidden // heads
+    block = (128, 128)
     config = {
         "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": hidden,
         "intermediate_size": inter, "num_hidden_layers": layers, "num_attention_heads": heads,
@@ -42,6 +49,8 @@ def write_model(out: Path, *, hidden: int, inter: int, layers: int, vocab: int, 
         "tie_word_embeddings": False, "torch_dtype": "bfloat16", "hidden_act": "silu",
         "attention_bias": False, "eos_token_id": 2902, "bos_token_id": 2900,
     }  # fmt: skip
+    if fp8:
+        config["quantization_config"] = fp8_block.quantization_config(block)
     (out / "config.json").write_text(json.dumps(config, indent=2))
     write_tokenizer(out)
     gen = torch.Generator().manual_seed(0)
@@ -70,20 +79,25 @@ def write_model(out: Path, *, hidden: int, inter: int, layers: int, vocab: int, 
             p + "post_attention_layernorm.weight": (hidden,),
         }
     shards: list[dict[str, torch.Tensor]] = [{}]
-    size = 0
+    size = total = 0
     for name, shape in shapes.items():
         t = torch.ones(shape, dtype=torch.bfloat16) if len(shape) == 1 else w(*shape)
+        tensors = {name: t}
+        if fp8 and len(shape) == 2 and name.startswith("model.layers."):
+            q, scale = fp8_block.quantize_fp8_block(t, block)
+            tensors = {name: q, name.replace(".weight", f".{names.SCALE_INV}"): scale}
         if size > 1 << 30:
             shards.append({})
             size = 0
-        shards[-1][name] = t
-        size += t.numel() * 2
+        shards[-1] |= tensors
+        nbytes = sum(x.numel() * x.element_size() for x in tensors.values())
+        size += nbytes
+        total += nbytes
     weight_map = {}
     for k, shard in enumerate(shards, start=1):
         fname = f"model-{k:05d}-of-{len(shards):05d}.safetensors"
         save_file(shard, str(out / fname), metadata={"format": "pt"})
         weight_map |= dict.fromkeys(shard, fname)
-    total = sum(math.prod(s) * 2 for s in shapes.values())
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
     return out
