@@ -1,5 +1,6 @@
-"""The one OpenAI-compatible HTTP client (standard library only): how smoke, precision, serve and
-kvcache call a server. bench measures with its own async client, which stays as measured.
+"""The one OpenAI-compatible HTTP client (HTTP from the standard library): how smoke, precision,
+serve and kvcache call a server. bench measures with its own async client, which stays as measured.
+:class:`EndpointOptions` is the endpoint as the commands that call a server take it.
 
 - ``call``/``get``/``post``/``stream`` never raise: a :class:`Reply` records the exchange
   (status 0 when nothing answered), for smoke's evidence and serve's readiness polling.
@@ -28,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from adaptgate.errors import ServerUnreachable
 
 API_KEY_ENV = "OPENAI_API_KEY"  # what smoke, precision and bench read unless told otherwise
@@ -37,6 +40,18 @@ ERROR_DETAIL = 300  # characters of it an error message quotes
 MASK = "***"
 # nothing (usable) answered: refused, reset, timed out, or a broken HTTP exchange
 _NO_ANSWER = (urllib.error.URLError, OSError, http.client.HTTPException)
+
+
+class EndpointOptions(BaseModel):
+    """The server a command calls: the options models of smoke and accuracy extend it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    model: str | None = Field(None, description="served model name (default: the first listed)")
+    api_key_env: str | None = Field(
+        API_KEY_ENV, description="env var holding the API key (sent as Bearer)"
+    )
 
 
 @dataclass

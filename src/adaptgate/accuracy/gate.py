@@ -5,18 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptgate.accuracy.models import AccuracyOptions, Verdict
+from adaptgate.accuracy.models import AccuracyOptions
 from adaptgate.accuracy.runner import run_accuracy
 from adaptgate.errors import ServerUnreachable
 from adaptgate.gate import Gate, GateOutcome, RunContext
 from adaptgate.messages import message
-from adaptgate.record import GateStatus
-
-_STATUS = {
-    Verdict.PASS: GateStatus.PASS,
-    Verdict.FAIL: GateStatus.FAIL,
-    Verdict.INCONCLUSIVE: GateStatus.INCONCLUSIVE,
-}
 
 
 class AccuracyGate(Gate):
@@ -48,7 +41,7 @@ class AccuracyGate(Gate):
             f"{t.task} {t.accuracy:.2f} [{t.ci.low:.2f}, {t.ci.high:.2f}]" for t in result.tasks
         )
         return GateOutcome.said(
-            _STATUS[result.verdict],
+            result.verdict,
             message("accuracy.verdict", scores=scores, reason=result.reason),
             summary=summary,
             result=result,

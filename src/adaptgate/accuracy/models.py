@@ -3,13 +3,15 @@ the spread over repeats, and the verdict against a baseline."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from adaptgate.client import EndpointOptions
 from adaptgate.errors import EXIT_FAIL, EXIT_OK
 from adaptgate.messages import Said
+from adaptgate.record import GateStatus
 from adaptgate.results import Result
 from adaptgate.stats import Distribution
 
@@ -18,20 +20,11 @@ BUILTIN_TASKS = ("adaptgate_basic_en", "adaptgate_basic_zh")
 TOLERANCE = 0.05  # vllm-ascend's tests/e2e/models/test_lm_eval_correctness.py RTOL
 
 
-class Verdict(StrEnum):
-    PASS = "PASS"
-    FAIL = "FAIL"
-    INCONCLUSIVE = "INCONCLUSIVE"
+# the gate's own statuses, less SKIPPED and ERROR: only the gate (no server, a crash) gives those
+Verdict = Literal[GateStatus.PASS, GateStatus.FAIL, GateStatus.INCONCLUSIVE]
 
 
-class AccuracyOptions(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    url: str
-    model: str | None = Field(None, description="served model name (default: the first listed)")
-    api_key_env: str | None = Field(
-        "OPENAI_API_KEY", description="env var holding the API key (sent as Bearer)"
-    )
+class AccuracyOptions(EndpointOptions):
     tasks: list[str] = Field(default_factory=lambda: list(BUILTIN_TASKS))
     baseline: Path | None = Field(None, description="an accuracy result JSON or a run directory")
     repeats: int = Field(1, ge=1, le=20)
@@ -95,7 +88,7 @@ class AccuracyResult(Result):
 
     @property
     def exit_code(self) -> int:
-        return EXIT_FAIL if self.verdict is Verdict.FAIL else EXIT_OK
+        return EXIT_FAIL if self.verdict is GateStatus.FAIL else EXIT_OK
 
     def task(self, name: str) -> TaskAccuracy | None:
         return next((t for t in self.tasks if t.task == name), None)

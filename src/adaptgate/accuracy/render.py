@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from adaptgate.accuracy.models import AccuracyResult, Verdict
+from adaptgate.accuracy.models import AccuracyResult
+from adaptgate.record import GateStatus
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-_STYLE = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.INCONCLUSIVE: "yellow"}
+_STYLE = {GateStatus.PASS: "green", GateStatus.FAIL: "red", GateStatus.INCONCLUSIVE: "yellow"}
 
 
 def render_accuracy(result: AccuracyResult, console: Console) -> None:

@@ -13,6 +13,7 @@ import math
 
 from adaptgate.accuracy.models import AccuracyResult, Comparison, TaskAccuracy, Verdict
 from adaptgate.messages import Message, Said, joined, message
+from adaptgate.record import GateStatus
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile: a two-sided 95% interval
 
@@ -56,18 +57,16 @@ def compare(
     relative = -difference / base.accuracy if base.accuracy > 0 else 0.0
     z = drop_z(base.accuracy, base.samples, task.accuracy, task.samples)
     significant = z > Z95
-    verdict, reason = (
-        Verdict.PASS,
-        message("accuracy.within_tolerance", tolerance=f"{tolerance:.0%}"),
-    )
+    verdict: Verdict = GateStatus.PASS
+    reason = message("accuracy.within_tolerance", tolerance=f"{tolerance:.0%}")
     drop = {"drop": f"{relative:.1%}", "tolerance": f"{tolerance:.0%}", "z": f"{z:.2f}"}
     if other := _reason_other(task, base, chat, base_chat):
-        verdict, reason = Verdict.INCONCLUSIVE, other
+        verdict, reason = GateStatus.INCONCLUSIVE, other
     elif relative > tolerance and significant:
-        verdict = Verdict.FAIL
+        verdict = GateStatus.FAIL
         reason = message("accuracy.dropped", **drop)
     elif relative > tolerance:
-        verdict = Verdict.INCONCLUSIVE
+        verdict = GateStatus.INCONCLUSIVE
         reason = message(
             "accuracy.dropped_in_noise",
             **drop,
@@ -95,8 +94,8 @@ def judge(
     if baseline is None:
         zero = [t.task for t in tasks if t.accuracy == 0]
         if zero:
-            return Verdict.FAIL, joined([message("accuracy.zero", tasks=", ".join(zero))]), []
-        return Verdict.INCONCLUSIVE, joined([message("accuracy.no_baseline")]), []
+            return GateStatus.FAIL, joined([message("accuracy.zero", tasks=", ".join(zero))]), []
+        return GateStatus.INCONCLUSIVE, joined([message("accuracy.no_baseline")]), []
     by_name = {t.task: t for t in baseline.tasks}
     comparisons = [
         compare(t, by_name[t.task], tolerance, chat=chat, base_chat=baseline.chat_template)
@@ -104,17 +103,17 @@ def judge(
         if t.task in by_name
     ]
     missing = [t.task for t in tasks if t.task not in by_name]
-    failed = [c for c in comparisons if c.verdict is Verdict.FAIL]
+    failed = [c for c in comparisons if c.verdict is GateStatus.FAIL]
     if failed:
         reasons = [message("accuracy.task_failed", task=c.task, reason=c.reason) for c in failed]
-        return Verdict.FAIL, joined(reasons), comparisons
+        return GateStatus.FAIL, joined(reasons), comparisons
     unsure = [
         message("accuracy.task_unsure", task=c.task, reason=c.reason)
         for c in comparisons
-        if c.verdict is Verdict.INCONCLUSIVE
+        if c.verdict is GateStatus.INCONCLUSIVE
     ]
     unsure += [message("accuracy.not_in_baseline", task=name) for name in missing]
     if unsure:
-        return Verdict.INCONCLUSIVE, joined(unsure), comparisons
+        return GateStatus.INCONCLUSIVE, joined(unsure), comparisons
     all_within = message("accuracy.all_within", tolerance=f"{tolerance:.0%}")
-    return Verdict.PASS, joined([all_within]), comparisons
+    return GateStatus.PASS, joined([all_within]), comparisons

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from adaptgate.bench.metrics import DEFINITIONS, BenchMetrics
 from adaptgate.bench.server import MetricSample, ServerInfo
 from adaptgate.bench.validity import ClientHealth, Validity
+from adaptgate.client import API_KEY_ENV
 from adaptgate.errors import UsageError
 from adaptgate.messages import Said
 from adaptgate.results import Result
@@ -153,7 +154,7 @@ class EndpointConfig(_Model):
     url: str = Field(description="server base URL, e.g. http://127.0.0.1:8000")
     model: str | None = Field(default=None, description="served model name; default: the first")
     api: Literal["completions", "chat"] = "completions"
-    api_key_env: str = Field(default="OPENAI_API_KEY", description="env var holding the key")
+    api_key_env: str = Field(default=API_KEY_ENV, description="env var holding the key")
     timeout_s: float = Field(default=600.0, gt=0, description="whole-request timeout")
     read_timeout_s: float | None = Field(default=None, gt=0, description="max gap between reads")
     temperature: float | None = Field(

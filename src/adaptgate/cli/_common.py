@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from adaptgate.client import API_KEY_ENV, EndpointOptions
 from adaptgate.console import Output
 from adaptgate.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, AdaptgateError
 from adaptgate.record import KV_CACHE_DTYPES
@@ -213,7 +214,6 @@ profile_option = click.option("--profile", help="Threshold profile: device (defa
 served_model_option = click.option(
     "--model", help="Served model name [default: the first /v1/models lists]."
 )
-API_KEY_ENV = "OPENAI_API_KEY"
 
 
 def api_key_env_option(default: str | None = API_KEY_ENV) -> Callable[[F], F]:
@@ -224,6 +224,21 @@ def api_key_env_option(default: str | None = API_KEY_ENV) -> Callable[[F], F]:
         help="Environment variable holding the API key (sent as Bearer, never printed) "
         f"[default: {API_KEY_ENV}].",
     )
+
+
+def endpoint_options(fn: F) -> F:
+    """The ``URL`` argument, ``--model`` and ``--api-key-env`` of a command that calls a server,
+    passed as ``endpoint``: the :class:`EndpointOptions` its options model extends."""
+
+    @click.argument("url")
+    @served_model_option
+    @api_key_env_option()
+    @functools.wraps(fn)
+    def wrapper(*args: Any, url: str, model: str | None, api_key_env: str, **kwargs: Any) -> Any:
+        endpoint = EndpointOptions(url=url, model=model, api_key_env=api_key_env)
+        return fn(*args, endpoint=endpoint, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def cpu_list_option(flag: str, what: str) -> Callable[[F], F]:

@@ -6,13 +6,8 @@ from pathlib import Path
 
 import click
 
-from adaptgate.cli._common import (
-    api_key_env_option,
-    emit_json,
-    handle_errors,
-    output_options,
-    served_model_option,
-)
+from adaptgate.cli._common import emit_json, endpoint_options, handle_errors, output_options
+from adaptgate.client import EndpointOptions
 from adaptgate.console import Output
 
 
@@ -26,9 +21,7 @@ Examples:
 Exit code 1 when the verdict is FAIL: a drop beyond both the tolerance and the noise.
 Without --baseline the verdict is INCONCLUSIVE (FAIL at accuracy 0). The network is never used."""
 )
-@click.argument("url")
-@served_model_option
-@api_key_env_option()
+@endpoint_options
 @click.option(
     "--task",
     "tasks",
@@ -67,9 +60,7 @@ Without --baseline the verdict is INCONCLUSIVE (FAIL at accuracy 0). The network
 @output_options
 @handle_errors
 def command(
-    url: str,
-    model: str | None,
-    api_key_env: str,
+    endpoint: EndpointOptions,
     tasks: tuple[str, ...],
     baseline: Path | None,
     repeats: int,
@@ -87,9 +78,7 @@ def command(
     from adaptgate.accuracy.render import render_accuracy
 
     options = AccuracyOptions(
-        url=url,
-        model=model,
-        api_key_env=api_key_env,
+        **endpoint.model_dump(),
         baseline=baseline,
         repeats=repeats,
         limit=limit,

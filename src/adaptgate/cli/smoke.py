@@ -7,13 +7,13 @@ from pathlib import Path
 import click
 
 from adaptgate.cli._common import (
-    api_key_env_option,
     emit_json,
+    endpoint_options,
     handle_errors,
     max_model_len_option,
     output_options,
-    served_model_option,
 )
+from adaptgate.client import EndpointOptions
 from adaptgate.console import Output
 
 
@@ -26,9 +26,7 @@ Examples:
   adaptgate smoke http://127.0.0.1:8000 --reference-model ./Qwen3-8B-FP8
 Exit code 1 when a protocol check fails; quality checks are reported, never decide."""
 )
-@click.argument("url")
-@served_model_option
-@api_key_env_option()
+@endpoint_options
 @max_model_len_option("expected_max_model_len", "the server should report")
 @click.option("--thinking/--no-thinking", default=None, help="Thinking model [default: auto].")
 @click.option("--tools", is_flag=True, help="The deployment enables tool calling.")
@@ -46,9 +44,7 @@ Exit code 1 when a protocol check fails; quality checks are reported, never deci
 @output_options
 @handle_errors
 def command(
-    url: str,
-    model: str | None,
-    api_key_env: str,
+    endpoint: EndpointOptions,
     expected_max_model_len: int | None,
     thinking: bool | None,
     tools: bool,
@@ -66,9 +62,7 @@ def command(
     from adaptgate.smoke.render import render_smoke
 
     options = SmokeOptions(
-        url=url,
-        model=model,
-        api_key_env=api_key_env,
+        **endpoint.model_dump(),
         expected_max_model_len=expected_max_model_len,
         thinking=thinking,
         tools=tools,

@@ -163,15 +163,25 @@ def _seed_disagreements() -> list[dict[str, Any]]:
     return rows
 
 
+SEED_SENTENCES = ("position", "reason", "source")  # each with its <key>_zh
+
+
 def seed_disagreements(model: str, target: str) -> list[dict[str, Any]]:
-    """The recorded disagreements with the seed reports that concern ``model`` on ``target``."""
+    """The recorded disagreements with the seed reports that concern ``model`` on ``target``;
+    the position, reason and source as sentences in both languages."""
     name, platform = model.lower(), target.split("-", maxsplit=1)[0]
-    return [
-        {k: " ".join(str(v).split()) for k, v in row.items() if k != "when"}
-        for row in _seed_disagreements()
-        if any(m in name for m in row["when"].get("models", [name]))
-        and platform in row["when"].get("platforms", [platform])
-    ]
+    out = []
+    for row in _seed_disagreements():
+        if not any(m in name for m in row["when"].get("models", [name])):
+            continue
+        if platform not in row["when"].get("platforms", [platform]):
+            continue
+        flat = {k: " ".join(str(v).split()) for k, v in row.items() if k != "when"}
+        out.append(
+            {k: v for k, v in flat.items() if not k.endswith("_zh")}
+            | {k: row_said(flat, k) for k in SEED_SENTENCES}
+        )
+    return out
 
 
 def row_said(row: dict[str, Any], key: str = "reason") -> Said:

@@ -241,9 +241,9 @@ class SeedDisagreement(BaseModel):
     seed: str
     quote: str = Field(description="the seed's words (Chinese)")
     gloss: str = Field(description="the quote in English")
-    position: str
-    reason: str = Field(description="why, and what adaptgate measured or only read")
-    source: str
+    position: Said
+    reason: Said = Field(description="why, and what adaptgate measured or only read")
+    source: Said
 
 
 class LaunchPlan(Result):

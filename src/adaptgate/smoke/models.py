@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from adaptgate.client import EndpointOptions
 from adaptgate.errors import EXIT_FAIL, EXIT_OK
 from adaptgate.messages import Said
 from adaptgate.results import Result
@@ -21,14 +22,7 @@ class CheckStatus(StrEnum):
     SKIPPED = "SKIPPED"
 
 
-class SmokeOptions(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    url: str
-    model: str | None = Field(None, description="served model name (default: the first listed)")
-    api_key_env: str | None = Field(
-        "OPENAI_API_KEY", description="env var holding the API key (sent as Bearer)"
-    )
+class SmokeOptions(EndpointOptions):
     expected_max_model_len: int | None = None
     thinking: bool | None = Field(None, description="None: decide from the chat reply")
     tools: bool = Field(False, description="the plan enables tool calling")

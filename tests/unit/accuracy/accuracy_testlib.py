@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from adaptgate.accuracy.models import AccuracyResult, Interval, TaskAccuracy, Verdict
+from adaptgate.accuracy.models import AccuracyResult, Interval, TaskAccuracy
 from adaptgate.accuracy.verdict import wilson_interval
+from adaptgate.record import GateStatus
 from adaptgate.stats import Distribution
 
 
@@ -28,7 +29,7 @@ def result(*tasks: TaskAccuracy, chat: bool = True) -> AccuracyResult:
         lm_eval_version="0.4.13",
         tasks=list(tasks),
         tolerance=0.05,
-        verdict=Verdict.INCONCLUSIVE,
+        verdict=GateStatus.INCONCLUSIVE,
         reason="no baseline to compare against",
         seconds=1.0,
     )

@@ -1,15 +1,18 @@
-"""An OpenAI-compatible server that answers the built-in task's questions, right or wrong on
-demand."""
+"""The smoke tests' fake OpenAI-compatible server, answering the built-in task's questions, right
+or wrong on demand."""
 
 from __future__ import annotations
 
-import json
-import threading
+import sys
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "smoke"))  # the fake server lives there
+from fake_openai import FakeConfig, FakeOpenAI
 
 from adaptgate.accuracy.builtin import items
 
@@ -23,46 +26,20 @@ def _question(body: dict[str, Any]) -> str:
 
 @pytest.fixture
 def answering_server() -> Iterator[Callable[..., str]]:
-    """``answering_server(wrong=set())`` -> the URL of a server answering each built-in question
-    correctly ("The answer is 7.") except the questions in ``wrong``. It records every request
-    body in ``requests``."""
-    servers: list[ThreadingHTTPServer] = []
+    """``answering_server(wrong=set())`` -> the URL of a server (model "fake") answering each
+    built-in question correctly ("The answer is 7.") except the questions in ``wrong``. It
+    records every request body, with its path, in ``requests``."""
 
     def start(wrong: frozenset[str] = frozenset(), requests: list[Any] | None = None) -> str:
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+        def answer(body: dict[str, Any]) -> str:
+            question = _question(body)
+            text = "no idea" if question in wrong else f"The answer is {ANSWERS[question]}."
+            return text if "messages" in body else " " + text
 
-            def _send(self, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        config = FakeConfig(
+            model="fake", answer=answer, requests=[] if requests is None else requests
+        )
+        return servers.enter_context(FakeOpenAI(config)).url
 
-            def do_GET(self) -> None:
-                self._send({"object": "list", "data": [{"id": "fake", "object": "model"}]})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if requests is not None:
-                    requests.append({"path": self.path, **body})
-                question = _question(body)
-                answer = "no idea" if question in wrong else f"The answer is {ANSWERS[question]}."
-                if self.path.endswith("/chat/completions"):
-                    choice = {"index": 0, "message": {"role": "assistant", "content": answer},
-                              "finish_reason": "stop"}  # fmt: skip
-                else:
-                    choice = {"index": 0, "text": " " + answer, "finish_reason": "stop"}
-                self._send({"id": "x", "object": "chat.completion", "choices": [choice]})
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with ExitStack() as servers:
+        yield start

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from adaptgate.accuracy.baseline import load_baseline
 from adaptgate.accuracy.gate import AccuracyGate
-from adaptgate.accuracy.models import AccuracyResult, Verdict
+from adaptgate.accuracy.models import AccuracyResult
 from adaptgate.accuracy.render import render_accuracy
 from adaptgate.accuracy.verdict import judge
 from adaptgate.errors import BaselineError
@@ -101,4 +101,4 @@ def test_the_gate_records_accuracy_and_judges_against_the_run_baseline(answering
     assert first.artifacts == [saved] and (tmp_path / "a" / "accuracy" / "task").is_dir()
     second = AccuracyGate().run(_context(tmp_path / "b", url, baseline=str(saved)))
     assert second.status is GateStatus.PASS, second.reason
-    assert isinstance(second.result, AccuracyResult) and second.result.verdict is Verdict.PASS
+    assert isinstance(second.result, AccuracyResult) and second.result.verdict is GateStatus.PASS

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from adaptgate.accuracy import AccuracyOptions, Verdict, run_accuracy
+from adaptgate.accuracy import AccuracyOptions, run_accuracy
 from adaptgate.accuracy.builtin import items
 from adaptgate.accuracy.models import BUILTIN_TASKS
+from adaptgate.record import GateStatus
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("lm_eval_installed")]
 
@@ -22,7 +23,7 @@ def test_accuracy_is_what_the_server_answered_right_and_a_drop_fails(answering_s
     en = clean.task("adaptgate_basic_en")
     assert en is not None and en.ci.high == 1.0 and 0.9 < en.ci.low < 1.0
     assert clean.chat_template and clean.model == "fake" and clean.lm_eval_version == "0.4.13"
-    assert clean.verdict is Verdict.INCONCLUSIVE  # no baseline: recorded, not judged
+    assert clean.verdict is GateStatus.INCONCLUSIVE  # no baseline: recorded, not judged
     assert {r["path"] for r in requests} == {"/v1/chat/completions"}
     assert len(requests) == 80 and all(r["temperature"] == 0 for r in requests)
     baseline = clean.write_json(tmp_path / "baseline.json")
@@ -36,8 +37,8 @@ def test_accuracy_is_what_the_server_answered_right_and_a_drop_fails(answering_s
     zh = broken.task("adaptgate_basic_zh")
     assert zh is not None and zh.accuracy == 0.5 and zh.repeats.count == 2
     assert zh.data_hash == clean.tasks[1].data_hash
-    assert broken.verdict is Verdict.FAIL and broken.exit_code == 1
-    assert [c.verdict for c in broken.comparisons] == [Verdict.PASS, Verdict.FAIL]
+    assert broken.verdict is GateStatus.FAIL and broken.exit_code == 1
+    assert [c.verdict for c in broken.comparisons] == [GateStatus.PASS, GateStatus.FAIL]
 
 
 def test_without_the_chat_template_the_completions_endpoint_is_used(answering_server, tmp_path):

@@ -9,8 +9,8 @@ import random
 import pytest
 from accuracy_testlib import result, task
 
-from adaptgate.accuracy.models import Verdict
 from adaptgate.accuracy.verdict import Z95, drop_z, judge, wilson_interval
+from adaptgate.record import GateStatus
 
 
 def _cases() -> list[tuple[int, int]]:
@@ -52,15 +52,15 @@ def test_the_z_of_a_drop_is_the_pooled_two_proportion_statistic():
 
 def test_no_baseline_is_inconclusive_unless_accuracy_is_zero():
     verdict, reason, comparisons = judge([task("en", 17, 40)], True, None, 0.05)
-    assert verdict is Verdict.INCONCLUSIVE and "no baseline" in reason.text and comparisons == []
+    assert verdict is GateStatus.INCONCLUSIVE and "no baseline" in reason.text and comparisons == []
     verdict, reason, _ = judge([task("en", 17, 40), task("zh", 0, 40)], True, None, 0.05)
-    assert verdict is Verdict.FAIL and reason.text == "accuracy 0 on zh"
+    assert verdict is GateStatus.FAIL and reason.text == "accuracy 0 on zh"
 
 
 def test_a_drop_beyond_tolerance_and_noise_fails():
     base = result(task("en", 800, 1000))
     verdict, reason, (c,) = judge([task("en", 700, 1000)], True, base, 0.05)
-    assert verdict is Verdict.FAIL and c.verdict is Verdict.FAIL
+    assert verdict is GateStatus.FAIL and c.verdict is GateStatus.FAIL
     assert c.difference == pytest.approx(-0.1) and c.relative_drop == pytest.approx(0.125)
     assert c.z > Z95 and "beyond the noise" in reason.text
 
@@ -70,34 +70,34 @@ def test_a_drop_beyond_tolerance_but_within_the_noise_is_inconclusive():
     base = result(task("en", 32, 40))
     verdict, reason, (c,) = judge([task("en", 28, 40)], True, base, 0.05)
     assert c.relative_drop == pytest.approx(0.125) and c.z < Z95
-    assert verdict is Verdict.INCONCLUSIVE and "within the noise" in reason.text
+    assert verdict is GateStatus.INCONCLUSIVE and "within the noise" in reason.text
 
 
 def test_a_significant_drop_within_tolerance_passes():
     base = result(task("en", 9000, 10000))
     verdict, _, (c,) = judge([task("en", 8700, 10000)], True, base, 0.05)
     assert c.z > Z95 and c.relative_drop < 0.05
-    assert verdict is Verdict.PASS
+    assert verdict is GateStatus.PASS
 
 
 def test_a_gain_passes():
     verdict, reason, _ = judge([task("en", 30, 40)], True, result(task("en", 20, 40)), 0.05)
-    assert verdict is Verdict.PASS and "within the 5% tolerance" in reason.text
+    assert verdict is GateStatus.PASS and "within the 5% tolerance" in reason.text
 
 
 def test_other_data_another_prompt_form_or_a_task_the_baseline_lacks_is_not_compared():
     base = result(task("en", 20, 40, data_hash="other"))
     verdict, reason, _ = judge([task("en", 20, 40)], True, base, 0.05)
-    assert verdict is Verdict.INCONCLUSIVE and "data hash differs" in reason.text
+    assert verdict is GateStatus.INCONCLUSIVE and "data hash differs" in reason.text
     verdict, reason, _ = judge([task("en", 20, 40)], False, result(task("en", 20, 40)), 0.05)
-    assert verdict is Verdict.INCONCLUSIVE and "ran with the chat template" in reason.text
+    assert verdict is GateStatus.INCONCLUSIVE and "ran with the chat template" in reason.text
     verdict, reason, _ = judge([task("zh", 20, 40)], True, result(task("en", 20, 40)), 0.05)
-    assert verdict is Verdict.INCONCLUSIVE and "zh: the baseline did not run it" in reason.text
+    assert verdict is GateStatus.INCONCLUSIVE and "zh: the baseline did not run it" in reason.text
 
 
 def test_one_failing_task_fails_the_verdict():
     base = result(task("en", 800, 1000), task("zh", 500, 1000))
     tasks = [task("en", 810, 1000), task("zh", 300, 1000)]
     verdict, reason, comparisons = judge(tasks, True, base, 0.05)
-    assert verdict is Verdict.FAIL and reason.text.startswith("zh dropped")
-    assert [c.verdict for c in comparisons] == [Verdict.PASS, Verdict.FAIL]
+    assert verdict is GateStatus.FAIL and reason.text.startswith("zh dropped")
+    assert [c.verdict for c in comparisons] == [GateStatus.PASS, GateStatus.FAIL]

@@ -53,10 +53,14 @@ def test_troubleshooting_names_only_existing_doctor_signatures():
 def test_seed_disagreements_the_plan_recorded_render_in_the_notes(make_run):
     from report_provenance import allowed_tokens, markdown_numbers, tokens
 
+    from report_language import english_runs
+
     from adaptgate.serve.knowledge import seed_disagreements
+    from adaptgate.serve.models import SeedDisagreement
 
     # the plan of an FP8 Qwen model on Ascend records the seeds 000, 001 and 003 entries
-    found = seed_disagreements("/models/Qwen3-tiny-FP8", "ascend-a2")
+    rows = seed_disagreements("/models/Qwen3-tiny-FP8", "ascend-a2")
+    found = [SeedDisagreement.model_validate(d).model_dump() for d in rows]
     assert [d["seed"] for d in found] == ["000", "001", "003"]
 
     def edit(record):
@@ -68,7 +72,12 @@ def test_seed_disagreements_the_plan_recorded_render_in_the_notes(make_run):
     assert "Where adaptgate disagrees with the seed reports" in md
     assert "「反量化过程无精度损失(FP8→FP32→BF16)」" in md
     assert "E5M2 has the most exponent bits of the FP8 formats" in md
-    assert "adaptgate 与种子报告的分歧" in _md(run, "zh")
+    zh = _md(run, "zh")
+    assert "adaptgate 与种子报告的分歧" in zh
+    # the position, reason and source in Chinese; the English gloss of the quote left out
+    section = zh.split("adaptgate 与种子报告的分歧")[1].split("\n## ")[0]
+    assert "E5M2 是 FP8 格式中指数位最多的" in section and "E5M2 has the most" not in section
+    assert not english_runs(section), english_runs(section)
     # every number shown comes from run.json (the plan recorded the entries)
     record = json.loads((run / "run.json").read_text())
     allowed = allowed_tokens(record) | tokens(str(run))  # the report names its directory

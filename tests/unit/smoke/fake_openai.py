@@ -8,6 +8,8 @@ stream_differs, bad_usage, no_extensions (vLLM's completion extensions refused w
 ``api_key`` requires that Bearer key (``echo_auth``: the 401 quotes the header it refused);
 ``version`` answers GET /version. Completions take token-id prompts and return vLLM-style
 ``logprobs`` (``token_id:N`` with ``return_tokens_as_token_ids``) and ``prompt_logprobs``.
+``answer`` replies to each request body with a text of its own (the accuracy tests' task
+answers); ``requests`` records every POST body with its path.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ class FakeConfig:
     # /tokenize with messages: (messages, chat_template_kwargs) -> token ids, as vLLM renders
     # the chat; None: the server cannot tokenize chats (404)
     render_chat: Callable[[list[dict[str, Any]], dict[str, Any]], list[int]] | None = None
+    # the whole reply to a request body, instead of generated words
+    answer: Callable[[dict[str, Any]], str] | None = None
+    requests: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _token(prompt: str, i: int, salt: str) -> str:
@@ -192,6 +197,7 @@ class FakeOpenAI:
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                fake.config.requests.append({"path": self.path, **body})
                 if self.path == "/tokenize" and "messages" in body:
                     render = fake.config.render_chat
                     if render is None:
@@ -226,6 +232,8 @@ class FakeOpenAI:
                     if isinstance(prompt, list):  # token ids, as precision and kvcache send
                         prompt = " ".join(str(t) for t in prompt)
                 smart = _smart_answer(prompt) if fake.config.smart and chat else None
+                if fake.config.answer is not None:
+                    smart = "", fake.config.answer(body), []
                 if smart is not None:
                     reasoning, content, calls = smart
                     if not fake.config.thinking:

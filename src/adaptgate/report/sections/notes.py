@@ -46,7 +46,12 @@ def _disagreement_rows(ctx: Ctx) -> list[list[str]]:
     for run in ctx.runs:
         serve = serve_result(run)
         for d in serve.plan.seed_disagreements if serve else []:
-            row = [d.seed, f"「{d.quote}」 ({d.gloss})", d.position, d.reason, d.source]
+            quote = f"「{d.quote}」" if ctx.t.lang == "zh" else f"「{d.quote}」 ({d.gloss})"
+            row = [
+                d.seed,
+                quote,
+                *(x.in_lang(ctx.t.lang) for x in (d.position, d.reason, d.source)),
+            ]
             if row not in rows:
                 rows.append(row)
     return rows
