@@ -213,8 +213,9 @@ def test_a_served_chat_template_that_differs_from_the_checkpoints_fails_smoke(
     smoke = gates["smoke"]
     assert smoke["status"] == "FAIL" and smoke["summary"]["failed_protocol"] == ["chat_template"]
     check = {c["id"]: c for c in smoke["result"]["checks"]}["chat_template"]
-    assert "differs from the checkpoint's template at token" in check["reason"]
-    assert "checkpoint id 198 '\\n'" in check["reason"], check["reason"]  # the lost newline
+    reason = check["reason"]["text"]
+    assert "differs from the checkpoint's template at token" in reason
+    assert "checkpoint id 198 '\\n'" in reason, reason  # the lost newline
 
 
 def test_a_served_model_with_one_layers_weights_scaled_fails_precision(

@@ -28,7 +28,7 @@ def test_planted_biases_unit_scales(planted_model: Path, tmp_path: Path) -> None
     assert e4m3 is not None
     assert e4m3.verdict == "UNSAFE"
     assert e4m3.layers_at_risk == PLANTED
-    assert "overflow_fraction" in e4m3.reason and e4m3.scan.overflow_fraction > 0.001
+    assert "overflow_fraction" in e4m3.reason.text and e4m3.scan.overflow_fraction > 0.001
     assert e4m3.scan.clip_ratio > 1.25
     assert result.model.attention_bias and not result.model.qk_norm
     planted_k = [max(ls.k_amax) for ls in result.scan]

@@ -68,7 +68,7 @@ def test_failed_launch_comes_back_diagnosed(
     result = json.loads(done.stdout)
     assert result["verdict"] == "FAIL"
     assert result["diagnosis"]["findings"][0]["id"] == "cpu_fp8_needs_amx"
-    assert "--to bf16" in result["reason"]
+    assert "--to bf16" in result["reason"]["text"]
     assert "AMX" in result["log_tail"]
 
 
@@ -163,5 +163,5 @@ def test_serve_smoke_records_the_checks(fake_vllm: Path, tiny_bf16: Path, tmp_pa
     first = result["smoke"]["checks"][0]
     assert (first["id"], first["status"]) == ("models", "PASS")
     assert result["smoke"]["protocol_verdict"] == "FAIL"
-    assert "smoke protocol checks failed" in result["reason"]
+    assert "smoke protocol checks failed" in result["reason"]["text"]
     assert (run / "smoke.json").is_file()

@@ -51,9 +51,8 @@ def test_troubleshooting_names_only_existing_doctor_signatures():
 
 
 def test_seed_disagreements_the_plan_recorded_render_in_the_notes(make_run):
-    from report_provenance import allowed_tokens, markdown_numbers, tokens
-
     from report_language import english_runs
+    from report_provenance import allowed_tokens, markdown_numbers, tokens
 
     from adaptgate.serve.knowledge import seed_disagreements
     from adaptgate.serve.models import SeedDisagreement
