@@ -14,6 +14,7 @@ from adaptgate.cli._common import (
     output_options,
     prompts_option,
     renamed_option,
+    stream_layers_option,
 )
 from adaptgate.console import Output, Progress
 from adaptgate.errors import EXIT_OK
@@ -65,12 +66,7 @@ Then: adaptgate compare ref-cpu ref-npu"""
     show_default=True,
     help="Hidden states to dump: all, none, or e.g. 0-3,10.",
 )
-@click.option(
-    "--stream-layers/--full-load",
-    "stream",
-    default=None,
-    help="Load one decoder layer at a time [default: when the model does not fit].",
-)
+@stream_layers_option
 @click.option(
     "--simulate",
     type=click.Choice(["w8a8-dynamic"]),

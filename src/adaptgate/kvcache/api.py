@@ -416,8 +416,7 @@ def _run_forced(
     from adaptgate.console import progress
     from adaptgate.kvcache.degeneration import repetition_rate, tail_loop
     from adaptgate.kvcache.forced import Calibrating, forced_simulation
-    from adaptgate.kvcache.scales import Calibration, calibrated_scales, unit_scales
-    from adaptgate.kvcache.scan import CalibrationAccumulator
+    from adaptgate.kvcache.scales import calibrated_scales, unit_scales
     from adaptgate.kvcache.texts import builtin_texts, encode_builtin, split_prompts
     from adaptgate.reference.prompts import encode_prompts, load_prompts
 
@@ -437,25 +436,18 @@ def _run_forced(
         else _scale_sets(cfg, formats, session, shape, prefixes, None)
     )
     arms = _arms(cfg, sets, shape)
-    acc = CalibrationAccumulator(shape.num_layers)
-
-    def rescale(layer: int) -> None:
-        k, v = acc.k[layer], acc.v[layer]
-        assert k is not None and v is not None
-        for a in arms:
-            one = calibrated_scales(a.scales.format, Calibration([k], [v], acc.tokens))
-            a.scales.layers[layer] = one.layers[0]
+    calibration = Calibrating.of(arms, shape.num_layers) if calibrating else None
 
     if out is not None:
         out.status(f"kvcache: teacher-forced, {'layer-streamed' if session.stream else 'loaded'}")
     with progress(shape.num_layers + 2, "kvcache", unit="units") as bar:
         sim, reads = forced_simulation(
             session, shape, texts, arms,
-            calibration=Calibrating(acc, rescale) if calibrating else None, tick=bar.advance,
+            calibration=calibration, tick=bar.advance,
         )  # fmt: skip
-    if calibrating:  # the same per-layer values, with the set's notes
+    if calibration is not None:  # the same per-layer values, with the set's notes
         for a in arms:
-            a.scales = calibrated_scales(a.scales.format, acc.result())
+            a.scales = calibrated_scales(a.scales.format, calibration.acc.result())
     infos = [
         PromptInfo(
             id=name,

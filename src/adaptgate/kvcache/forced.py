@@ -42,6 +42,7 @@ from adaptgate.kvcache.run import (
     accumulate_rows,
     new_runs,
 )
+from adaptgate.kvcache.scales import Calibration, calibrated_scales
 from adaptgate.kvcache.scan import CalibrationAccumulator, ScanAccumulator
 from adaptgate.kvcache.sim import Arm, gqa_attention, sim_cache
 from adaptgate.reference.engine import ReplacedLayers, first_output
@@ -79,6 +80,21 @@ class Calibrating:
 
     acc: CalibrationAccumulator
     rescale: Callable[[int], None]
+
+    @classmethod
+    def of(cls, arms: list[Arm], num_layers: int) -> Calibrating:
+        """Each layer's scales of every arm calibrated from that layer's maxima, as
+        :func:`calibrated_scales` computes them for the whole model."""
+        acc = CalibrationAccumulator(num_layers)
+
+        def rescale(layer: int) -> None:
+            k, v = acc.k[layer], acc.v[layer]
+            assert k is not None and v is not None
+            for a in arms:
+                one = calibrated_scales(a.scales.format, Calibration([k], [v], acc.tokens))
+                a.scales.layers[layer] = one.layers[0]
+
+        return cls(acc, rescale)
 
 
 def full_load_reads(lm: LayeredModel) -> WeightReads:

@@ -19,8 +19,7 @@ from adaptgate.kvcache.forced import (
 )
 from adaptgate.kvcache.formats import KV_FORMATS
 from adaptgate.kvcache.run import Simulation, calibrate, model_shape, simulate
-from adaptgate.kvcache.scales import Calibration, calibrated_scales, unit_scales
-from adaptgate.kvcache.scan import CalibrationAccumulator
+from adaptgate.kvcache.scales import calibrated_scales, unit_scales
 from adaptgate.kvcache.sim import Arm
 from adaptgate.reference.prompts import EncodedPrompt, Prompt
 from adaptgate.reference.session import ReferenceSession
@@ -140,18 +139,10 @@ def test_calibration_in_the_pass_equals_the_calibration_prefill(model: Path) -> 
     shape = model_shape(session)
     prompts = _prompts()
     arms = _arms(session, {"fp8_e4m3": 1.0, "int8_c8": 1.0})
-    acc = CalibrationAccumulator(shape.num_layers)
-
-    def rescale(layer: int) -> None:
-        k, v = acc.k[layer], acc.v[layer]
-        assert k is not None and v is not None
-        for a in arms:
-            one = calibrated_scales(a.scales.format, Calibration([k], [v], acc.tokens))
-            a.scales.layers[layer] = one.layers[0]
-
+    calibration = Calibrating.of(arms, shape.num_layers)
     texts = [ForcedText(p, [50, 51, 52]) for p in prompts]
-    forced_simulation(session, shape, texts, arms, calibration=Calibrating(acc, rescale))
-    assert acc.tokens == sum(LENGTHS)
+    forced_simulation(session, shape, texts, arms, calibration=calibration)
+    assert calibration.acc.tokens == sum(LENGTHS)
 
     loaded = ReferenceSession(str(model), stream=False)
     encoded = [
