@@ -18,6 +18,10 @@ Parts:
 - ``kvcache``: ``adaptgate kvcache --mode teacher-forced --stream-layers`` (every format and the
   baseline in one layer-streamed pass along the built-in forced texts, cut to N tokens); it takes
   no memory budget (the default one).
+- ``precision``: the precision gate's reference work, as ``PrecisionGate.run`` does it with a
+  server: the source checkpoint scores N given tokens per prompt (the server's continuation),
+  then the BF16 conversion (``adaptgate convert --to bf16``, made once before the runs and not
+  timed) scores the same text (``continuations_from``), then ``compare_dumps``. One child.
 
     python benchmarks/bench_reference_scale.py --shape 4b --parts forced,greedy --budgets 0,default
     python benchmarks/bench_reference_scale.py --shape 0.6b --format bf16 --parts kvcache
@@ -64,7 +68,7 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "passes": r.weights.passe
                   "verdicts": {f.format: f.verdict for f in r.formats}}))
 """
 
-# argv: model, forced|greedy, tokens, budget (bytes or "default"); the dump goes to a temp dir
+# argv: model, forced|greedy|precision, tokens, budget (bytes or "default"); dumps go to a temp dir
 REFERENCE_CHILD = """
 import json, sys, tempfile, time
 from importlib import resources
@@ -73,20 +77,33 @@ from adaptgate.reference.api import ReferenceConfig, build_reference, encoded_pr
 from adaptgate.reference.session import load_tokenizer
 model, path, n, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 t0 = time.perf_counter()
+extra = {}
 with tempfile.TemporaryDirectory() as out:
-    cfg = ReferenceConfig(model=model, out=Path(out), stream=True, max_new_tokens=n,
+    cfg = ReferenceConfig(model=model, out=Path(out) / "source", stream=True, max_new_tokens=n,
                           max_memory=None if budget == "default" else int(budget))
-    if path == "forced":
+    if path in ("forced", "precision"):
         text = resources.files("adaptgate.demo").joinpath("corpus.txt").read_text("utf-8")
         ids = load_tokenizer(Path(model))(text, add_special_tokens=False)["input_ids"][:n]
         assert len(ids) == n, f"the corpus has {len(ids)} tokens"
         forced = [ids] * len(encoded_prompts(cfg))
         cfg = ReferenceConfig(**cfg.model_dump() | {"continuations": forced})
     t = build_reference(cfg).timings
+    if path == "precision":  # the converted model scores the source dump's text, then compare
+        from adaptgate.precision.compare import compare_dumps
+        conv = ReferenceConfig(**cfg.model_dump() | {
+            "model": model + "-bf16", "out": Path(out) / "converted", "continuations": None,
+            "continuations_from": cfg.out})
+        c = build_reference(conv).timings
+        t1 = time.perf_counter()
+        verdict = compare_dumps(cfg.out, conv.out, profile="quantized").verdict
+        extra = {"source_seconds": t.total_seconds, "converted_seconds": c.total_seconds,
+                 "compare_seconds": time.perf_counter() - t1, "verdict": verdict}
+        t = t.model_copy(update={k: getattr(t, k) + getattr(c, k) for k in (
+            "passes", "bytes_read_total", "load_seconds", "forward_seconds")})
 print(json.dumps({"seconds": time.perf_counter() - t0, "passes": t.passes,
                   "bytes_read": t.bytes_read_total, "load_seconds": t.load_seconds,
                   "pass_seconds": t.forward_seconds, "cache_bytes": t.cache_bytes,
-                  "budget_bytes": t.memory_budget_bytes}))
+                  "budget_bytes": t.memory_budget_bytes} | extra))
 """
 
 
@@ -114,7 +131,18 @@ PARTS: dict[str, Part] = {
     "forced": Part(reference_child("forced"), (0, 32), "reference"),
     "greedy": Part(reference_child("greedy"), (8,), "reference"),
     "kvcache": Part(kvcache_child, (32, 128, 512), "kvcache", budgeted=False),
+    "precision": Part(reference_child("precision"), (32,), "precision"),
 }
+
+
+def converted(model: Path) -> Path:
+    """``MODEL-bf16``, the precision part's converted model (made once, kept with the model)."""
+    out = model.with_name(model.name + "-bf16")
+    if not (out / "config.json").exists():
+        cli = Path(sys.executable).with_name("adaptgate")
+        subprocess.run([str(cli), "convert", str(model), str(out), "--to", "bf16", "-q",
+                        "--no-source-hash"], check=True)  # fmt: skip
+    return out
 
 
 def measure(cmd: list[str]) -> dict[str, object]:
@@ -190,6 +218,8 @@ def main() -> None:
     rows: list[dict[str, object]] = []
     bases: dict[tuple[str, str], float] = {}
     try:
+        if "precision" in args.parts.split(","):
+            converted(model)
         for name in args.parts.split(","):
             part = PARTS[name]
             counts = [int(t) for t in args.tokens.split(",")] if args.tokens else part.tokens
@@ -211,6 +241,7 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(model, ignore_errors=True)
+            shutil.rmtree(model.with_name(model.name + "-bf16"), ignore_errors=True)
     for line in summary(rows):
         print(line)
     print(json.dumps({"shape": args.shape, "format": args.format, "runs": rows}))

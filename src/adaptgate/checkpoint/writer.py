@@ -5,22 +5,35 @@ Shard names follow Hugging Face (``{prefix}-00001-of-00003.safetensors``) and th
 and a ``weight_map`` sorted by name, as ``save_pretrained`` writes it. Every file is written to a
 temporary name in the target directory and renamed into place when complete; the index comes
 last.
+
+A file is streamed (:func:`write_safetensors`): the header, then each tensor's bytes straight
+from its memory. safetensors' own ``save_file`` first serializes the whole file into one buffer,
+a second copy of every tensor in memory.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import struct
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from adaptgate.checkpoint.dtypes import SAFETENSORS_DTYPES, dtype_for_torch
 from adaptgate.errors import UsageError
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["atomic_write_text", "plan_shards", "save_tensors", "shard_file_name"]
+__all__ = [
+    "atomic_write_text",
+    "header_bytes",
+    "plan_shards",
+    "save_tensors",
+    "shard_file_name",
+    "write_safetensors",
+]
 
 
 def shard_file_name(prefix: str, index: int, count: int) -> str:
@@ -89,16 +102,47 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _save_file_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    from safetensors.torch import save_file
+def header_bytes(entries: dict[str, Any], metadata: dict[str, str] | None = None) -> bytes:
+    """The 8-byte length and the JSON header (``__metadata__`` first, default ``{format: pt}``),
+    padded with spaces to a multiple of 8."""
+    head = {"__metadata__": metadata if metadata is not None else {"format": "pt"}, **entries}
+    body = json.dumps(head, separators=(",", ":")).encode("utf-8")
+    body += b" " * (-len(body) % 8)
+    return struct.pack("<Q", len(body)) + body
 
+
+def write_safetensors(
+    tensors: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
+) -> None:
+    """One safetensors file, byte for byte what safetensors' ``save_file`` writes (tensors
+    ordered by dtype, later-declared types first, then by name), streamed to a temporary name
+    and renamed into place."""
+    import torch
+
+    types = {name: dtype_for_torch(t.dtype) for name, t in tensors.items()}
+    rank = {code: i for i, code in enumerate(SAFETENSORS_DTYPES)}
+    order = sorted(tensors, key=lambda n: (-rank[types[n].code], n))
+    entries: dict[str, Any] = {}
+    offset = 0
+    for name in order:
+        shape = list(tensors[name].shape)
+        if types[name].code == "F4" and shape:  # float4_e2m1fn_x2 holds two values per element
+            shape[-1] *= 2
+        size = tensor_bytes(tensors[name])
+        entries[name] = {"dtype": types[name].code, "shape": shape,
+                         "data_offsets": [offset, offset + size]}  # fmt: skip
+        offset += size
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
+        with tmp.open("wb") as fh:
+            fh.write(header_bytes(entries, metadata))
+            for name in order:
+                t = tensors[name].detach().cpu().contiguous().reshape(-1)
+                if t.numel():
+                    fh.write(memoryview(t.view(torch.uint8).numpy()))
         tmp.replace(path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
 
 
 def save_tensors(
@@ -131,7 +175,7 @@ def save_tensors(
 
     if len(groups) == 1 and not always_index:
         file_name = f"{prefix}.safetensors"
-        _save_file_atomic(contiguous, out / file_name)
+        write_safetensors(contiguous, out / file_name)
         return [file_name]
 
     written: list[str] = []
@@ -139,7 +183,7 @@ def save_tensors(
     for k, group in enumerate(groups, start=1):
         file_name = shard_file_name(prefix, k, len(groups))
         part = {names[i]: contiguous[names[i]] for i in group}
-        _save_file_atomic(part, out / file_name)
+        write_safetensors(part, out / file_name)
         written.append(file_name)
         weight_map.update(dict.fromkeys(part, file_name))
     index = {

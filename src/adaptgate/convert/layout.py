@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import re
-import struct
-from typing import Any
 
 from adaptgate.checkpoint import SAFETENSORS_DTYPES
-from adaptgate.checkpoint.writer import plan_shards, shard_file_name
+from adaptgate.checkpoint.writer import header_bytes, plan_shards, shard_file_name
 from adaptgate.convert.models import ShardPlan, TensorPlan
 
 _DIGITS = re.compile(r"(\d+)")
@@ -31,15 +29,6 @@ def tensor_nbytes(dtype: str, shape: list[int]) -> int:
     for d in shape:
         numel *= d
     return numel * SAFETENSORS_DTYPES[dtype].bits // 8
-
-
-def header_bytes(entries: dict[str, dict[str, Any]]) -> bytes:
-    """The 8-byte length and the JSON header, padded with spaces to a multiple of 8."""
-    body = json.dumps({"__metadata__": {"format": "pt"}, **entries}, separators=(",", ":")).encode(
-        "utf-8"
-    )
-    body += b" " * (-len(body) % 8)
-    return struct.pack("<Q", len(body)) + body
 
 
 def shard_header(tensors: list[TensorPlan]) -> bytes:

@@ -45,7 +45,7 @@ from adaptgate.kvcache.run import (
 from adaptgate.kvcache.scales import Calibration, calibrated_scales
 from adaptgate.kvcache.scan import CalibrationAccumulator, ScanAccumulator
 from adaptgate.kvcache.sim import Arm, gqa_attention, sim_cache
-from adaptgate.reference.engine import ReplacedLayers, first_output
+from adaptgate.reference.engine import ReplacedLayers, first_output, tail_logits
 
 if TYPE_CHECKING:
     import torch
@@ -131,15 +131,15 @@ class _Reader:
     def __init__(self, lm: LayeredModel, stream: bool) -> None:
         """What is loaded already was read for this run too (by the session)."""
         self.lm, self.stream = lm, stream
-        layers = sum(u != "base" for u in lm.loaded)
+        layers = sum(u.startswith("layer.") for u in lm.loaded)
         self.reads = WeightReads(0.0, sum(unit_bytes(lm, u) for u in lm.loaded), layers)
 
-    def hold(self, unit: str) -> Any:
-        if unit not in self.lm.loaded:
-            self.reads.bytes_read += unit_bytes(self.lm, unit)
-            if unit != "base":
-                self.reads.layer_loads += 1
-        return self.lm.holding(unit, release=self.stream)
+    def hold(self, *units: str) -> Any:
+        for unit in units:
+            if unit not in self.lm.loaded:
+                self.reads.bytes_read += unit_bytes(self.lm, unit)
+                self.reads.layer_loads += unit.startswith("layer.")
+        return self.lm.holding_all(units, release=self.stream)
 
 
 def _record(lm: LayeredModel, ids: torch.Tensor, past: int) -> _Calls:
@@ -184,19 +184,6 @@ def _record(lm: LayeredModel, ids: torch.Tensor, past: int) -> _Calls:
     return calls
 
 
-def _tail(lm: LayeredModel, final: torch.Tensor) -> torch.Tensor:
-    """Final norm and LM head of ``model.forward`` on ``final`` (``[rows, tokens, H]``)."""
-    import torch
-
-    def constant(*_args: Any, **_kwargs: Any) -> Any:
-        return final
-
-    ids = torch.zeros(1, final.shape[1], dtype=torch.long, device=lm.device)
-    with ReplacedLayers(lm, lambda _i: constant):
-        out = lm.model(input_ids=ids, use_cache=False)
-    return out.logits.float()
-
-
 def forced_simulation(
     session: ReferenceSession,
     shape: ModelShape,
@@ -228,7 +215,7 @@ def forced_simulation(
         calibration.acc.add(layer, k[0], v[0])
 
     with torch.inference_mode(), gqa_attention(lm.model):
-        with reader.hold("base"):
+        with reader.hold(*lm.input_units):
             state = []
             for t in texts:
                 chunks = [(t.prompt, 0), (t.continuation[:-1], len(t.prompt))]
@@ -255,7 +242,7 @@ def forced_simulation(
                         s.hidden[j] = first_output(layer(s.hidden[j], *c.args[i], **kwargs))
                     del cache  # this layer's K/V: no later layer reads them
             done(1)
-        with reader.hold("base"):
+        with reader.hold(*lm.output_units):
             for k, s in enumerate(state):
                 final = torch.cat([h[:, -1:] if j == 0 else h for j, h in enumerate(s.hidden)],
                                   dim=1)  # fmt: skip
@@ -283,7 +270,7 @@ def _score(
     vocab = int(lm.model.get_output_embeddings().weight.shape[0])
     segment = max(1, logits_budget // max(1, width * vocab * 4))
     for start in range(0, final.shape[1], segment):
-        logits = _tail(lm, final[:, start : start + segment])
+        logits = tail_logits(lm, final[:, start : start + segment]).float()
         top = logits.argmax(dim=-1).tolist()  # first index on ties, as the greedy path
         baseline[k] += top[0]
         for j, a in enumerate(arms, start=1):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from adaptgate.checkpoint.writer import write_safetensors
 from adaptgate.errors import CheckpointNotFound, DumpError
 from adaptgate.results import Result
 
@@ -114,14 +115,11 @@ def hidden_key(k: int, layer: int | str) -> str:
 
 
 def write_dump(out: Path, meta: ReferenceDump, tensors: dict[str, torch.Tensor]) -> Path:
-    """Tensors first, then the JSON (written atomically): a directory with a JSON is complete."""
-    from safetensors.torch import save_file
-
+    """Tensors first (streamed from memory), then the JSON (written atomically): a directory
+    with a JSON is complete."""
     out.mkdir(parents=True, exist_ok=True)
     (out / META_FILE).unlink(missing_ok=True)
-    tmp = out / f".{TENSOR_FILE}.tmp"
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
-    tmp.replace(out / TENSOR_FILE)
+    write_safetensors(tensors, out / TENSOR_FILE)
     meta.write_json(out / META_FILE)
     return out
 

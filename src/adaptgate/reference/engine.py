@@ -5,11 +5,13 @@ For each sequence of the batch (prompts are not padded together; each runs alone
 A. **Inputs of every layer.** transformers' own ``model.forward`` runs with each decoder layer
    replaced by a recorder that keeps the exact ``(args, kwargs)`` the model passes it (hidden
    state, attention mask of that layer's type, rotary cos/sin, position ids, cache) and returns
-   its input; the last one stops the forward. Only the embeddings (``base``) are needed.
+   its input; the last one stops the forward. Only the input units (``base``, and the input
+   embeddings when they are a unit of their own) are needed.
 B. **The layers.** For each layer in order: load it, run every sequence through it with its
    recorded arguments, free it when streaming.
 C. **The tail.** ``model.forward`` runs again with every layer replaced by the recorded output
-   of the last layer, so final norm, LM head and any logit post-processing are the model's own.
+   of the last layer, so final norm, LM head and any logit post-processing are the model's own
+   (:func:`tail_logits`; its inputs are zero embeddings, so the input embeddings are not held).
 
 Full-load and layer-streamed runs execute the same calls in the same order on the same inputs;
 only when weights are loaded differs, so their float32 outputs are identical. And because every
@@ -64,10 +66,13 @@ def first_output(output: Any) -> torch.Tensor:
     return output[0]
 
 
-def _host(t: torch.Tensor) -> torch.Tensor:
+def _host(t: torch.Tensor, *, copy: bool = True) -> torch.Tensor:
+    """``t[0]`` as float32 on the CPU; ``copy`` False shares ``t``'s storage when it already is
+    (a tensor nothing else writes, such as fresh logits)."""
     import torch
 
-    return t.detach()[0].to(device="cpu", dtype=torch.float32).clone()
+    out = t.detach()[0].to(device="cpu", dtype=torch.float32)
+    return out.clone() if copy and out.data_ptr() == t.data_ptr() else out
 
 
 class ReplacedLayers:
@@ -84,6 +89,24 @@ class ReplacedLayers:
         for layer in self.lm.layers:
             if "forward" in layer.__dict__:
                 del layer.forward
+
+
+def tail_logits(lm: LayeredModel, final: Any) -> torch.Tensor:
+    """The model's own forward after the last decoder layer -- final norm, LM head, any logit
+    post-processing -- on ``final`` (the last layer's output, ``[rows, tokens, H]``): every
+    layer returns it. The forward's inputs are zero embeddings of the same length, so only the
+    output units (:attr:`LayeredModel.output_units`) need to be held."""
+    import torch
+
+    hidden = first_output(final)
+    embeds = torch.zeros(1, hidden.shape[1], hidden.shape[-1], dtype=lm.dtype, device=lm.device)
+
+    def constant(*_args: Any, **_kwargs: Any) -> Any:
+        return final
+
+    with ReplacedLayers(lm, lambda _i: constant):
+        out = lm.model(inputs_embeds=embeds, use_cache=False)
+    return out.logits
 
 
 class Engine:
@@ -133,14 +156,6 @@ class Engine:
             )
         return calls
 
-    def _tail(self, ids: torch.Tensor, final: Any) -> torch.Tensor:
-        def constant(*_args: Any, **_kwargs: Any) -> Any:
-            return final
-
-        with ReplacedLayers(self.lm, lambda _i: constant):
-            out = self.lm.model(input_ids=ids, use_cache=False)
-        return out.logits
-
     def _simulating(self) -> AbstractContextManager[Any]:
         return self.simulation.active() if self.simulation is not None else nullcontext()
 
@@ -154,16 +169,18 @@ class Engine:
         ids: list[torch.Tensor],
         *,
         capture: set[int] | None = None,
+        keep: bool = False,
     ) -> list[StepOutput]:
         """Feeds ``ids[k]`` (``[1, tokens]``) to ``seqs[k]``; returns logits (and the hidden
-        states after the layers in ``capture``, plus the embeddings as ``"embed"``)."""
+        states after the layers in ``capture``, plus the embeddings as ``"embed"``). ``keep``:
+        another pass follows, so units the memory budget allows stay loaded (the RAM cache)."""
         import torch
 
         capture = capture or set()
         outputs = [StepOutput(logits=torch.empty(0)) for _ in seqs]
         with torch.inference_mode():
             dev_ids = [t.to(self.lm.device) for t in ids]
-            with self.lm.holding(BASE, release=self.stream):
+            with self.lm.holding_all(self.lm.input_units, release=self.stream, keep=keep):
                 calls = [self._record(s, t) for s, t in zip(seqs, dev_ids, strict=True)]
             self._done(BASE)
             hidden = [c.args[0][0] for c in calls]
@@ -172,7 +189,10 @@ class Engine:
                     out.hidden["embed"] = _host(h)
             raw: list[Any] = [None] * len(seqs)
             for i, layer in enumerate(self.lm.layers):
-                with self.lm.holding(layer_unit(i), release=self.stream), self._simulating():
+                with (
+                    self.lm.holding(layer_unit(i), release=self.stream, keep=keep),
+                    self._simulating(),
+                ):
                     for k, c in enumerate(calls):
                         raw[k] = layer(hidden[k], *c.args[i][1:], **c.kwargs[i])
                         hidden[k] = first_output(raw[k])
@@ -181,7 +201,8 @@ class Engine:
                 if self.stream and self.simulation is not None:
                     self.simulation.reset()  # freed storage addresses get reused
                 self._done(layer_unit(i))
-            with self.lm.holding(BASE, release=self.stream):
-                for k, t in enumerate(dev_ids):
-                    outputs[k].logits = _host(self._tail(t, raw[k]))
+            with self.lm.holding_all(self.lm.output_units, release=self.stream, keep=keep):
+                for k, out in enumerate(outputs):
+                    out.logits = _host(tail_logits(self.lm, raw[k]), copy=False)
+                    raw[k] = None
         return outputs

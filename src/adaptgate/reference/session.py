@@ -10,7 +10,8 @@ own ``cache_factory``). All prompts advance together through the layers.
 - ``run``: greedy decoding, one pass per generated token (``adaptgate reference`` without
   continuations; free-running behaviour).
 
-In streamed mode, layers the memory budget allows stay loaded after their first pass (see
+In streamed mode, when more passes follow (greedy decoding, or ``score(keep=True)``), units the
+memory budget allows stay loaded after their first pass (see
 :mod:`adaptgate.reference.skeleton`); ``RunStats`` records the checkpoint bytes each pass read.
 """
 
@@ -173,10 +174,12 @@ class ReferenceSession:
         seqs: list[Sequence],
         ids: list[torch.Tensor],
         capture: set[int] | None = None,
+        *,
+        keep: bool,
     ) -> list[StepOutput]:
         """One ``Engine.step`` (one pass over the weights), with the bytes it read."""
         read0, hits0 = self.weights.bytes_read, self.lm.cache_hits
-        outs = engine.step(seqs, ids, capture=capture)
+        outs = engine.step(seqs, ids, capture=capture, keep=keep)
         stats.bytes_read.append(self.weights.bytes_read - read0)
         stats.cache_hits += self.lm.cache_hits - hits0
         return outs
@@ -195,12 +198,14 @@ class ReferenceSession:
         capture: set[int] | None = None,
         cache_factory: CacheFactory | None = None,
         on_unit: Callable[[str], None] | None = None,
+        keep: bool = False,
     ) -> tuple[list[Generation], RunStats]:
         """Teacher-forced scoring: each prompt followed by its continuation, every prompt in ONE
         pass over the weights. Per prompt, the same fields ``run`` gives (prompt logits, hidden
         states of ``capture`` layers at the prompt positions), and for continuation token ``n``
         the distribution it is scored under (the logits at position ``T - 1 + n``), its argmax,
-        the token's log-probability and rank, and the top-k: ``tokens`` are the given ones."""
+        the token's log-probability and rank, and the top-k: ``tokens`` are the given ones.
+        ``keep``: the caller will pass over the weights again, so fill the RAM cache."""
         import torch
 
         if len(continuations) != len(prompts) or top_k < 1:
@@ -216,13 +221,13 @@ class ReferenceSession:
             for p, c in zip(prompts, continuations, strict=True)
         ]
         stats = RunStats()
-        outs = self._pass(engine, stats, seqs, ids, capture or set())
+        outs = self._pass(engine, stats, seqs, ids, capture or set(), keep=keep)
         gens = []
         for prompt, forced, out in zip(prompts, continuations, outs, strict=True):
-            n = len(prompt.token_ids)
+            n = len(prompt.token_ids)  # views: the pass's logits are held once
             gen = Generation(
-                prompt_logits=out.logits[:n].clone(),
-                hidden={key: h[:n].clone() for key, h in out.hidden.items()},
+                prompt_logits=out.logits[:n],
+                hidden={key: h[:n] for key, h in out.hidden.items()},
             )
             for step, token in enumerate(forced):
                 self._choose(gen, out.logits[n - 1 + step], top_k, token)
@@ -252,7 +257,8 @@ class ReferenceSession:
         seqs = [engine.new_sequence() for _ in prompts]
         ids = [torch.tensor([p.token_ids], dtype=torch.long) for p in prompts]
         stats = RunStats()
-        first = self._pass(engine, stats, seqs, ids, capture or set())
+        keep = max_new_tokens > 1  # later passes follow: fill the RAM cache
+        first = self._pass(engine, stats, seqs, ids, capture or set(), keep=keep)
         gens = [Generation(prompt_logits=o.logits, hidden=o.hidden) for o in first]
         last = {k: o.logits[-1] for k, o in enumerate(first)}
         for step in range(max_new_tokens):
@@ -271,6 +277,7 @@ class ReferenceSession:
                 stats,
                 [seqs[k] for k in active],
                 [torch.tensor([[feed[k]]], dtype=torch.long) for k in active],
+                keep=keep,
             )
             last = {k: o.logits[-1] for k, o in zip(active, outs, strict=True)}
         return gens, self._finish(stats, t0, load0)

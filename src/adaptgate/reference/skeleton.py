@@ -4,21 +4,26 @@ The model class is transformers' own (``AutoModelForCausalLM.from_config``). Par
 the meta device (buffers such as rotary frequencies are real), so building costs no memory.
 Weights come from :mod:`adaptgate.reference.weights` and go through transformers' own checkpoint
 conversion (renamings, per-expert weights merged into fused MoE tensors, tied embeddings), one
-*unit* at a time: ``base`` (everything outside the decoder layers) or one decoder layer. Freeing
-a unit puts its parameters back on the meta device. Checkpoint layers beyond
+*unit* at a time: ``base`` (everything outside the decoder layers) or one decoder layer. When the
+input and output embeddings are untied, each is a unit of its own (``embed``, ``head``): a pass
+holds the input embeddings only before the layers and the LM head only after them, so the two
+largest matrices of a dense model are never held together. Freeing a unit puts its parameters
+back on the meta device. Checkpoint layers beyond
 ``num_hidden_layers`` (GLM's MTP layer) are ignored, as ``from_pretrained`` ignores them.
 
 In streamed mode, units are kept loaded after use while their dequantized weights (in the compute
-dtype) fit ``cache_budget``: the RAM cache. A later pass finds them loaded and reads nothing for
-them; the first units of a pass are kept first, so ``base`` (used twice per pass) is preferred.
+dtype) fit ``cache_budget``: the RAM cache. Only a pass that another pass will follow (greedy
+decoding) fills it; a single pass keeps nothing, so its memory is one unit at a time. A later
+pass finds kept units loaded and reads nothing for them; the first units of a pass are kept
+first.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 BASE = "base"
+EMBED = "embed"  # the input embeddings, when untied from the LM head
+HEAD = "head"  # the LM head (output embeddings), when untied
 
 
 def layer_unit(index: int) -> str:
@@ -117,13 +124,30 @@ class LayeredModel:
     def largest_unit_bytes(self) -> int:
         return max(self.unit_bytes(u) for u in self.units)
 
+    @property
+    def input_units(self) -> tuple[str, ...]:
+        """The units the model's forward needs before the first decoder layer."""
+        return (BASE, EMBED) if EMBED in self.units else (BASE,)
+
+    @property
+    def output_units(self) -> tuple[str, ...]:
+        """The units the model's forward needs after the last decoder layer."""
+        return (BASE, HEAD) if HEAD in self.units else (BASE,)
+
     def unit_modules(self, unit: str) -> list[torch.nn.Module]:
+        if unit == EMBED:
+            return [self.model.get_input_embeddings()]
+        if unit == HEAD:
+            return [self.model.get_output_embeddings()]
         if unit == BASE:
-            layer_ids = {id(m) for m in self.layers.modules()}
+            other = {id(m) for m in self.layers.modules()}
+            for split in (EMBED, HEAD):
+                if split in self.units:
+                    other |= {id(m) for m in self.unit_modules(split)[0].modules()}
             return [
                 m
                 for m in self.model.modules()
-                if id(m) not in layer_ids and any(True for _ in m.parameters(recurse=False))
+                if id(m) not in other and any(True for _ in m.parameters(recurse=False))
             ]
         return [self.layers[int(unit.split(".")[1])]]
 
@@ -144,26 +168,37 @@ class LayeredModel:
         trim_heap()
 
     def load_all(self) -> None:
-        self.load(BASE)
-        for i in range(self.num_layers):
-            self.load(layer_unit(i))
+        for unit in self.units:
+            self.load(unit)
 
     @contextmanager
-    def holding(self, unit: str, *, release: bool) -> Iterator[None]:
+    def holding(self, unit: str, *, release: bool, keep: bool = False) -> Iterator[None]:
         """Loads ``unit`` for the block; after it, when ``release``, frees it unless the cache
-        keeps it."""
+        holds it or (``keep``: a later pass will read it again) takes it in."""
         if unit in self.kept:
             self.cache_hits += 1
         self.load(unit)
         try:
             yield
         finally:
-            if release and not self._keep(unit):
+            if release and not self._keep(unit, keep):
                 self.free(unit)
 
-    def _keep(self, unit: str) -> bool:
+    @contextmanager
+    def holding_all(
+        self, units: Iterable[str], *, release: bool, keep: bool = False
+    ) -> Iterator[None]:
+        """``holding`` of several units at once (e.g. :attr:`input_units`)."""
+        with ExitStack() as stack:
+            for unit in units:
+                stack.enter_context(self.holding(unit, release=release, keep=keep))
+            yield
+
+    def _keep(self, unit: str, take: bool) -> bool:
         if unit in self.kept:
             return True
+        if not take:
+            return False
         size = self.unit_bytes(unit)
         if self.kept_bytes + size > self.cache_budget:
             return False
@@ -197,11 +232,15 @@ class LayeredModel:
         missing = [
             f"{name}"
             for module in self.unit_modules(unit)
-            for name, p in module.named_parameters(recurse=unit != BASE)
+            for name, p in module.named_parameters(recurse=unit not in (BASE, EMBED, HEAD))
             if p.device.type == "meta"
         ]
         if missing:
-            where = "outside the decoder layers" if unit == BASE else unit.replace(".", " ")
+            where = (
+                "outside the decoder layers"
+                if unit in (BASE, EMBED, HEAD)
+                else unit.replace(".", " ")
+            )
             raise CheckpointFormatError(
                 f"the checkpoint lacks {len(missing)} parameters of {where} (e.g. {missing[0]})",
                 fix="check that the weights are complete and match config.json",
@@ -232,6 +271,28 @@ def build_config(weights: WeightSource) -> Any:
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     return config
+
+
+def _split_embeddings(model: PreTrainedModel, units: dict[str, list[str]]) -> None:
+    """Moves untied input and output embeddings out of ``base`` into units of their own, when
+    the checkpoint names their weights as the modules do; otherwise ``base`` keeps them."""
+    if getattr(model.config.get_text_config(), "tie_word_embeddings", False):
+        return
+    paths = {id(m): path for path, m in model.named_modules()}
+    split: dict[str, list[str]] = {}
+    for unit, module in (
+        (EMBED, model.get_input_embeddings()),
+        (HEAD, model.get_output_embeddings()),
+    ):
+        if module is None or id(module) not in paths:
+            return
+        names = [f"{paths[id(module)]}.{p}" for p, _ in module.named_parameters()]
+        if not names or any(n not in units[BASE] for n in names):
+            return
+        split[unit] = names
+    for unit, names in split.items():
+        units[BASE] = [n for n in units[BASE] if n not in names]
+        units[unit] = names
 
 
 def build_model(weights: WeightSource, device: str, dtype: torch.dtype) -> LayeredModel:
@@ -287,6 +348,7 @@ def build_model(weights: WeightSource, device: str, dtype: torch.dtype) -> Layer
             units.setdefault(layer_unit(idx), []).append(name)
         else:
             ignored.append(name)  # e.g. GLM's MTP layer: no module of this class takes it
+    _split_embeddings(model, units)
     return LayeredModel(
         model=model,
         layers=layers,

@@ -14,7 +14,7 @@ from adaptgate.reference.api import ReferenceConfig, build_reference
 from adaptgate.reference.dump import gen_key, open_dump
 from adaptgate.reference.prompts import EncodedPrompt, Prompt
 from adaptgate.reference.session import ReferenceSession
-from adaptgate.reference.skeleton import BASE
+from adaptgate.reference.skeleton import BASE, EMBED, HEAD
 
 IDS = [[5, 17, 300, 42, 99, 1000, 7, 2500, 11], [9, 8, 7]]
 TOKENS = 8
@@ -109,22 +109,24 @@ def test_memory_budget_bounds_the_ram_cache(tiny_model: Callable[..., Path]) -> 
     path = tiny_model(arch="qwen3", format="bf16")
     forced = [[1, 2, 3], [4]]
     tiny = ReferenceSession(str(path), stream=True, max_memory=0)
-    first, second = (tiny.score(_encoded(IDS), forced)[1] for _ in range(2))
+    first, second = (tiny.score(_encoded(IDS), forced, keep=True)[1] for _ in range(2))
     assert first.bytes_read == second.bytes_read and first.bytes_read[0] > 0
     assert second.cache_hits == 0 and not tiny.lm.loaded and tiny.lm.kept_bytes == 0
 
     large = ReferenceSession(str(path), stream=True, max_memory=10**12)
-    first, second = (large.score(_encoded(IDS), forced)[1] for _ in range(2))
+    alone = large.score(_encoded(IDS), forced)[1]  # a single pass fills no cache
+    assert not large.lm.kept and not large.lm.loaded and alone.bytes_read[0] > 0
+    first, second = (large.score(_encoded(IDS), forced, keep=True)[1] for _ in range(2))
     assert first.bytes_read[0] > 0 and second.bytes_read == [0]
     assert first.cache_hits == 1  # base, held again for the tail
-    assert second.cache_hits == large.lm.num_layers + 2
+    assert second.cache_hits == len(large.lm.units) + 1  # every unit, base twice
 
     # room for one unit being streamed plus base: base is cached, the layers are re-read
     lm = large.lm
     base_only = ReferenceSession(
         str(path), stream=True, max_memory=lm.largest_unit_bytes() + lm.unit_bytes(BASE)
     )
-    first, second = (base_only.score(_encoded(IDS), forced)[1] for _ in range(2))
+    first, second = (base_only.score(_encoded(IDS), forced, keep=True)[1] for _ in range(2))
     assert base_only.lm.kept == {BASE}
     assert base_only.lm.kept_bytes <= base_only.lm.cache_budget
     base_raw = _raw_bytes(path, base_only.lm.units[BASE])
@@ -177,3 +179,34 @@ def test_dump_scores_another_dumps_continuations(
                 continuations_from=tmp_path / "g",
             )
         )
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_untied_embeddings_and_lm_head_are_never_held_together(
+    tiny_model: Callable[..., Path], tied: bool
+) -> None:
+    """Streamed, the input embeddings are held before the layers and the LM head after them;
+    tied, they are one matrix in ``base``. The logits are the full load's either way."""
+    path = tiny_model(arch="qwen3", format="bf16", tie_embeddings=tied)
+    session = ReferenceSession(str(path), stream=True, max_memory=0)
+    lm = session.lm
+    assert (EMBED in lm.units and HEAD in lm.units) is not tied
+    if not tied:
+        assert lm.units[EMBED] == ["model.embed_tokens.weight"]
+        assert lm.units[HEAD] == ["lm_head.weight"]
+        assert lm.units[BASE] == ["model.norm.weight"]
+    seen: list[set[str]] = []
+    load = lm.load
+
+    def spying(unit: str) -> None:
+        load(unit)
+        seen.append(set(lm.loaded))
+
+    lm.load = spying  # type: ignore[method-assign]
+    streamed, stats = session.score(_encoded(IDS), [[3, 4], [5]])
+    assert seen and not any({EMBED, HEAD} <= held for held in seen)
+    assert stats.bytes_read == [_raw_bytes(path) + _raw_bytes(path, lm.units[BASE])]
+    full, _ = ReferenceSession(str(path), stream=False).score(_encoded(IDS), [[3, 4], [5]])
+    for a, b in zip(streamed, full, strict=True):
+        assert torch.equal(a.prompt_logits, b.prompt_logits)
+        assert all(torch.equal(x, y) for x, y in zip(a.step_logits, b.step_logits, strict=True))
