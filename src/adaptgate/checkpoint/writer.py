@@ -139,7 +139,7 @@ def write_safetensors(
             for name in order:
                 t = tensors[name].detach().cpu().contiguous().reshape(-1)
                 if t.numel():
-                    fh.write(memoryview(t.view(torch.uint8).numpy()))
+                    fh.write(t.view(torch.uint8).numpy().data)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
