@@ -26,7 +26,8 @@ from adaptgate.smoke.quality import WEATHER_TOOL
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from adaptgate.reference.session import ReferenceSession
+    from adaptgate.reference.prompts import EncodedPrompt
+    from adaptgate.reference.session import Generation, ReferenceSession
 
 # several turns, a system prompt, English and Chinese: what a template must get right
 CONVERSATION: list[dict[str, str]] = [
@@ -178,14 +179,13 @@ def _reference(ctx: SmokeContext, source: str) -> ReferenceSession | Message:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             ctx.cache[key] = message("smoke.reference_cannot_load", source=source, error=reason)
         else:
-            if session.stream:  # decoding would reload every layer once per token
+            if session.stream:  # a smoke check does not stream the model from disk
                 size = model_bytes(session.weights, 4) / 2**30
                 ctx.cache[key] = message(
                     "smoke.reference_too_big",
                     source=source,
                     size=f"{size:.1f}",
                     share=f"{FULL_LOAD_SHARE:.0%}",
-                    tokens=ANSWER_TOKENS,
                 )
             else:
                 ctx.cache[key] = session
@@ -196,13 +196,39 @@ def _token(tok: PreTrainedTokenizerBase, token_id: int) -> str:
     return f"id {token_id} {tok.decode([token_id])!r}"
 
 
+def _along(
+    reference: ReferenceSession,
+    encoded: EncodedPrompt,
+    served: list[int],
+    count: int,
+    finish: object,
+) -> tuple[list[int], int | None, Generation]:
+    """The served answer scored under the reference in one pass (plus one position: the
+    reference's token after the whole answer). Returns the reference's greedy answer as far as
+    it is the same (to the first divergence, its own token there included), the index of that
+    divergence (None: the answers agree), and the scores. Up to the first divergence the
+    contexts are the same, so this is what greedy decoding gives, without a pass per token."""
+    [gen], _stats = reference.score([encoded], [[*served, 0]], top_k=ANSWER_TOP_K)
+    ahead, eos = gen.argmax, set(reference.eos_token_ids)
+    at = first_difference(ahead[: len(served)], served)
+    end = next((i for i in range(len(served) if at is None else at) if ahead[i] in eos), None)
+    if end is not None:  # both emitted the reference's end token: its answer ends there
+        return ahead[: end + 1], None if end == len(served) - 1 else end + 1, gen
+    if at is not None:
+        return ahead[: at + 1], at, gen
+    if len(served) < count and not (finish == "stop" and ahead[len(served)] in eos):
+        return ahead[: len(served) + 1], len(served), gen  # the server stopped, not the reference
+    return ahead[: len(served)], None, gen  # (a stop on the end token the server did not list)
+
+
 @check("chat_answer", "quality")
 def chat_answer(ctx: SmokeContext) -> Outcome:
     """The rendered chat prompt (the checkpoint's own template, token ids) goes to the server
-    (``/v1/completions``, greedy, top-20 logprobs, vLLM's ``return_tokens_as_token_ids``) and to
-    the CPU reference (float32, the same ids); the two greedy answers are compared token by
-    token: agreement up to the first divergence, the first differing token on each side, and
-    whether the server's token is within the reference's top-20.
+    (``/v1/completions``, greedy, top-20 logprobs, vLLM's ``return_tokens_as_token_ids``); the
+    CPU reference (float32, the same ids) scores that answer teacher-forced in one pass, which up
+    to the first divergence is its own greedy answer: agreement up to the first divergence, the
+    first differing token on each side, and whether the server's token is within the
+    reference's top-20.
 
     A quality check, reported beside the verdict: it compares weights and arithmetic, not the
     protocol. A correct bf16 (or quantized) server legitimately leaves the float32 reference
@@ -255,19 +281,10 @@ def chat_answer(ctx: SmokeContext) -> Outcome:
         rendered=tok.decode(prompt),
         token_ids=prompt,
     )
-    [gen], _stats = reference.run([encoded], max_new_tokens=count, top_k=ANSWER_TOP_K)
-    ref = list(gen.tokens)
-    at = first_difference(ref, served)
-    if (
-        at is not None
-        and at == len(served)
-        and choice.get("finish_reason") == "stop"
-        and ref[at] in reference.eos_token_ids
-    ):
-        at = None  # the server stopped where the reference emitted its end token (not listed)
+    ref, at, gen = _along(reference, encoded, served, count, choice.get("finish_reason"))
     details: dict[str, Any] = {
         "prompt_tokens": len(prompt),
-        "reference": f"{source} float32 ({reference.mode} load), greedy",
+        "reference": f"{source} float32 ({reference.mode} load), teacher-forced on the answer",
         "reference_tokens": len(ref),
         "server_tokens": len(served),
         "agreed_tokens": len(ref) if at is None else at,
@@ -280,7 +297,7 @@ def chat_answer(ctx: SmokeContext) -> Outcome:
             message("smoke.answer_agrees", tokens=len(ref), prompt=len(prompt)),
             evidence(reply, **details),
         )
-    agreed = {"at": at, "tokens": len(ref)}
+    agreed = {"at": at, "tokens": count}
     if at >= len(ref) or at >= len(served):
         ended = "reference" if at >= len(ref) else "server"
         extra = served[at] if at < len(served) else ref[at]

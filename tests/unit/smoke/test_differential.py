@@ -5,9 +5,11 @@ template. A server with the checkpoint's template passes; one whose template dif
 one token, with thinking on or off, or with a tool schema -- fails, naming the first differing
 token on each side.
 
-chat_answer: the server's greedy answer against the CPU reference's from the same prompt ids. A
-server that answers as the reference agrees on every token; one that leaves it at step k is
-reported at k, with whether its token is in the reference's top-k (outside it: FAIL)."""
+chat_answer: the server's greedy answer against the CPU reference's from the same prompt ids (the
+check scores the answer teacher-forced; here the reference's answer is decoded greedily, token by
+token, as the independent computation). A server that answers as the reference agrees on every
+token; one that leaves it at step k is reported at k, with whether its token is in the
+reference's top-k (outside it: FAIL)."""
 
 from __future__ import annotations
 
@@ -322,10 +324,10 @@ def test_the_answer_check_is_skipped_with_the_reason(reference, tmp_path, monkey
     _, check = chat_answer(str(broken), agree)
     assert check.status is CheckStatus.SKIPPED
     assert "the CPU reference cannot load" in check.reason.text
-    # too big for host memory: the reference would stream every layer per token
+    # too big for host memory: the reference would stream the model from disk
     monkeypatch.setattr("adaptgate.reference.session.should_stream", lambda *a: True)
     _, check = chat_answer(reference.model, agree)
-    assert check.status is CheckStatus.SKIPPED and "stream every layer" in check.reason.text
+    assert check.status is CheckStatus.SKIPPED and "stream the whole model" in check.reason.text
 
 
 def test_an_answer_that_ends_at_the_end_of_turn_agrees_whether_or_not_it_is_listed(
@@ -340,3 +342,9 @@ def test_an_answer_that_ends_at_the_end_of_turn_agrees_whether_or_not_it_is_list
     # a server that stops on the end token without returning it (the text never shows it)
     _, check = chat_answer(ref.model, ref.server(ref.tokens[:-1], finish="stop"))
     assert check.status is CheckStatus.PASS and "all " in check.reason.text, check.reason.text
+    # a server that goes on past the end token (e.g. ignoring it): the reference ended there
+    more = [*ref.tokens, *ref.tokens[:2]]
+    _, check = chat_answer(ref.model, ref.server(more, finish="length"))
+    assert check.status is CheckStatus.PASS, check.reason.text
+    assert f"the first {len(ref.tokens)} of {ANSWER_TOKENS} greedy tokens agree" in check.reason.text
+    assert "the reference's answer ends there" in check.reason.text
