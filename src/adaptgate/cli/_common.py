@@ -277,7 +277,8 @@ max_memory_option = click.option(
     metavar="SIZE",
     callback=_memory_size,
     help="Bytes of dequantized weights the reference may hold (e.g. 8GiB): a model over it is "
-    "streamed, and streamed layers are cached in RAM up to it [default: 60% of MemAvailable].",
+    "streamed one layer at a time; when passes repeat (greedy decoding), streamed layers are "
+    "cached in RAM up to it [default: 60% of MemAvailable].",
 )
 dtype_option = click.option(
     "--dtype",
