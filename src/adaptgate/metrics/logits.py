@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 EPS32 = 1.1920928955078125e-07  # np.finfo(np.float32).eps
 TOP_N = 5
+# elements per float64 temporary: ``add`` works through larger tensors in pieces, so a prompt's
+# logits ([730, 151936] are 111 M elements) cost ~128 MB per temporary, not ~0.9 GB
+CHUNK_ELEMENTS = 1 << 24
 
 
 class TensorMetrics(BaseModel):
@@ -89,12 +92,17 @@ class TensorAccumulator:
     within_5e3: int = 0
 
     def add(self, a: torch.Tensor, b: torch.Tensor) -> None:
-        import torch
-
         if a.shape != b.shape:
             raise ValueError(f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
-        a64 = a.detach().reshape(-1).to(torch.float64)
-        b64 = b.detach().reshape(-1).to(torch.float64)
+        flat_a, flat_b = a.detach().reshape(-1), b.detach().reshape(-1)
+        for start in range(0, max(1, flat_a.numel()), CHUNK_ELEMENTS):
+            end = start + CHUNK_ELEMENTS
+            self._add(flat_a[start:end], flat_b[start:end])
+
+    def _add(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        import torch
+
+        a64, b64 = a.to(torch.float64), b.to(torch.float64)
         finite = torch.isfinite(a64) & torch.isfinite(b64)
         self.nonfinite += int((~finite).sum())
         if not bool(finite.all()):
@@ -152,16 +160,19 @@ class LogitAccumulator:
     top5: float = 0.0
 
     def add(self, a: torch.Tensor, b: torch.Tensor) -> None:
-        """``a``, ``b``: ``[positions, vocab]`` logits."""
-        terms = _position_terms(a, b)
-        if terms is None:
-            return
-        kl, top1, overlap, n = terms
-        self.positions += int(a.shape[0])
-        self.kl_sum += float(kl.sum())
-        self.kl_max = max(self.kl_max, float(kl.max()))
-        self.top1 += int(top1.sum())
-        self.top5 += float(overlap.sum()) / n
+        """``a``, ``b``: ``[positions, vocab]`` logits (taken a few positions at a time)."""
+        if a.shape != b.shape or a.dim() != 2:
+            raise ValueError(f"logits must be equal 2-D shapes: {tuple(a.shape)} vs {b.shape}")
+        rows = max(1, CHUNK_ELEMENTS // max(1, a.shape[1]))
+        for start in range(0, a.shape[0], rows):
+            terms = _position_terms(a[start : start + rows], b[start : start + rows])
+            assert terms is not None
+            kl, top1, overlap, n = terms
+            self.positions += int(kl.shape[0])
+            self.kl_sum += float(kl.sum())
+            self.kl_max = max(self.kl_max, float(kl.max()))
+            self.top1 += int(top1.sum())
+            self.top5 += float(overlap.sum()) / n
 
     def result(self) -> LogitMetrics:
         p = max(self.positions, 1)

@@ -24,6 +24,7 @@ from adaptgate.reference.dump import (
 )
 from adaptgate.reference.identity import tokenizer_fingerprint
 from adaptgate.reference.memory import peak_rss_bytes
+from adaptgate.reference.skeleton import trim_heap
 from adaptgate.reference.prompts import (
     EncodedPrompt,
     Prompt,
@@ -264,4 +265,6 @@ def build_reference(
         timings=_timings(session, stats, time.perf_counter() - t0),
     )
     write_dump(cfg.out, meta, _tensors(gens))
+    del gens
+    trim_heap()  # the pass's tensors go back to the OS, not to a later pass's high-water mark
     return meta

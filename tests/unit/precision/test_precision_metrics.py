@@ -56,8 +56,13 @@ def _pairs(seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return out
 
 
+@pytest.mark.parametrize("chunk", [None, 7])  # 7: every tensor taken in many pieces
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_tensor_metrics_match_numpy_over_accumulated_pairs(seed: int) -> None:
+def test_tensor_metrics_match_numpy_over_accumulated_pairs(
+    seed: int, chunk: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if chunk is not None:
+        monkeypatch.setattr("adaptgate.metrics.logits.CHUNK_ELEMENTS", chunk)
     pairs = _pairs(seed)
     acc = TensorAccumulator()
     for a, b in pairs:
@@ -114,8 +119,13 @@ def _np_log_softmax(x: np.ndarray) -> np.ndarray:
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
 
 
+@pytest.mark.parametrize("chunk", [None, 120])  # 120: two positions of 50 logits at a time
 @pytest.mark.parametrize("seed", [0, 1])
-def test_logit_metrics_match_numpy(seed: int) -> None:
+def test_logit_metrics_match_numpy(
+    seed: int, chunk: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if chunk is not None:
+        monkeypatch.setattr("adaptgate.metrics.logits.CHUNK_ELEMENTS", chunk)
     gen = torch.Generator().manual_seed(seed)
     chunks = []
     acc = LogitAccumulator()

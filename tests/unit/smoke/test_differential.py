@@ -346,5 +346,7 @@ def test_an_answer_that_ends_at_the_end_of_turn_agrees_whether_or_not_it_is_list
     more = [*ref.tokens, *ref.tokens[:2]]
     _, check = chat_answer(ref.model, ref.server(more, finish="length"))
     assert check.status is CheckStatus.PASS, check.reason.text
-    assert f"the first {len(ref.tokens)} of {ANSWER_TOKENS} greedy tokens agree" in check.reason.text
+    assert (
+        f"the first {len(ref.tokens)} of {ANSWER_TOKENS} greedy tokens agree" in check.reason.text
+    )
     assert "the reference's answer ends there" in check.reason.text
