@@ -67,6 +67,8 @@ def test_zh_report_contains_no_english_label(full_run):
             continue
         for piece in re.split(r"\{[a-z_]+\}", label):
             part = piece.strip(" .:;,()")
+            if part in zh[key]:  # a name the Chinese label keeps too ("ACL Graph 图模式")
+                continue
             if len(part) > 3 and re.search(r"[A-Za-z]{3}", part):
                 assert not re.search(rf"(?<![\w-]){re.escape(part)}(?![\w-])", md), (key, part)
 

@@ -33,8 +33,8 @@ def test_unmeasured_stages_say_not_verified(cpu_bf16_run, full_run):
 
 def test_references_quantmap_and_troubleshooting_come_from_run_and_data(full_run):
     md = _md(full_run, "zh")
-    assert "`https://docs.vllm.ai/projects/ascend/zh-cn/v0.18.0/installation.html`" in md
-    assert "| `fp8-block` | 不支持 | 无（A2/A3 不支持） |" in md
+    assert "`https://docs.vllm.ai/projects/ascend/zh-cn/v0.26.0rc1/installation.html`" in md
+    assert "| `fp8-block` | 支持 | 无（A2/A3 不支持） |" in md  # dequantized at load since 0.26
     assert "export PYTORCH_NPU_ALLOC_CONF=expandable_segments:True" in md
     assert "故障排查:图捕获失败" in md
 

@@ -187,6 +187,7 @@ def test_the_summary_says_which_route_was_deployed_and_why(tmp_path: Path):
     def edit(record: dict[str, Any]) -> None:
         gate = _gate(record, "inspect")
         gate["result"]["recommendation"] = recommendation.said.model_dump(mode="json")
+        gate["result"]["recommended"] = "bf16"
 
     run = make_run_dir(tmp_path, source="run_full.json", edit=edit)
     en, zh = (

@@ -20,7 +20,7 @@ from adaptgate.serve.plan import build_plan
 
 CONFIGS = Path(__file__).parents[2] / "data" / "configs"
 SECTION = re.compile(r"^## 5\. .*?(?=^## 6\. )", re.S | re.M)
-TROUBLE = re.compile(r"^### 11\.3 .*?(?=^### 11\.4 )", re.S | re.M)
+TROUBLE = re.compile(r"^### 11\.\d+ 问题排查.*?(?=^### )", re.S | re.M)  # the doctor's table
 
 
 def _zh_report(

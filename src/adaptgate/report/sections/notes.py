@@ -101,6 +101,9 @@ def notes_section(ctx: Ctx) -> list[Block]:
             ),
         ]
     blocks.append(Para(t("notes.provenance"), "note"))
-    if t.lang != "en":
+    # a run recorded before the message catalogue holds its gates' reasons in English only
+    if t.lang != "en" and any(
+        g.reason and g.reason_id is None for run in ctx.runs for g in run.record.gates
+    ):
         blocks.append(Para(t("notes.reasons_as_written"), "note"))
     return blocks
