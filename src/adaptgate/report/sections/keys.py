@@ -51,8 +51,8 @@ KEY_KINDS: dict[str, str] = {
     "protocol": "status",
     "quality": "status",
     "counts": "counts",
-    "failed_protocol": "list",
-    "failed_quality": "list",
+    "failed_protocol": "code",  # check ids
+    "failed_quality": "code",
     # precision
     "reference_mode": "text",
     "reference_seconds": "seconds",

@@ -81,12 +81,16 @@ def support_rows(t: Labels, r: InspectResult) -> Rows:
     s = r.support
     if s is None:
         return []
-    quant = f"{s.scheme_key}: {s.quant_status}"
+
+    def status(value: str) -> str:
+        return t.opt(f"qmap.status.{value}", value)
+
+    quant = f"{s.scheme_key}: {status(s.quant_status)}"
     if s.runs_as:
         quant += f" ({t('word.runs_as')} {s.runs_as.in_lang(t.lang)})"
     return [
         (t("support.target"), f"{s.target} {s.release}".strip()),
-        (t("support.architecture"), f"{s.architecture}: {s.architecture_status}"),
+        (t("support.architecture"), f"{s.architecture}: {status(s.architecture_status)}"),
         (t("support.quant"), quant),
         (t("support.verdict"), f"**{s.verdict}**"),
         (t("support.route"), num(r.recommended)),

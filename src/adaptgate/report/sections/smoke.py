@@ -96,8 +96,8 @@ def validation_commands(run: RunView) -> list[str]:
     plan = serve.plan
     lines = [shlex.join(argv) for argv in plan.validation]
     url = gate.summary.get("url")
-    if plan.port == 0 and url:  # port 0: the server's port was chosen at launch
-        planned = f"http://{plan.bind_host}:0"
+    if url:  # the server's port was chosen at launch (the plan says 0, or the default)
+        planned = f"http://{plan.bind_host}:{plan.port}"
         lines = [line.replace(planned, str(url).rstrip("/")) for line in lines]
     return lines
 
