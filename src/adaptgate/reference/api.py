@@ -24,7 +24,6 @@ from adaptgate.reference.dump import (
 )
 from adaptgate.reference.identity import tokenizer_fingerprint
 from adaptgate.reference.memory import peak_rss_bytes
-from adaptgate.reference.skeleton import trim_heap
 from adaptgate.reference.prompts import (
     EncodedPrompt,
     Prompt,
@@ -32,6 +31,7 @@ from adaptgate.reference.prompts import (
     encode_prompts,
     load_prompts,
 )
+from adaptgate.reference.skeleton import trim_heap
 
 if TYPE_CHECKING:
     import torch
