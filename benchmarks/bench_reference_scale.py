@@ -135,9 +135,15 @@ PARTS: dict[str, Part] = {
 }
 
 
+def bf16_of(model: Path) -> Path:
+    """``MODEL-bf16``: where the precision part's converted model lives (its child reads it
+    there)."""
+    return model.with_name(model.name + "-bf16")
+
+
 def converted(model: Path) -> Path:
-    """``MODEL-bf16``, the precision part's converted model (made once, kept with the model)."""
-    out = model.with_name(model.name + "-bf16")
+    """The precision part's converted model, made once and kept with the model."""
+    out = bf16_of(model)
     if not (out / "config.json").exists():
         cli = Path(sys.executable).with_name("adaptgate")
         subprocess.run([str(cli), "convert", str(model), str(out), "--to", "bf16", "-q",
@@ -241,7 +247,7 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(model, ignore_errors=True)
-            shutil.rmtree(model.with_name(model.name + "-bf16"), ignore_errors=True)
+            shutil.rmtree(bf16_of(model), ignore_errors=True)
     for line in summary(rows):
         print(line)
     print(json.dumps({"shape": args.shape, "format": args.format, "runs": rows}))

@@ -167,12 +167,15 @@ class LogitAccumulator:
         for start in range(0, a.shape[0], rows):
             terms = _position_terms(a[start : start + rows], b[start : start + rows])
             assert terms is not None
-            kl, top1, overlap, n = terms
-            self.positions += int(kl.shape[0])
-            self.kl_sum += float(kl.sum())
-            self.kl_max = max(self.kl_max, float(kl.max()))
-            self.top1 += int(top1.sum())
-            self.top5 += float(overlap.sum()) / n
+            self._take(*terms)
+
+    def _take(self, kl: torch.Tensor, top1: torch.Tensor, overlap: torch.Tensor, n: int) -> None:
+        """Adds the per-position terms of :func:`_position_terms`."""
+        self.positions += int(kl.shape[0])
+        self.kl_sum += float(kl.sum())
+        self.kl_max = max(self.kl_max, float(kl.max()))
+        self.top1 += int(top1.sum())
+        self.top5 += float(overlap.sum()) / n
 
     def result(self) -> LogitMetrics:
         p = max(self.positions, 1)
@@ -219,12 +222,8 @@ def add_logits_per_position(
     terms = _position_terms(a, b)
     if terms is None:
         return
+    total._take(*terms)
     kl, top1, overlap, n = terms
-    total.positions += int(a.shape[0])
-    total.kl_sum += float(kl.sum())
-    total.kl_max = max(total.kl_max, float(kl.max()))
-    total.top1 += int(top1.sum())
-    total.top5 += float(overlap.sum()) / n
     for acc, k, same, shared in zip(
         per_position, kl.tolist(), top1.tolist(), overlap.tolist(), strict=True
     ):

@@ -23,7 +23,7 @@ from adaptgate.reference.dump import (
     write_dump,
 )
 from adaptgate.reference.identity import tokenizer_fingerprint
-from adaptgate.reference.memory import peak_rss_bytes
+from adaptgate.reference.memory import peak_rss_bytes, trim_heap
 from adaptgate.reference.prompts import (
     EncodedPrompt,
     Prompt,
@@ -31,7 +31,6 @@ from adaptgate.reference.prompts import (
     encode_prompts,
     load_prompts,
 )
-from adaptgate.reference.skeleton import trim_heap
 
 if TYPE_CHECKING:
     import torch

@@ -8,7 +8,8 @@ A. **Inputs of every layer.** transformers' own ``model.forward`` runs with each
    its input; the last one stops the forward. Only the input units (``base``, and the input
    embeddings when they are a unit of their own) are needed.
 B. **The layers.** For each layer in order: load it, run every sequence through it with its
-   recorded arguments, free it when streaming.
+   recorded arguments, free it when streaming. A streamed MoE layer's routed experts are read by
+   group for all sequences together (:mod:`adaptgate.reference.experts`).
 C. **The tail.** ``model.forward`` runs again with every layer replaced by the recorded output
    of the last layer, so final norm, LM head and any logit post-processing are the model's own
    (:func:`tail_logits`; its inputs are zero embeddings, so the input embeddings are not held).
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from adaptgate.reference.kvcache import CacheFactory, dynamic_cache
@@ -163,6 +165,18 @@ class Engine:
         if self.on_unit is not None:
             self.on_unit(unit)
 
+    def _layer(
+        self, i: int, layer: torch.nn.Module, hidden: list[torch.Tensor], calls: list[_Calls]
+    ) -> list[Any]:
+        """Layer ``i``'s output for every sequence (in one group pass over its routed experts
+        when they are read by group)."""
+        one = [
+            partial(layer, h, *c.args[i][1:], **c.kwargs[i])
+            for h, c in zip(hidden, calls, strict=True)
+        ]
+        experts = self.lm.experts.get(i)
+        return experts.run(one) if experts is not None else [call() for call in one]
+
     def step(
         self,
         seqs: list[Sequence],
@@ -187,14 +201,14 @@ class Engine:
             if capture:
                 for out, h in zip(outputs, hidden, strict=True):
                     out.hidden["embed"] = _host(h)
-            raw: list[Any] = [None] * len(seqs)
+            raw: list[Any] = []
             for i, layer in enumerate(self.lm.layers):
                 with (
                     self.lm.holding(layer_unit(i), release=self.stream, keep=keep),
                     self._simulating(),
                 ):
-                    for k, c in enumerate(calls):
-                        raw[k] = layer(hidden[k], *c.args[i][1:], **c.kwargs[i])
+                    raw = self._layer(i, layer, hidden, calls)
+                    for k in range(len(seqs)):
                         hidden[k] = first_output(raw[k])
                         if i in capture:
                             outputs[k].hidden[str(i)] = _host(hidden[k])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +14,12 @@ if TYPE_CHECKING:
 # activations, logits, the dump and the OS): a model under it is fully loaded, and in streamed
 # mode dequantized layers are kept (cached) in RAM up to it.
 FULL_LOAD_SHARE = 0.6
+
+
+def trim_heap() -> None:
+    """Returns freed heap pages to the OS (glibc), so RSS follows what is really held."""
+    with suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _status_kib(field: str) -> int | None:

@@ -102,10 +102,13 @@ class ReferenceSession:
         stream: bool | None = None,
         simulate: str | None = None,
         max_memory: int | None = None,
+        group_experts: bool = True,
     ) -> None:
         """``stream`` None: stream when the model does not fit the memory budget (``max_memory``
         bytes, default :func:`~adaptgate.reference.memory.memory_budget`); in streamed mode the
-        budget, less one unit being streamed, is the RAM cache of dequantized units."""
+        budget, less one unit being streamed, is the RAM cache of dequantized units, and MoE
+        layers read their routed experts by group (``group_experts``, not with ``simulate``:
+        :mod:`adaptgate.reference.experts`)."""
         import torch
 
         from adaptgate.checkpoint import open_checkpoint
@@ -124,6 +127,8 @@ class ReferenceSession:
             else stream
         )
         self.lm: LayeredModel = build_model(self.weights, device, self.torch_dtype)
+        if self.stream and group_experts and simulate is None:
+            self.lm.stream_experts()
         if self.stream:
             self.lm.cache_budget = max(0, (self.memory_budget or 0) - self.lm.largest_unit_bytes())
         self.tokenizer = load_tokenizer(self.ckpt.root)
@@ -134,20 +139,8 @@ class ReferenceSession:
             from adaptgate.reference.simulate import Simulation
 
             self.simulation = Simulation(self.lm, simulate)
-        self._load_seconds = 0.0
-        self._wrap_load()
         if not self.stream:
             self.lm.load_all()
-
-    def _wrap_load(self) -> None:
-        original = self.lm.load
-
-        def timed(unit: str) -> None:
-            t0 = time.perf_counter()
-            original(unit)
-            self._load_seconds += time.perf_counter() - t0
-
-        self.lm.load = timed  # type: ignore[method-assign]
 
     @property
     def mode(self) -> str:
@@ -185,7 +178,7 @@ class ReferenceSession:
         return outs
 
     def _finish(self, stats: RunStats, t0: float, load0: float) -> RunStats:
-        stats.load_seconds = self._load_seconds - load0
+        stats.load_seconds = self.lm.load_seconds - load0
         stats.total_seconds = time.perf_counter() - t0
         return stats
 
@@ -213,7 +206,7 @@ class ReferenceSession:
                 f"{len(continuations)} continuations for {len(prompts)} prompts (top_k {top_k})",
                 fix="give one continuation (possibly empty) per prompt and top_k >= 1",
             )
-        t0, load0 = time.perf_counter(), self._load_seconds
+        t0, load0 = time.perf_counter(), self.lm.load_seconds
         engine = self._engine(cache_factory, on_unit)
         seqs = [engine.new_sequence() for _ in prompts]
         ids = [
@@ -252,7 +245,7 @@ class ReferenceSession:
 
         if max_new_tokens < 0 or top_k < 1:
             raise UsageError("max_new_tokens must be >= 0 and top_k >= 1")
-        t0, load0 = time.perf_counter(), self._load_seconds
+        t0, load0 = time.perf_counter(), self.lm.load_seconds
         engine = self._engine(cache_factory, on_unit)
         seqs = [engine.new_sequence() for _ in prompts]
         ids = [torch.tensor([p.token_ids], dtype=torch.long) for p in prompts]
@@ -304,7 +297,7 @@ class ReferenceSession:
         return token
 
     def total_load_seconds(self) -> float:
-        return self._load_seconds
+        return self.lm.load_seconds
 
     def describe(self) -> dict[str, Any]:
         cfg = self.lm.model.config

@@ -8,7 +8,10 @@ conversion (renamings, per-expert weights merged into fused MoE tensors, tied em
 input and output embeddings are untied, each is a unit of its own (``embed``, ``head``): a pass
 holds the input embeddings only before the layers and the LM head only after them, so the two
 largest matrices of a dense model are never held together. Freeing a unit puts its parameters
-back on the meta device. Checkpoint layers beyond
+back on the meta device. In streamed mode a MoE layer's unit holds no routed experts: they are
+read a group at a time, only those the tokens are routed to (:mod:`adaptgate.reference.experts`,
+:meth:`LayeredModel.stream_experts`); every mode computes experts with transformers' eager
+forward. Checkpoint layers beyond
 ``num_hidden_layers`` (GLM's MTP layer) are ignored, as ``from_pretrained`` ignores them.
 
 In streamed mode, units are kept loaded after use while their dequantized weights (in the compute
@@ -20,15 +23,16 @@ first.
 
 from __future__ import annotations
 
-import ctypes
 import logging
+import time
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from adaptgate.errors import CheckpointFormatError, ConfigError, UsageError
-from adaptgate.reference.memory import model_bytes
+from adaptgate.reference.experts import RoutedExperts, find_routed_experts
+from adaptgate.reference.memory import model_bytes, trim_heap
 from adaptgate.reference.weights import WeightSource, layer_index
 
 if TYPE_CHECKING:
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
 BASE = "base"
 EMBED = "embed"  # the input embeddings, when untied from the LM head
 HEAD = "head"  # the LM head (output embeddings), when untied
+OUTSIDE_LAYERS = (BASE, EMBED, HEAD)
 
 
 def layer_unit(index: int) -> str:
@@ -75,12 +80,6 @@ def _to_meta(module: torch.nn.Module) -> None:
                 )
 
 
-def trim_heap() -> None:
-    """Returns freed heap pages to the OS (glibc), so RSS follows what is really held."""
-    with suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
 def _find_layers(model: torch.nn.Module, count: int) -> tuple[str, torch.nn.ModuleList]:
     import torch
 
@@ -111,6 +110,8 @@ class LayeredModel:
     kept: set[str] = field(default_factory=set)  # units the cache holds
     kept_bytes: int = 0
     cache_hits: int = 0  # holds of a unit the cache already held
+    experts: dict[int, RoutedExperts] = field(default_factory=dict)  # layer -> read by group
+    load_seconds: float = 0.0  # reading, dequantizing and converting weights, so far
     _mapping: list[Any] = field(default_factory=list)
 
     @property
@@ -119,7 +120,29 @@ class LayeredModel:
 
     def unit_bytes(self, unit: str) -> int:
         """The unit's loaded size: its checkpoint tensors in the compute dtype."""
-        return model_bytes(self.weights, self.dtype.itemsize, self.units.get(unit, []))
+        return model_bytes(self.weights, self.dtype.itemsize, self.unit_names(unit))
+
+    def unit_names(self, unit: str) -> list[str]:
+        """The checkpoint tensors loading ``unit`` reads: not the routed experts read by group."""
+        names = self.units.get(unit, [])
+        experts = self._routed(unit)
+        if experts is None:
+            return names
+        grouped = experts.tensor_names
+        return [n for n in names if n not in grouped]
+
+    def _routed(self, unit: str) -> RoutedExperts | None:
+        if not self.experts or not unit.startswith("layer."):
+            return None
+        return self.experts.get(int(unit.split(".")[1]))
+
+    def stream_experts(self) -> None:
+        """From now on, MoE layers' routed experts are read by group, each group at most the
+        largest other unit's size (:mod:`adaptgate.reference.experts`). Before any load."""
+        self.experts = find_routed_experts(self)
+        group = max(self.unit_bytes(u) for u in self.units)
+        for experts in self.experts.values():
+            experts.group_bytes = group
 
     def largest_unit_bytes(self) -> int:
         return max(self.unit_bytes(u) for u in self.units)
@@ -154,12 +177,17 @@ class LayeredModel:
     def load(self, unit: str) -> None:
         if unit in self.loaded:
             return
-        state = {name: self.weights.read(name) for name in self.units.get(unit, [])}
+        t0 = time.perf_counter()
+        state = {name: self.weights.read(name) for name in self.unit_names(unit)}
         self._load_state(state, unit)
         del state
         self.loaded.add(unit)
+        self.load_seconds += time.perf_counter() - t0
 
     def free(self, unit: str) -> None:
+        experts = self._routed(unit)
+        if experts is not None:
+            experts.release()
         if unit not in self.loaded:
             return
         for module in self.unit_modules(unit):
@@ -181,6 +209,9 @@ class LayeredModel:
         try:
             yield
         finally:
+            experts = self._routed(unit)
+            if experts is not None:  # a group is never kept
+                experts.release()
             if release and not self._keep(unit, keep):
                 self.free(unit)
 
@@ -206,7 +237,9 @@ class LayeredModel:
         self.kept_bytes += size
         return True
 
-    def _load_state(self, state: dict[str, torch.Tensor], unit: str) -> None:
+    def convert_state(self, state: dict[str, torch.Tensor]) -> Any:
+        """Loads checkpoint tensors into the model through transformers' own conversion; returns
+        its loading info (missing keys...)."""
         from transformers.core_model_loading import convert_and_load_state_dict_in_model
         from transformers.modeling_utils import LoadStateDictConfig
 
@@ -227,19 +260,23 @@ class LayeredModel:
                 fix="check that config.json matches the weights",
             )
         self.unexpected += sorted(info.unexpected_keys)
+        return info
+
+    def _load_state(self, state: dict[str, torch.Tensor], unit: str) -> None:
+        info = self.convert_state(state)
         if unit == BASE:
             self.model.tie_weights(missing_keys=set(info.missing_keys), recompute_mapping=True)
+        experts = self._routed(unit)
+        grouped = set() if experts is None else {id(p) for p in experts.module.parameters()}
         missing = [
             f"{name}"
             for module in self.unit_modules(unit)
-            for name, p in module.named_parameters(recurse=unit not in (BASE, EMBED, HEAD))
-            if p.device.type == "meta"
+            for name, p in module.named_parameters(recurse=unit not in OUTSIDE_LAYERS)
+            if p.device.type == "meta" and id(p) not in grouped
         ]
         if missing:
             where = (
-                "outside the decoder layers"
-                if unit in (BASE, EMBED, HEAD)
-                else unit.replace(".", " ")
+                "outside the decoder layers" if unit in OUTSIDE_LAYERS else unit.replace(".", " ")
             )
             raise CheckpointFormatError(
                 f"the checkpoint lacks {len(missing)} parameters of {where} (e.g. {missing[0]})",
@@ -331,6 +368,9 @@ def build_model(weights: WeightSource, device: str, dtype: torch.dtype) -> Layer
                 fix="the reference needs an architecture transformers supports natively",
             ) from None
     model.eval()
+    # transformers' per-expert loop (the definition the faster kernels approximate); streamed
+    # MoE layers compute the same loop by group, bit for bit (adaptgate.reference.experts)
+    model.config._experts_implementation = "eager"
     for module in model.modules():
         for name, buf in list(module._buffers.items()):
             if buf is not None:

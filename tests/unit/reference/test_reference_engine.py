@@ -34,7 +34,9 @@ def test_logits_hidden_and_greedy_equal_transformers(
     gens, _ = session.run(
         _encoded(IDS), max_new_tokens=4, capture=set(range(layers)), stop_at_eos=False
     )
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(  # MoE: the eager experts, the reference's
+        path, dtype=torch.float32, experts_implementation="eager"
+    ).eval()
     with torch.no_grad():
         for ids, gen in zip(IDS, gens, strict=True):
             inp = torch.tensor([ids])
