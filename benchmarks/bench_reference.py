@@ -25,13 +25,16 @@ SPEED_MODEL = {"hidden": 512, "inter": 1536, "layers": 8, "vocab": 16384, "heads
 
 
 def write_model(out: Path, *, hidden: int, inter: int, layers: int, vocab: int, heads: int,
-                kv: int, head_dim: int | None = None, fp8: bool = False) -> Path:  # fmt: skip
+                kv: int, head_dim: int | None = None, fp8: bool = False, experts: int = 0,
+                top_k: int = 0, moe_inter: int = 0) -> Path:  # fmt: skip
     """A Qwen3 checkpoint with random bf16 weights, the demo tokenizer, sharded at ~1 GB.
 
     ``head_dim`` defaults to ``hidden // heads``. ``fp8``: the decoder layers' Linear weights in
     the fine-grained FP8 block format of Qwen3-*-FP8 (float8_e4m3fn + ``weight_scale_inv``,
     128x128 blocks, quantized by adaptgate's own ``quantize_fp8_block``); embeddings, norms and
-    the LM head stay bf16, as in the real checkpoints."""
+    the LM head stay bf16, as in the real checkpoints. ``experts``: a Qwen3-MoE checkpoint
+    (``mlp.gate`` router, kept bf16 as in Qwen3-*-A*-FP8, and ``experts`` experts of
+    ``moe_inter``, ``top_k`` per token, named ``mlp.experts.<e>.*``) instead of a dense MLP."""
     import torch
     from safetensors.torch import save_file
 
@@ -49,6 +52,13 @@ def write_model(out: Path, *, hidden: int, inter: int, layers: int, vocab: int, 
         "tie_word_embeddings": False, "torch_dtype": "bfloat16", "hidden_act": "silu",
         "attention_bias": False, "eos_token_id": 2902, "bos_token_id": 2900,
     }  # fmt: skip
+    if experts:
+        config |= {
+            "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe",
+            "num_experts": experts, "num_experts_per_tok": top_k,
+            "moe_intermediate_size": moe_inter, "decoder_sparse_step": 1, "mlp_only_layers": [],
+            "norm_topk_prob": True,
+        }  # fmt: skip
     if fp8:
         config["quantization_config"] = fp8_block.quantization_config(block)
     (out / "config.json").write_text(json.dumps(config, indent=2))
@@ -72,18 +82,26 @@ def write_model(out: Path, *, hidden: int, inter: int, layers: int, vocab: int, 
             p + "self_attn.o_proj.weight": (hidden, heads * head_dim),
             p + "self_attn.q_norm.weight": (head_dim,),
             p + "self_attn.k_norm.weight": (head_dim,),
-            p + "mlp.gate_proj.weight": (inter, hidden),
-            p + "mlp.up_proj.weight": (inter, hidden),
-            p + "mlp.down_proj.weight": (hidden, inter),
             p + "input_layernorm.weight": (hidden,),
             p + "post_attention_layernorm.weight": (hidden,),
         }
+        mlp = [(f"{p}mlp.", inter)]
+        if experts:
+            shapes[p + "mlp.gate.weight"] = (experts, hidden)
+            mlp = [(f"{p}mlp.experts.{e}.", moe_inter) for e in range(experts)]
+        for prefix, width in mlp:
+            shapes |= {
+                prefix + "gate_proj.weight": (width, hidden),
+                prefix + "up_proj.weight": (width, hidden),
+                prefix + "down_proj.weight": (hidden, width),
+            }
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = total = 0
     for name, shape in shapes.items():
         t = torch.ones(shape, dtype=torch.bfloat16) if len(shape) == 1 else w(*shape)
         tensors = {name: t}
-        if fp8 and len(shape) == 2 and name.startswith("model.layers."):
+        router = name.endswith("mlp.gate.weight")
+        if fp8 and len(shape) == 2 and name.startswith("model.layers.") and not router:
             q, scale = fp8_block.quantize_fp8_block(t, block)
             tensors = {name: q, name.replace(".weight", f".{names.SCALE_INV}"): scale}
         if size > 1 << 30:

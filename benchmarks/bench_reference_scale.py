@@ -18,6 +18,8 @@ Parts:
 - ``kvcache``: ``adaptgate kvcache --mode teacher-forced --stream-layers`` (every format and the
   baseline in one layer-streamed pass along the built-in forced texts, cut to N tokens); it takes
   no memory budget (the default one).
+- ``forced-whole``, ``greedy-whole``: the same with MoE layers loading all their experts, as
+  before routed experts were read by group (the baseline of a MoE shape).
 - ``precision``: the precision gate's reference work, as ``PrecisionGate.run`` does it with a
   server: the source checkpoint scores N given tokens per prompt (the server's continuation),
   then the BF16 conversion (``adaptgate convert --to bf16``, made once before the runs and not
@@ -41,10 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_reference import write_model  # the benchmarks' shared model writer
-
-# real shapes of Qwen3 (dense; embeddings untied as in the 4B/8B checkpoints)
+# real shapes of Qwen3 (embeddings untied as in the 4B/8B checkpoints); the MoE layers are
+# Qwen3-30B-A3B's and Qwen3-235B-A22B's (--layers keeps the first N: their depth exceeds the disk)
 SHAPES: dict[str, dict[str, int]] = {
     "0.6b": {"hidden": 1024, "inter": 3072, "layers": 28, "vocab": 151936, "heads": 16, "kv": 8,
              "head_dim": 128},
@@ -52,6 +52,10 @@ SHAPES: dict[str, dict[str, int]] = {
            "head_dim": 128},
     "8b": {"hidden": 4096, "inter": 12288, "layers": 36, "vocab": 151936, "heads": 32, "kv": 8,
            "head_dim": 128},
+    "30b-a3b": {"hidden": 2048, "inter": 6144, "layers": 48, "vocab": 151936, "heads": 32, "kv": 4,
+                "head_dim": 128, "experts": 128, "top_k": 8, "moe_inter": 768},
+    "235b-a22b": {"hidden": 4096, "inter": 12288, "layers": 94, "vocab": 151936, "heads": 64,
+                  "kv": 4, "head_dim": 128, "experts": 128, "top_k": 8, "moe_inter": 1536},
 }  # fmt: skip
 
 KVCACHE_CHILD = """
@@ -68,14 +72,19 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "passes": r.weights.passe
                   "verdicts": {f.format: f.verdict for f in r.formats}}))
 """
 
-# argv: model, forced|greedy|precision, tokens, budget (bytes or "default"); dumps go to a temp dir
+# argv: model, forced|greedy|precision[-whole], tokens, budget (bytes or "default"); dumps go to a
+# temp dir. "-whole": MoE layers load all their experts (the way before routed experts by group)
 REFERENCE_CHILD = """
 import json, sys, tempfile, time
 from importlib import resources
 from pathlib import Path
 from adaptgate.reference.api import ReferenceConfig, build_reference, encoded_prompts
 from adaptgate.reference.session import load_tokenizer
+from adaptgate.reference.skeleton import LayeredModel
 model, path, n, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+if path.endswith("-whole"):
+    LayeredModel.stream_experts = lambda self: None
+    path = path.removesuffix("-whole")
 t0 = time.perf_counter()
 extra = {}
 with tempfile.TemporaryDirectory() as out:
@@ -101,7 +110,8 @@ with tempfile.TemporaryDirectory() as out:
         t = t.model_copy(update={k: getattr(t, k) + getattr(c, k) for k in (
             "passes", "bytes_read_total", "load_seconds", "forward_seconds")})
 print(json.dumps({"seconds": time.perf_counter() - t0, "passes": t.passes,
-                  "bytes_read": t.bytes_read_total, "load_seconds": t.load_seconds,
+                  "bytes_read": t.bytes_read_total, "bytes_read_per_pass": t.bytes_read_per_pass,
+                  "load_seconds": t.load_seconds,
                   "pass_seconds": t.forward_seconds, "cache_bytes": t.cache_bytes,
                   "budget_bytes": t.memory_budget_bytes} | extra))
 """
@@ -132,6 +142,8 @@ PARTS: dict[str, Part] = {
     "greedy": Part(reference_child("greedy"), (8,), "reference"),
     "kvcache": Part(kvcache_child, (32, 128, 512), "kvcache", budgeted=False),
     "precision": Part(reference_child("precision"), (32,), "precision"),
+    "forced-whole": Part(reference_child("forced-whole"), (0, 32), "reference-whole"),
+    "greedy-whole": Part(reference_child("greedy-whole"), (8,), "reference-whole"),
 }
 
 
@@ -149,6 +161,18 @@ def converted(model: Path) -> Path:
         subprocess.run([str(cli), "convert", str(model), str(out), "--to", "bf16", "-q",
                         "--no-source-hash"], check=True)  # fmt: skip
     return out
+
+
+def write(model: Path, shape: dict[str, int], *, fp8: bool) -> None:
+    """``write_model`` in a child: a child's peak RSS starts from its parent's RSS when it
+    forks, so this process must not grow by writing the model before it measures children."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        "import json; from pathlib import Path; from bench_reference import write_model; "
+        "write_model(Path(sys.argv[1]), **json.loads(sys.argv[2]), fp8=sys.argv[3] == '1')"
+    )
+    subprocess.run([sys.executable, "-c", code, str(model), json.dumps(shape), str(int(fp8))],
+                   check=True)  # fmt: skip
 
 
 def measure(cmd: list[str]) -> dict[str, object]:
@@ -208,17 +232,19 @@ def main() -> None:
     ap.add_argument(
         "--budgets", default="0,default", help="--max-memory values of the reference parts, bytes"
     )
+    ap.add_argument("--layers", type=int, help="keep the shape's first N layers")
     ap.add_argument("--workdir", type=Path, help="where the checkpoint goes [default: a temp dir]")
     ap.add_argument("--keep", action="store_true", help="keep the checkpoint")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    model = work / f"qwen3-{args.shape}-{args.format}"
+    shape = SHAPES[args.shape] | ({"layers": args.layers} if args.layers else {})
+    model = work / f"qwen3-{args.shape}-{shape['layers']}l-{args.format}"
     t0 = time.perf_counter()
     if not (model / "config.json").exists():
-        write_model(model, **SHAPES[args.shape], fp8=args.format == "fp8")
+        write(model, shape, fp8=args.format == "fp8")
     size = sum(f.stat().st_size for f in model.glob("*.safetensors"))
     print(f"{model}: {size / 1e9:.2f} GB, written in {time.perf_counter() - t0:.0f} s")
-    print(f"{'part':8} {'budget':>8} {'tokens':>6} {'wall s':>7} {'run s':>7} {'x':>5} "
+    print(f"{'part':12} {'budget':>8} {'tokens':>6} {'wall s':>7} {'run s':>7} {'x':>5} "
           f"{'passes':>6} {'GB read':>7} {'user s':>7} {'sys s':>6} {'RSS GB':>6} {'load':>5}",
           flush=True)  # fmt: skip
     rows: list[dict[str, object]] = []
@@ -237,7 +263,7 @@ def main() -> None:
                             "model_gb": size / 1e9}  # fmt: skip
                     rows.append(row)
                     print(
-                        f"{name:8} {budget:>8} {n:6d} {_f(row, 'wall_seconds'):7.1f} "
+                        f"{name:12} {budget:>8} {n:6d} {_f(row, 'wall_seconds'):7.1f} "
                         f"{_f(row, 'seconds'):7.1f} {_f(row, 'seconds') / base:5.2f} "
                         f"{_f(row, 'passes'):6.2f} {_f(row, 'bytes_read') / 1e9:7.2f} "
                         f"{_f(row, 'user_seconds'):7.1f} {_f(row, 'system_seconds'):6.1f} "
@@ -250,7 +276,8 @@ def main() -> None:
             shutil.rmtree(bf16_of(model), ignore_errors=True)
     for line in summary(rows):
         print(line)
-    print(json.dumps({"shape": args.shape, "format": args.format, "runs": rows}))
+    print(json.dumps({"shape": args.shape, "layers": shape["layers"], "format": args.format,
+                      "runs": rows}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -275,11 +275,8 @@ def run_kvcache(cfg: KVCacheConfig, out: Output | None = None) -> KVCacheResult:
     formats = [KV_FORMATS.get(n) for n in cfg.kv_dtypes]
     if out is not None:
         out.status(f"loading {cfg.model} on the CPU reference ({cfg.dtype})")
-    session = ReferenceSession(  # its forced pass counts whole layers: experts are not grouped
-        cfg.model,
-        dtype=cfg.dtype,
-        stream=False if cfg.mode == "full" else cfg.stream,
-        group_experts=False,
+    session = ReferenceSession(
+        cfg.model, dtype=cfg.dtype, stream=False if cfg.mode == "full" else cfg.stream
     )
     forced = cfg.mode == "teacher-forced" or session.stream
     shape = model_shape(session)

@@ -6,8 +6,11 @@ unquantized baseline, then one row per format, with the simulated cache of
 text's rows run through it -- the prompt first (prefill, each row per its arm's prefill mode),
 then the continuation in one chunk over the quantized cache, which is exactly the decode steps'
 attention (K/V quantized token by token with static scales, float rounding aside) -- and it is
-freed when streaming. A layer's cache is needed only while that layer runs, so it is dropped
-after it: memory holds one layer's K/V, not the model's.
+freed when streaming. Every text's prompt runs before any continuation, so a streamed MoE
+layer serves each round's experts together, reading only the routed ones
+(:mod:`adaptgate.reference.experts`); full load runs the calls in the same order. A layer's
+cache is needed only while that layer runs, so it is dropped after it: memory holds one layer's
+K/V, not the model's.
 
 The layers' arguments (masks, rotary cos/sin, positions) are recorded from transformers' own
 ``model.forward`` with recorders in place of the layers, as the reference's
@@ -32,6 +35,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from adaptgate.kvcache.run import (
@@ -121,8 +125,10 @@ class _Stop(Exception):
 
 
 def unit_bytes(lm: LayeredModel, unit: str) -> int:
+    """Checkpoint bytes loading ``unit`` reads (scales aside; routed experts read by group are
+    counted by :meth:`LayeredModel.experts_weight_bytes`)."""
     tensors = lm.weights.ckpt.tensors
-    return sum(tensors[n].nbytes for n in lm.units.get(unit, []))
+    return sum(tensors[n].nbytes for n in lm.unit_names(unit))
 
 
 class _Reader:
@@ -131,6 +137,7 @@ class _Reader:
     def __init__(self, lm: LayeredModel, stream: bool) -> None:
         """What is loaded already was read for this run too (by the session)."""
         self.lm, self.stream = lm, stream
+        self.experts0 = lm.experts_weight_bytes()  # routed experts read by group: counted after
         layers = sum(u.startswith("layer.") for u in lm.loaded)
         self.reads = WeightReads(0.0, sum(unit_bytes(lm, u) for u in lm.loaded), layers)
 
@@ -140,6 +147,15 @@ class _Reader:
                 self.reads.bytes_read += unit_bytes(self.lm, unit)
                 self.reads.layer_loads += unit.startswith("layer.")
         return self.lm.holding_all(units, release=self.stream)
+
+
+def _call(
+    layer: torch.nn.Module, i: int, text: _Text, chunk: int, cache: Any, *, baseline: bool = False
+) -> Callable[[], Any]:
+    """Layer ``i`` on ``text``'s chunk over ``cache`` (``baseline``: its first row only)."""
+    c = text.calls[chunk]
+    hidden = text.hidden[chunk][:1] if baseline else text.hidden[chunk]
+    return partial(layer, hidden, *c.args[i], **{**c.kwargs[i], "past_key_values": cache})
 
 
 def _record(lm: LayeredModel, ids: torch.Tensor, past: int) -> _Calls:
@@ -214,6 +230,7 @@ def forced_simulation(
         assert calibration is not None
         calibration.acc.add(layer, k[0], v[0])
 
+    config = lm.model.config
     with torch.inference_mode(), gqa_attention(lm.model):
         with reader.hold(*lm.input_units):
             state = []
@@ -228,19 +245,17 @@ def forced_simulation(
         done(1)
         for i, layer in enumerate(lm.layers):
             with reader.hold(f"layer.{i}"):
-                if calibration is not None:
-                    for s in state:  # the baseline's prompt, as a calibration prefill sees it
-                        cache = sim_cache(lm.model.config, [None], calibrating)
-                        c = s.calls[0]
-                        layer(s.hidden[0][:1], *c.args[i], **{**c.kwargs[i],
-                              "past_key_values": cache})  # fmt: skip
+                if calibration is not None:  # the baseline's prompt, as a calibration prefill
+                    lm.run_layer(i, [_call(layer, i, s, 0, sim_cache(config, [None], calibrating),
+                                           baseline=True) for s in state])  # fmt: skip
                     calibration.rescale(i)
-                for s in state:
-                    cache = sim_cache(lm.model.config, row_arms, scanning)
-                    for j, c in enumerate(s.calls):
-                        kwargs = {**c.kwargs[i], "past_key_values": cache}
-                        s.hidden[j] = first_output(layer(s.hidden[j], *c.args[i], **kwargs))
-                    del cache  # this layer's K/V: no later layer reads them
+                caches = [sim_cache(config, row_arms, scanning) for _ in state]
+                for j in range(max(len(s.calls) for s in state)):  # prompts, then continuations
+                    todo = [k for k, s in enumerate(state) if j < len(s.calls)]
+                    outs = lm.run_layer(i, [_call(layer, i, state[k], j, caches[k]) for k in todo])
+                    for k, out in zip(todo, outs, strict=True):
+                        state[k].hidden[j] = first_output(out)
+                del caches  # this layer's K/V: no later layer reads them
             done(1)
         with reader.hold(*lm.output_units):
             for k, s in enumerate(state):
@@ -250,6 +265,7 @@ def forced_simulation(
                 _score(lm, final, runs, arms, baseline, k, width, logits_budget)
         done(1)
     reads = reader.reads
+    reads.bytes_read += lm.experts_weight_bytes() - reader.experts0
     reads.passes = reads.layer_loads / lm.num_layers
     sim = Simulation(baseline, runs, scan, time.perf_counter() - t0)
     return sim, reads

@@ -184,6 +184,8 @@ def _timings(session: ReferenceSession, stats: RunStats, total: float) -> Timing
         passes=stats.passes,
         bytes_read_per_pass=stats.bytes_read,
         bytes_read_total=session.weights.bytes_read,
+        experts_read_per_pass=stats.experts_read if session.routed_experts() else [],
+        routed_experts=session.routed_experts() or None,
         cache_hits=stats.cache_hits,
         cache_bytes=session.lm.kept_bytes,
         memory_budget_bytes=session.memory_budget,

@@ -56,7 +56,9 @@ class ModelFacts(BaseModel):
     vocab_size: int | None = None
     quantization: str = Field(description="the checkpoint's scheme label (BF16, FP8_BLOCK, ...)")
     model_hash: str | None = Field(
-        default=None, description="sha256 over every weight/scale tensor's bytes, by name"
+        default=None,
+        description="sha256 over every weight/scale tensor's bytes, by name; None when some "
+        "were never read (streamed MoE: experts no token went to)",
     )
     tokenizer_hash: str
     ignored_tensors: list[str] = Field(
@@ -76,6 +78,13 @@ class Timings(BaseModel):
     )
     bytes_read_total: int | None = Field(
         default=None, description="checkpoint bytes read in all, a full load's included"
+    )
+    experts_read_per_pass: list[int] = Field(
+        default_factory=list,
+        description="streamed MoE: routed experts each pass read (only those tokens went to)",
+    )
+    routed_experts: int | None = Field(
+        default=None, description="routed experts of the MoE layers read by group, all layers"
     )
     cache_hits: int | None = Field(default=None, description="units found in the RAM cache")
     cache_bytes: int | None = Field(default=None, description="dequantized bytes it holds")

@@ -170,12 +170,13 @@ class Engine:
     ) -> list[Any]:
         """Layer ``i``'s output for every sequence (in one group pass over its routed experts
         when they are read by group)."""
-        one = [
-            partial(layer, h, *c.args[i][1:], **c.kwargs[i])
-            for h, c in zip(hidden, calls, strict=True)
-        ]
-        experts = self.lm.experts.get(i)
-        return experts.run(one) if experts is not None else [call() for call in one]
+        return self.lm.run_layer(
+            i,
+            [
+                partial(layer, h, *c.args[i][1:], **c.kwargs[i])
+                for h, c in zip(hidden, calls, strict=True)
+            ],
+        )
 
     def step(
         self,

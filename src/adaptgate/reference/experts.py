@@ -21,8 +21,9 @@ inputs to :class:`RoutedExperts`:
    forward over all experts bit for bit. The reference computes experts eagerly in every mode
    (:func:`adaptgate.reference.skeleton.build_model`), so streamed equals full load.
 
-The last group stays loaded until the layer is released, so a layer called again in the same
-pass reuses it. A call of the experts outside :meth:`RoutedExperts.run` is served alone.
+The last group stays loaded until the layer is released: a later call of the layer in the same
+pass whose experts it holds reads nothing. A call of the experts outside
+:meth:`RoutedExperts.run` is served alone.
 
 Only experts modules that transformers builds from per-expert checkpoint tensors named
 ``<module path>.<expert>.…`` (every id ``0..num_experts-1`` present) and whose parameters are
@@ -36,10 +37,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from greenlet import getcurrent, greenlet
+
 if TYPE_CHECKING:
     import torch
 
     from adaptgate.reference.skeleton import LayeredModel
+
+
+class _LayerCall(greenlet):
+    """A call of the layer inside :meth:`RoutedExperts.run`: its experts call waits there."""
 
 
 @dataclass
@@ -59,6 +66,7 @@ class RoutedExperts:
     names: dict[int, list[str]]  # expert id -> its checkpoint tensors
     group_bytes: int = 0  # weights in the compute dtype a group may hold (0: one expert)
     loads: int = 0  # experts loaded so far
+    weight_bytes: int = 0  # their checkpoint weight tensors' bytes (scales aside)
     _meta: dict[str, torch.nn.Parameter] = field(default_factory=dict)
     _group: tuple[int, ...] = ()
 
@@ -82,13 +90,11 @@ class RoutedExperts:
     def run(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
         """Each call's result (calls of the layer this module belongs to), the experts' work of
         all of them done together, group by group."""
-        from greenlet import greenlet
-
         results: list[Any] = [None] * len(calls)
-        step: list[tuple[int, greenlet, tuple[Any, ...]]]
-        step = [(k, greenlet(call), ()) for k, call in enumerate(calls)]
+        step: list[tuple[int, _LayerCall, tuple[Any, ...]]]
+        step = [(k, _LayerCall(call), ()) for k, call in enumerate(calls)]
         while step:
-            waiting: list[tuple[int, greenlet, _Request]] = []
+            waiting: list[tuple[int, _LayerCall, _Request]] = []
             for k, g, answer in step:
                 value = g.switch(*answer)
                 if isinstance(value, _Request) and not g.dead:
@@ -112,11 +118,9 @@ class RoutedExperts:
         trim_heap()
 
     def _call(self, hidden: torch.Tensor, index: torch.Tensor, weights: torch.Tensor) -> Any:
-        from greenlet import getcurrent
-
         request = _Request(hidden, index, weights)
         current = getcurrent()
-        if current.parent is not None:  # inside run(): wait for the group pass
+        if isinstance(current, _LayerCall):  # inside run(): wait for the group pass
             return current.parent.switch(request)
         return self._serve([request])[0]
 
@@ -130,13 +134,13 @@ class RoutedExperts:
         hit = sorted(int(e) for e in routed if 0 <= e < self.num_experts)
         forward = type(self.module).forward  # the class's: eager, see the module docstring
         for group in self._groups(hit):
-            self._load(group)
-            sentinel = len(group)
+            held = self._hold(group)
             for r, acc in zip(requests, out, strict=True):
-                for j, expert in enumerate(group):
+                for expert in group:
                     mask = r.index == expert
                     if bool(mask.any()):
-                        alone = torch.where(mask, j, sentinel).to(r.index.dtype)
+                        alone = torch.where(mask, held.index(expert), len(held))
+                        alone = alone.to(r.index.dtype)
                         acc.add_(forward(self.module, r.hidden, alone, r.weights))
         return out
 
@@ -153,11 +157,15 @@ class RoutedExperts:
         if group:
             yield tuple(group)
 
+    def _hold(self, group: tuple[int, ...]) -> tuple[int, ...]:
+        """The experts loaded, in the module's order: the group, or the loaded one holding it."""
+        if not set(group) <= set(self._group):
+            self._load(group)
+        return self._group
+
     def _load(self, group: tuple[int, ...]) -> None:
         import torch
 
-        if group == self._group:
-            return
         self.release()
         t0 = time.perf_counter()
         for name, param in self._meta.items():
@@ -177,6 +185,8 @@ class RoutedExperts:
         setattr(self.module, "num_experts", len(group))  # noqa: B010
         self._group = group
         self.loads += len(group)
+        tensors = self.lm.weights.ckpt.tensors
+        self.weight_bytes += sum(tensors[n].nbytes for e in group for n in self.names[e])
         self.lm.load_seconds += time.perf_counter() - t0
 
 

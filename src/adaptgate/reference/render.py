@@ -46,3 +46,9 @@ def render(meta: ReferenceDump, console: Console, out_dir: str) -> None:
                 f"MiB read per pass {read}{more}; RAM cache {(t.cache_bytes or 0) / 2**20:.0f} "
                 f"MiB, {t.cache_hits} hits"
             )
+        if t.routed_experts:
+            per = ", ".join(str(n) for n in t.experts_read_per_pass[:4])
+            more = ", ..." if len(t.experts_read_per_pass) > 4 else ""
+            console.print(
+                f"routed experts read per pass (of {t.routed_experts}, by group): {per}{more}"
+            )

@@ -60,6 +60,7 @@ class RunStats:
     load_seconds: float = 0.0
     total_seconds: float = 0.0
     bytes_read: list[int] = field(default_factory=list)  # checkpoint bytes read, per pass
+    experts_read: list[int] = field(default_factory=list)  # routed experts read by group, per pass
     cache_hits: int = 0
 
     @property
@@ -171,11 +172,20 @@ class ReferenceSession:
         keep: bool,
     ) -> list[StepOutput]:
         """One ``Engine.step`` (one pass over the weights), with the bytes it read."""
-        read0, hits0 = self.weights.bytes_read, self.lm.cache_hits
+        read0, hits0, experts0 = self.weights.bytes_read, self.lm.cache_hits, self.experts_read()
         outs = engine.step(seqs, ids, capture=capture, keep=keep)
         stats.bytes_read.append(self.weights.bytes_read - read0)
+        stats.experts_read.append(self.experts_read() - experts0)
         stats.cache_hits += self.lm.cache_hits - hits0
         return outs
+
+    def experts_read(self) -> int:
+        """Routed experts read by group so far (each layer's expert counts once per read)."""
+        return sum(e.loads for e in self.lm.experts.values())
+
+    def routed_experts(self) -> int:
+        """Routed experts of the layers that read them by group (0: none does)."""
+        return sum(e.num_experts for e in self.lm.experts.values())
 
     def _finish(self, stats: RunStats, t0: float, load0: float) -> RunStats:
         stats.load_seconds = self.lm.load_seconds - load0

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -135,6 +135,16 @@ class LayeredModel:
         if not self.experts or not unit.startswith("layer."):
             return None
         return self.experts.get(int(unit.split(".")[1]))
+
+    def run_layer(self, index: int, calls: Sequence[Callable[[], Any]]) -> list[Any]:
+        """The results of ``calls`` of layer ``index``, in turn; a layer whose experts are read
+        by group serves all the calls' experts together (:meth:`RoutedExperts.run`)."""
+        experts = self.experts.get(index)
+        return experts.run(calls) if experts is not None else [call() for call in calls]
+
+    def experts_weight_bytes(self) -> int:
+        """Checkpoint weight bytes the routed experts read by group so far (scales aside)."""
+        return sum(e.weight_bytes for e in self.experts.values())
 
     def stream_experts(self) -> None:
         """From now on, MoE layers' routed experts are read by group, each group at most the

@@ -123,3 +123,30 @@ def test_a_pass_reads_only_the_routed_experts(tiny_model: Callable[..., Path]) -
 def test_dense_models_have_no_grouped_experts(tiny_model: Callable[..., Path]) -> None:
     session = _session(tiny_model(arch="qwen3", format="bf16"), stream=True)
     assert session.lm.experts == {}
+
+
+@pytest.mark.slow
+def test_the_dump_reports_the_experts_each_pass_read(
+    tiny_model: Callable[..., Path], tmp_path: Path
+) -> None:
+    from rich.console import Console
+
+    from adaptgate.reference.api import ReferenceConfig, build_reference
+    from adaptgate.reference.render import render
+
+    path = tiny_model(arch="qwen3_moe", format="fp8_block")
+    cfg = ReferenceConfig(model=str(path), out=tmp_path / "d", stream=True, max_memory=0,
+                          max_new_tokens=3)  # fmt: skip
+    dump = build_reference(cfg)
+    t = dump.timings
+    assert t is not None and t.routed_experts == 2 * 8  # 2 layers of 8 experts
+    assert len(t.experts_read_per_pass) == t.passes == 3
+    assert all(0 < n <= 16 for n in t.experts_read_per_pass)
+    assert t.experts_read_per_pass[1] <= t.experts_read_per_pass[0]  # one token per prompt
+    console = Console(record=True, width=200)
+    render(dump, console, str(tmp_path / "d"))
+    per = ", ".join(map(str, t.experts_read_per_pass))
+    assert f"routed experts read per pass (of 16, by group): {per}" in console.export_text()
+    full = build_reference(cfg.model_copy(update={"out": tmp_path / "f", "stream": False}))
+    assert full.timings is not None and full.timings.routed_experts is None
+    assert full.timings.experts_read_per_pass == []
