@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,7 @@ from adaptgate.kvcache.scales import Calibration, calibrated_scales
 from adaptgate.kvcache.scan import CalibrationAccumulator, ScanAccumulator
 from adaptgate.kvcache.sim import Arm, gqa_attention, sim_cache
 from adaptgate.reference.engine import ReplacedLayers, first_output, tail_logits
+from adaptgate.reference.memory import reusing_heap
 
 if TYPE_CHECKING:
     import torch
@@ -243,20 +244,24 @@ def forced_simulation(
                 ]
                 state.append(_Text(width, calls, [c.embed.expand(width, -1, -1) for c in calls]))
         done(1)
-        for i, layer in enumerate(lm.layers):
-            with reader.hold(f"layer.{i}"):
-                if calibration is not None:  # the baseline's prompt, as a calibration prefill
-                    lm.run_layer(i, [_call(layer, i, s, 0, sim_cache(config, [None], calibrating),
-                                           baseline=True) for s in state])  # fmt: skip
-                    calibration.rescale(i)
-                caches = [sim_cache(config, row_arms, scanning) for _ in state]
-                for j in range(max(len(s.calls) for s in state)):  # prompts, then continuations
-                    todo = [k for k, s in enumerate(state) if j < len(s.calls)]
-                    outs = lm.run_layer(i, [_call(layer, i, state[k], j, caches[k]) for k in todo])
-                    for k, out in zip(todo, outs, strict=True):
-                        state[k].hidden[j] = first_output(out)
-                del caches  # this layer's K/V: no later layer reads them
-            done(1)
+        with reusing_heap() if reader.stream else nullcontext():
+            for i, layer in enumerate(lm.layers):
+                with reader.hold(f"layer.{i}"):
+                    if calibration is not None:  # the baseline's prompt, as a calibration prefill
+                        fresh = [sim_cache(config, [None], calibrating) for _ in state]
+                        pairs = zip(state, fresh, strict=True)
+                        lm.run_layer(i, [_call(layer, i, s, 0, c, baseline=True) for s, c in pairs])
+                        calibration.rescale(i)
+                    caches = [sim_cache(config, row_arms, scanning) for _ in state]
+                    for j in range(max(len(s.calls) for s in state)):  # prompts, then continuations
+                        todo = [k for k, s in enumerate(state) if j < len(s.calls)]
+                        outs = lm.run_layer(
+                            i, [_call(layer, i, state[k], j, caches[k]) for k in todo]
+                        )
+                        for k, out in zip(todo, outs, strict=True):
+                            state[k].hidden[j] = first_output(out)
+                    del caches  # this layer's K/V: no later layer reads them
+                done(1)
         with reader.hold(*lm.output_units):
             for k, s in enumerate(state):
                 final = torch.cat([h[:, -1:] if j == 0 else h for j, h in enumerate(s.hidden)],

@@ -8,8 +8,9 @@ A. **Inputs of every layer.** transformers' own ``model.forward`` runs with each
    its input; the last one stops the forward. Only the input units (``base``, and the input
    embeddings when they are a unit of their own) are needed.
 B. **The layers.** For each layer in order: load it, run every sequence through it with its
-   recorded arguments, free it when streaming. A streamed MoE layer's routed experts are read by
-   group for all sequences together (:mod:`adaptgate.reference.experts`).
+   recorded arguments, free it when streaming (into pages the next layer reuses:
+   :func:`~adaptgate.reference.memory.reusing_heap`). A streamed MoE layer's routed experts are
+   read by group for all sequences together (:mod:`adaptgate.reference.experts`).
 C. **The tail.** ``model.forward`` runs again with every layer replaced by the recorded output
    of the last layer, so final norm, LM head and any logit post-processing are the model's own
    (:func:`tail_logits`; its inputs are zero embeddings, so the input embeddings are not held).
@@ -28,6 +29,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from adaptgate.reference.kvcache import CacheFactory, dynamic_cache
+from adaptgate.reference.memory import reusing_heap
 from adaptgate.reference.skeleton import BASE, LayeredModel, layer_unit
 
 if TYPE_CHECKING:
@@ -203,19 +205,20 @@ class Engine:
                 for out, h in zip(outputs, hidden, strict=True):
                     out.hidden["embed"] = _host(h)
             raw: list[Any] = []
-            for i, layer in enumerate(self.lm.layers):
-                with (
-                    self.lm.holding(layer_unit(i), release=self.stream, keep=keep),
-                    self._simulating(),
-                ):
-                    raw = self._layer(i, layer, hidden, calls)
-                    for k in range(len(seqs)):
-                        hidden[k] = first_output(raw[k])
-                        if i in capture:
-                            outputs[k].hidden[str(i)] = _host(hidden[k])
-                if self.stream and self.simulation is not None:
-                    self.simulation.reset()  # freed storage addresses get reused
-                self._done(layer_unit(i))
+            with reusing_heap() if self.stream else nullcontext():
+                for i, layer in enumerate(self.lm.layers):
+                    with (
+                        self.lm.holding(layer_unit(i), release=self.stream, keep=keep),
+                        self._simulating(),
+                    ):
+                        raw = self._layer(i, layer, hidden, calls)
+                        for k in range(len(seqs)):
+                            hidden[k] = first_output(raw[k])
+                            if i in capture:
+                                outputs[k].hidden[str(i)] = _host(hidden[k])
+                    if self.stream and self.simulation is not None:
+                        self.simulation.reset()  # freed storage addresses get reused
+                    self._done(layer_unit(i))
             with self.lm.holding_all(self.lm.output_units, release=self.stream, keep=keep):
                 for k, out in enumerate(outputs):
                     out.logits = _host(tail_logits(self.lm, raw[k]), copy=False)

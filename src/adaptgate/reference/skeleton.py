@@ -147,10 +147,11 @@ class LayeredModel:
         return sum(e.weight_bytes for e in self.experts.values())
 
     def stream_experts(self) -> None:
-        """From now on, MoE layers' routed experts are read by group, each group at most the
-        largest other unit's size (:mod:`adaptgate.reference.experts`). Before any load."""
+        """From now on, MoE layers' routed experts are read by group (:mod:`adaptgate.reference.
+        experts`), each group at most half the largest other unit: loading a group holds its
+        experts' tensors and their fused copy, twice its size. Before any load."""
         self.experts = find_routed_experts(self)
-        group = max(self.unit_bytes(u) for u in self.units)
+        group = max(self.unit_bytes(u) for u in self.units) // 2
         for experts in self.experts.values():
             experts.group_bytes = group
 
