@@ -103,13 +103,12 @@ class ReferenceSession:
         stream: bool | None = None,
         simulate: str | None = None,
         max_memory: int | None = None,
-        group_experts: bool = True,
     ) -> None:
         """``stream`` None: stream when the model does not fit the memory budget (``max_memory``
         bytes, default :func:`~adaptgate.reference.memory.memory_budget`); in streamed mode the
         budget, less one unit being streamed, is the RAM cache of dequantized units, and MoE
-        layers read their routed experts by group (``group_experts``, not with ``simulate``:
-        :mod:`adaptgate.reference.experts`)."""
+        layers read their routed experts by group (not with ``simulate``, whose weights are
+        recognised by storage: :mod:`adaptgate.reference.experts`)."""
         import torch
 
         from adaptgate.checkpoint import open_checkpoint
@@ -128,7 +127,7 @@ class ReferenceSession:
             else stream
         )
         self.lm: LayeredModel = build_model(self.weights, device, self.torch_dtype)
-        if self.stream and group_experts and simulate is None:
+        if self.stream and simulate is None:
             self.lm.stream_experts()
         if self.stream:
             self.lm.cache_budget = max(0, (self.memory_budget or 0) - self.lm.largest_unit_bytes())

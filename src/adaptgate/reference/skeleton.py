@@ -151,7 +151,7 @@ class LayeredModel:
         experts`), each group at most half the largest other unit: loading a group holds its
         experts' tensors and their fused copy, twice its size. Before any load."""
         self.experts = find_routed_experts(self)
-        group = max(self.unit_bytes(u) for u in self.units) // 2
+        group = self.largest_unit_bytes() // 2
         for experts in self.experts.values():
             experts.group_bytes = group
 
