@@ -173,13 +173,11 @@ class RoutedExperts:
             self.module._parameters[name] = torch.nn.Parameter(
                 torch.empty(shape, dtype=param.dtype, device="meta"), requires_grad=False
             )
-        state = {
-            f"{self.path}.{j}.{name[len(self.path) + len(str(e)) + 2 :]}": self.lm.weights.read(
-                name
-            )
-            for j, e in enumerate(group)
-            for name in self.names[e]
-        }
+        state = {}  # each expert's tensors renamed to its place in the group
+        for j, expert in enumerate(group):
+            for name in self.names[expert]:
+                rest = name.removeprefix(f"{self.path}.{expert}.")
+                state[f"{self.path}.{j}.{rest}"] = self.lm.weights.read(name)
         self.lm.convert_state(state)
         del state
         setattr(self.module, "num_experts", len(group))  # noqa: B010
