@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import nullcontext, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -244,7 +244,7 @@ def forced_simulation(
                 ]
                 state.append(_Text(width, calls, [c.embed.expand(width, -1, -1) for c in calls]))
         done(1)
-        with reusing_heap() if reader.stream else nullcontext():
+        with reusing_heap(reader.stream):
             for i, layer in enumerate(lm.layers):
                 with reader.hold(f"layer.{i}"):
                     if calibration is not None:  # the baseline's prompt, as a calibration prefill

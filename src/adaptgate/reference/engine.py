@@ -205,7 +205,7 @@ class Engine:
                 for out, h in zip(outputs, hidden, strict=True):
                     out.hidden["embed"] = _host(h)
             raw: list[Any] = []
-            with reusing_heap() if self.stream else nullcontext():
+            with reusing_heap(self.stream):
                 for i, layer in enumerate(self.lm.layers):
                     with (
                         self.lm.holding(layer_unit(i), release=self.stream, keep=keep),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ class _Heap:
     reusing = False  # inside reusing_heap()
 
 
+@cache
 def _libc() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL("libc.so.6")
@@ -43,14 +45,15 @@ def trim_heap() -> None:
 
 
 @contextmanager
-def reusing_heap() -> Iterator[None]:
-    """For the decoder layers of a streamed pass: each layer's weights reuse the pages the last
-    layer freed. glibc serves blocks over 32 MiB with fresh mmaps, whose every page faults when
-    first written (page faults were 40-60% of a streamed pass's time); inside, large blocks come
-    from the heap instead and freed units are not trimmed. The heap is trimmed on exit, so the
-    embeddings and LM head, loaded outside, are not held in it."""
+def reusing_heap(active: bool = True) -> Iterator[None]:
+    """For the decoder layers of a streamed pass (``active``; otherwise nothing): each layer's
+    weights reuse the pages the last layer freed. glibc serves blocks over 32 MiB with fresh
+    mmaps, whose every page faults when first written (page faults were 40-60% of a streamed
+    pass's time); inside, large blocks come from the heap instead and freed units are not
+    trimmed. The heap is trimmed on exit, so the embeddings and LM head, loaded outside, are not
+    held in it."""
     libc = _libc()
-    if libc is None or _Heap.reusing:
+    if not active or libc is None or _Heap.reusing:
         yield
         return
     libc.mallopt(_M_MMAP_MAX, 0)

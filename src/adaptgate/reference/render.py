@@ -10,6 +10,11 @@ if TYPE_CHECKING:
     from adaptgate.reference.dump import ReferenceDump
 
 
+def _first(values: list[str], count: int = 4) -> str:
+    """The first ``count`` values, then "..." when there are more."""
+    return ", ".join(values[:count]) + (", ..." if len(values) > count else "")
+
+
 def render(meta: ReferenceDump, console: Console, out_dir: str) -> None:
     from rich.table import Table
 
@@ -39,16 +44,12 @@ def render(meta: ReferenceDump, console: Console, out_dir: str) -> None:
             f"total {t.total_seconds:.2f} s{rss}"
         )
         if t.passes is not None:
-            read = ", ".join(f"{b / 2**20:.0f}" for b in t.bytes_read_per_pass[:4])
-            more = ", ..." if len(t.bytes_read_per_pass) > 4 else ""
+            read = _first([f"{b / 2**20:.0f}" for b in t.bytes_read_per_pass])
             console.print(
                 f"{meta.continuation} continuation: {t.passes} pass(es) over the weights, "
-                f"MiB read per pass {read}{more}; RAM cache {(t.cache_bytes or 0) / 2**20:.0f} "
+                f"MiB read per pass {read}; RAM cache {(t.cache_bytes or 0) / 2**20:.0f} "
                 f"MiB, {t.cache_hits} hits"
             )
         if t.routed_experts:
-            per = ", ".join(str(n) for n in t.experts_read_per_pass[:4])
-            more = ", ..." if len(t.experts_read_per_pass) > 4 else ""
-            console.print(
-                f"routed experts read per pass (of {t.routed_experts}, by group): {per}{more}"
-            )
+            per = _first([str(n) for n in t.experts_read_per_pass])
+            console.print(f"routed experts read per pass (of {t.routed_experts}, by group): {per}")
